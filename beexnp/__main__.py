@@ -1,0 +1,5 @@
+import sys
+
+from beexnp.cli import main
+
+sys.exit(main())

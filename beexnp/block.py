@@ -1,0 +1,66 @@
+r"""One BEExformer block and its exit head (DESIGN §5).
+
+    H = LayerNorm1(X + Dropout(MHA(X)))            post-norm
+    Y = LayerNorm2(H + Dropout(SLFN(H)))
+
+After block i, exit head i reads Y:  masked mean over real tokens -> Linear(d, C).
+"""
+import numpy as np
+
+from beexnp.attention import BinaryMultiHeadAttention
+from beexnp.dropout import Dropout
+from beexnp.linear import Linear
+from beexnp.module import Module
+from beexnp.norm import LayerNorm
+from beexnp.slfn import SLFN, BinaryFeedForward
+
+
+class Block(Module):
+    r"""Y = LN2(H + Drop(F(H))),  H = LN1(X + Drop(MHA(X, mask)))     X (B, T, d) -> Y (B, T, d)
+
+    F is the SLFN (``ffn="slfn"``) or the binarized feed-forward (``ffn="ffn"``)."""
+
+    def __init__(self, dim, heads, rng, ffn="slfn", dropout=0.1, binary=True, **binary_options):
+        if ffn not in ("slfn", "ffn"):
+            raise ValueError(f"ffn must be 'slfn' or 'ffn', got {ffn!r}")
+        dtype = binary_options.get("dtype", np.float32)
+        self.attn = BinaryMultiHeadAttention(dim, heads, rng, binary=binary, **binary_options)
+        self.drop1 = Dropout(dropout, rng)
+        self.norm1 = LayerNorm(dim, dtype=dtype)
+        ffn_class = SLFN if ffn == "slfn" else BinaryFeedForward
+        self.ffn = ffn_class(dim, rng, binary=binary, **binary_options)
+        self.drop2 = Dropout(dropout, rng)
+        self.norm2 = LayerNorm(dim, dtype=dtype)
+
+    def forward(self, X, mask):
+        H = self.norm1.forward(X + self.drop1.forward(self.attn.forward(X, mask)))   # (B, T, d)
+        return self.norm2.forward(H + self.drop2.forward(self.ffn.forward(H)))      # (B, T, d)
+
+    def backward(self, dY):
+        dS = self.norm2.backward(dY)                                      # gradient of H + Drop(F(H))
+        dH = dS + self.ffn.backward(self.drop2.backward(dS))
+        dR = self.norm1.backward(dH)                                      # gradient of X + Drop(MHA(X))
+        return dR + self.attn.backward(self.drop1.backward(dR))
+
+
+def masked_mean(Y, mask):
+    r"""m_b = sum_t mask_bt Y_bt / sum_t mask_bt        Y (B, T, d), mask (B, T) -> (B, d)"""
+    w = mask / mask.sum(axis=1, keepdims=True)                            # (B, T) weights of real tokens
+    return np.einsum("bt,btd->bd", w.astype(Y.dtype), Y), w
+
+
+class ExitHead(Module):
+    r"""z = Linear(masked_mean(Y, mask))        Y (B, T, d), mask (B, T) -> z (B, C)
+
+    Real precision (DESIGN §1).  C = 1 for regression (STS-B)."""
+
+    def __init__(self, dim, num_outputs, rng, dtype=np.float32):
+        self.linear = Linear(dim, num_outputs, rng, dtype=dtype)
+
+    def forward(self, Y, mask):
+        pooled, self.w = masked_mean(Y, mask)                             # (B, d)
+        return self.linear.forward(pooled)                                # (B, C)
+
+    def backward(self, dz):
+        dpooled = self.linear.backward(dz)                                # (B, d)
+        return self.w.astype(dz.dtype)[:, :, None] * dpooled[:, None, :]   # (B, T, d): spread over real tokens

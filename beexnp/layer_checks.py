@@ -1,0 +1,151 @@
+r"""Every layer of the package with small random inputs, ready for ``gradcheck``.
+
+``layer_cases`` builds one ``Case`` per layer (and per notable option) for any
+shape; the test suite checks each of them over many shapes, and
+``python -m beexnp gradcheck`` prints the table for one shape.  Inputs carry
+padding (each row keeps at least one real token) and stay away from the kinks
+of g, |x| and ReLU, where central differences are not valid.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from beexnp.activations import ReLU, Sigmoid, Softmax, Tanh
+from beexnp.attention import BinaryMultiHeadAttention
+from beexnp.block import Block, ExitHead
+from beexnp.dropout import Dropout
+from beexnp.embedding import Embedding, SinusoidalPositions
+from beexnp.gradcheck import format_table, gradcheck, randomize_parameters
+from beexnp.linear import BinaryLinear, Linear
+from beexnp.losses import MSE, SoftmaxCrossEntropy
+from beexnp.norm import LayerNorm
+from beexnp.sign import Sign
+from beexnp.slfn import SLFN, BinaryFeedForward
+
+
+@dataclass
+class Case:
+    name: str
+    module: object
+    inputs: tuple = ()
+    constants: dict = field(default_factory=dict)
+    forward: object = None
+    dout: object = None
+
+    def check(self, rng, **kwargs):
+        return gradcheck(self.module, self.inputs, self.constants, forward=self.forward,
+                         dout=self.dout, rng=rng, title=self.name, **kwargs)
+
+
+def kink_free(rng, shape, scale=1.0, margin=1e-3):
+    """Normal values, nudged off 0 and +-1 (kinks of sign, g, |x|, ReLU, clip)."""
+    x = rng.standard_normal(shape) * scale
+    for kink in (-1.0, 0.0, 1.0):
+        near = np.abs(x - kink) < margin
+        x[near] = kink + 10 * margin
+    return x
+
+
+def padding_mask(rng, batch, tokens):
+    """(B, T) of 1 for real tokens then 0 for padding; lengths random in [1, T],
+    with the longest row always full (as a padded batch is)."""
+    lengths = rng.integers(1, tokens + 1, size=batch)
+    lengths[rng.integers(batch)] = tokens
+    return (np.arange(tokens)[None, :] < lengths[:, None]).astype(np.float64)
+
+
+def with_fresh_dropout(module, seed=0):
+    """A forward that redraws the same dropout masks on every call (so f is a function)."""
+    def forward(*args, **kwargs):
+        for m in module.modules():
+            if isinstance(m, Dropout):
+                m.rng = np.random.default_rng(seed)
+        return module.forward(*args, **kwargs)
+    return forward
+
+
+def layer_cases(rng, batch=3, tokens=5, dim=8, heads=2, classes=3, vocab=11):
+    """One Case per layer (float64, random non-trivial parameters, padded batch)."""
+    B, T, d, C = batch, tokens, dim, classes
+    mask = padding_mask(rng, B, T)
+    x = kink_free(rng, (B, T, d))
+    dt = np.float64
+
+    def prepared(module):
+        return randomize_parameters(module.astype(dt), rng)
+
+    cases = [
+        Case("Sign (second order)", Sign("second_order"), (kink_free(rng, (B, d), 0.8),)),
+        Case("Sign (STE)", Sign("ste"), (kink_free(rng, (B, d), 0.8),)),
+        Case("Linear", prepared(Linear(d, C, rng, dtype=dt)), (x,)),
+        Case("BinaryLinear", prepared(BinaryLinear(d, C, rng, dtype=dt)), (x,)),
+        Case("BinaryLinear (STE)", prepared(BinaryLinear(d, C, rng, estimator="ste", dtype=dt)), (x,)),
+        Case("BinaryLinear (W1A1)", prepared(BinaryLinear(d, C, rng, binarize_input=True, dtype=dt)),
+             (kink_free(rng, (B, T, d), 0.8),)),
+        Case("Sigmoid", Sigmoid(), (x,)),
+        Case("Tanh", Tanh(), (x,)),
+        Case("ReLU", ReLU(), (x,)),
+        Case("Softmax", Softmax(), (x,)),
+        Case("LayerNorm", prepared(LayerNorm(d, dtype=dt)), (x,)),
+        Case("SinusoidalPositions (concat)", SinusoidalPositions(4), (x,)),
+        Case("SinusoidalPositions (add)", SinusoidalPositions(d, mode="add"), (x,)),
+        Case("BinaryMultiHeadAttention", prepared(BinaryMultiHeadAttention(d, heads, rng, dtype=dt)),
+             (x,), {"mask": mask}),
+        Case("MultiHeadAttention (full precision)",
+             prepared(BinaryMultiHeadAttention(d, heads, rng, binary=False, dtype=dt)), (x,), {"mask": mask}),
+        Case("SLFN", prepared(SLFN(d, rng, dtype=dt)), (x,)),
+        Case("SLFN (full precision)", prepared(SLFN(d, rng, binary=False, dtype=dt)), (x,)),
+        Case("BinaryFeedForward", prepared(BinaryFeedForward(d, rng, dtype=dt)), (x,)),
+        Case("ExitHead", prepared(ExitHead(d, C, rng, dtype=dt)), (x,), {"mask": mask}),
+    ]
+
+    drop = Dropout(0.3, np.random.default_rng(0))
+    cases.append(Case("Dropout", drop, (x,), forward=with_fresh_dropout(drop)))
+
+    for ffn in ("slfn", "ffn"):
+        block = prepared(Block(d, heads, rng, ffn=ffn, dropout=0.2, dtype=dt))
+        cases.append(Case(f"Block ({ffn})", block, (x,), {"mask": mask}, forward=with_fresh_dropout(block)))
+
+    ids = rng.integers(1, vocab, size=(B, T)) * mask.astype(np.int64)        # padding id 0 where mask is 0
+    g_ids = rng.standard_normal((B, T, d)) * mask[:, :, None]               # the model sends no gradient to padding
+    for binarize in (False, True):
+        emb = prepared(Embedding(vocab, d, rng, binarize=binarize, dtype=dt))
+        emb.weight.data[0] = 0
+        name = "Embedding (binarized)" if binarize else "Embedding"
+        cases.append(Case(name, emb, (), {"ids": ids}, dout=g_ids))
+
+    labels = rng.integers(0, C, size=B)
+    weights = rng.uniform(0.1, 1.0, size=B)
+    cases.append(Case("SoftmaxCrossEntropy", SoftmaxCrossEntropy(), (rng.standard_normal((B, C)),),
+                      {"labels": labels, "weights": weights}))
+    cases.append(Case("MSE", MSE(), (rng.standard_normal(B),),
+                      {"target": rng.standard_normal(B), "weights": weights}))
+    return cases
+
+
+def check_all(rng, **shape):
+    """Run every case; returns the list of reports."""
+    return [case.check(rng) for case in layer_cases(rng, **shape)]
+
+
+def register(subparsers):
+    p = subparsers.add_parser("gradcheck", help="check every layer's backward against central differences",
+                              description="Gradient-check every layer (float64, relaxed mode, random upstream "
+                                          "gradient) and print the table.")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=3)
+    p.add_argument("--tokens", type=int, default=5)
+    p.add_argument("--dim", type=int, default=8)
+    p.add_argument("--heads", type=int, default=2)
+    p.set_defaults(func=_run)
+
+
+def _run(args):
+    reports = check_all(np.random.default_rng(args.seed), batch=args.batch, tokens=args.tokens,
+                        dim=args.dim, heads=args.heads)
+    print(format_table(reports))
+    bad = [r.title for r in reports if not r.ok]
+    worst = max(r.max_error for r in reports)
+    print(f"\n{len(reports)} layers, largest relative error {worst:.2e}: "
+          + ("all ok" if not bad else "FAILED: " + ", ".join(bad)))
+    return 1 if bad else 0

@@ -1,0 +1,102 @@
+r"""Affine layers: the real ``Linear`` and the 1-bit ``BinaryLinear`` (DESIGN §1).
+
+Both act on the last axis of an input of any leading shape, (..., in) -> (..., out),
+and are computed as one matrix product on the (rows, in) view of the input.
+"""
+import numpy as np
+
+from beexnp.module import Module, Parameter
+from beexnp.sign import binarize, binarize_weight, binarize_weight_backward, get_estimator
+
+
+def init_weight(rng, n_in, n_out, dtype):
+    """Uniform in +-1/sqrt(n_in): unit-scale outputs, and inside [-1, 1] where g' lives."""
+    bound = 1.0 / np.sqrt(n_in)
+    return rng.uniform(-bound, bound, size=(n_in, n_out)).astype(dtype)
+
+
+def affine_forward(x, W, b):
+    """y = x W + b on the last axis.        x (..., in), W (in, out), b (out,) or None"""
+    y = x @ W                                                      # (..., out)
+    return y if b is None else y + b
+
+
+def affine_backward(dy, x, W):
+    """Gradients of y = x W + b: returns (dx, dW, db)."""
+    x2 = x.reshape(-1, x.shape[-1])                                # (rows, in)   a view, no copy
+    dy2 = dy.reshape(-1, dy.shape[-1])                             # (rows, out)
+    return dy @ W.T, x2.T @ dy2, dy2.sum(axis=0)                   # (..., in), (in, out), (out,)
+
+
+class Linear(Module):
+    r"""y = x W + b            x (..., in), W (in, out), b (out,)"""
+
+    def __init__(self, n_in, n_out, rng, bias=True, dtype=np.float32):
+        self.weight = Parameter(init_weight(rng, n_in, n_out, dtype))
+        self.bias = Parameter(np.zeros(n_out, dtype)) if bias else None
+
+    def effective_weight(self):
+        return self.weight.data
+
+    def forward(self, x):
+        self.x = x
+        return affine_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
+
+    def backward(self, dy):
+        dx, dW, db = affine_backward(dy, self.x, self.weight.data)
+        self.weight.grad += dW
+        if self.bias is not None:
+            self.bias.grad += db
+        return dx
+
+
+class BinaryLinear(Module):
+    r"""y = s(x) (alpha * sign(W)) + b,   alpha_j = mean_i |W_ij|      (DESIGN §1)
+
+    x (..., in), latent W (in, out), alpha (out,), b (out,).  s(x) = x by default
+    (W1A32); with ``binarize_input=True`` s(x) = sign(x) (W1A1).  The gradient
+    reaches W through sign (via the estimator's surrogate derivative) and, unless
+    ``alpha_grad=False``, through alpha.  In relaxed mode sign is replaced by the
+    estimator's smooth stand-in, so the backward is the exact derivative.
+
+    Because alpha is one scale per *output* unit, several BinaryLinear layers that
+    read the same input can be fused into one with their outputs side by side
+    (Q, K, V; the SLFN's four gates) without changing the math.
+    """
+
+    def __init__(self, n_in, n_out, rng, bias=True, estimator="second_order",
+                 alpha_grad=True, binarize_input=False, dtype=np.float32):
+        self.weight = Parameter(init_weight(rng, n_in, n_out, dtype), binary=True)
+        self.bias = Parameter(np.zeros(n_out, dtype)) if bias else None
+        self.estimator = get_estimator(estimator)
+        self.alpha_grad = alpha_grad
+        self.binarize_input = binarize_input
+
+    def effective_weight(self):
+        """alpha * sign(W) as the forward uses it (in binary mode: exactly +-alpha_j)."""
+        return binarize_weight(self.weight.data, self.estimator, self.relaxed)[0]
+
+    def forward(self, x):
+        self.Wb, self.w_cache = binarize_weight(self.weight.data, self.estimator, self.relaxed)  # (in, out)
+        self.x = x
+        self.xb = binarize(x, self.estimator, self.relaxed) if self.binarize_input else x        # (..., in)
+        return affine_forward(self.xb, self.Wb, None if self.bias is None else self.bias.data)                   # (..., out)
+
+    def backward(self, dy):
+        dx, dWb, db = affine_backward(dy, self.xb, self.Wb)
+        self.weight.grad += binarize_weight_backward(dWb, self.w_cache, self.alpha_grad)
+        if self.bias is not None:
+            self.bias.grad += db
+        if self.binarize_input:
+            dx = dx * self.estimator.grad(self.x)                  # through s(x)
+        return dx
+
+
+def make_linear(n_in, n_out, rng, binary, **binary_options):
+    """A BinaryLinear, or (binary=False) the real Linear of the full-precision twin.
+
+    ``binary_options`` are BinaryLinear's keywords (estimator, alpha_grad,
+    binarize_input, dtype); the real layer takes only dtype from them."""
+    if binary:
+        return BinaryLinear(n_in, n_out, rng, **binary_options)
+    return Linear(n_in, n_out, rng, dtype=binary_options.get("dtype", np.float32))

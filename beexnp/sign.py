@@ -1,0 +1,127 @@
+r"""sign(x) and the two ways of giving it a gradient (DESIGN §1).
+
+Forward, in binary mode, is always the hard sign with sign(0) = +1, so every
+value is one bit.  Its true derivative is 0 almost everywhere, which would stop
+all learning; an *estimator* supplies a surrogate derivative instead:
+
+* ``SecondOrderSign`` (BEExformer, the default): the derivative of the
+  piecewise-quadratic approximation
+
+  .. math::
+      g(x) = \begin{cases} -1 & x < -1\\ 2x + x^2 & -1 \le x < 0\\
+                           2x - x^2 & 0 \le x < 1\\ +1 & x \ge 1\end{cases}
+      \qquad g'(x) = \max(0,\; 2 - 2|x|)
+
+  a triangle around 0: weights about to flip get large gradients.
+
+* ``StraightThroughSign`` (STE): the derivative of the hard tanh
+  clip(x, -1, 1), i.e. 1 on |x| <= 1 and 0 outside.
+
+Each estimator also exposes its smooth ``relaxed`` forward (g, or clip) whose
+exact derivative *is* its ``grad``: layers use it in relaxed mode so that a
+numerical gradient can check their backward.
+"""
+import numpy as np
+
+from beexnp.module import Module
+
+
+def sign(x):
+    """Hard sign with sign(0) = +1; output has x's dtype."""
+    return np.where(x >= 0, 1, -1).astype(x.dtype)
+
+
+class SecondOrderSign:
+    """The second-order (piecewise quadratic) approximation g and its triangle g'."""
+
+    name = "second_order"
+
+    @staticmethod
+    def relaxed(x):
+        """g(x) = sign(x) * (2|x| - x^2) on |x| < 1, sign(x) outside."""
+        a = np.minimum(np.abs(x), 1)                    # |x| clipped to [0, 1]
+        return sign(x) * (2 * a - a * a)                # equals g(x) on all of R
+
+    @staticmethod
+    def grad(x):
+        """g'(x) = max(0, 2 - 2|x|): the triangle."""
+        return np.maximum(0, 2 - 2 * np.abs(x)).astype(x.dtype)
+
+
+class StraightThroughSign:
+    """The straight-through estimator: d sign/dx taken as 1 on |x| <= 1."""
+
+    name = "ste"
+
+    @staticmethod
+    def relaxed(x):
+        """The hard tanh clip(x, -1, 1), whose derivative is the STE."""
+        return np.clip(x, -1, 1)
+
+    @staticmethod
+    def grad(x):
+        return (np.abs(x) <= 1).astype(x.dtype)
+
+
+ESTIMATORS = {e.name: e for e in (SecondOrderSign, StraightThroughSign)}
+
+
+def get_estimator(name):
+    """'second_order' or 'ste' -> the estimator class."""
+    try:
+        return ESTIMATORS[name]
+    except KeyError:
+        raise ValueError(f"unknown sign estimator {name!r}; choose one of {sorted(ESTIMATORS)}") from None
+
+
+def binarize(x, estimator, relaxed):
+    """sign(x) in binary mode, the estimator's smooth stand-in in relaxed mode."""
+    return estimator.relaxed(x) if relaxed else sign(x)
+
+
+def binarize_weight(W, estimator, relaxed, axis=0):
+    r"""Magnitude-aware binarization: :math:`W_b = \alpha \cdot \mathrm{sign}(W)`.
+
+    ``alpha`` is the mean of |W| along ``axis`` (for a (in, out) matrix and
+    axis=0: one scale per output unit, alpha_j = mean_i |W_ij|).  Returns
+    ``(W_b, cache)``; ``binarize_weight_backward(dW_b, cache)`` gives dL/dW.
+    """
+    s = binarize(W, estimator, relaxed)                 # (in, out) in {-1,+1} (or g(W))
+    alpha = np.mean(np.abs(W), axis=axis, keepdims=True)  # (1, out)
+    return alpha * s, (W, s, alpha, estimator, axis)
+
+
+def binarize_weight_backward(dWb, cache, alpha_grad=True):
+    r"""dL/dW for :math:`W_b = \alpha \odot s(W)`, through both factors.
+
+    .. math::
+        \frac{\partial L}{\partial W_{ij}} = \alpha_j\, s'(W_{ij})\, \frac{\partial L}{\partial W_{b,ij}}
+          + \underbrace{\Big(\sum_k \frac{\partial L}{\partial W_{b,kj}} s_{kj}\Big)}_{\partial L/\partial\alpha_j}
+            \frac{\mathrm{sign}(W_{ij})}{n}
+
+    with s' the estimator's derivative and n the number of entries averaged
+    into alpha.  ``alpha_grad=False`` drops the second term (Bi-Real Net,
+    BiBERT and larq treat alpha as a constant).
+    """
+    W, s, alpha, estimator, axis = cache
+    dW = alpha * estimator.grad(W) * dWb                                  # through sign
+    if alpha_grad:
+        dalpha = np.sum(dWb * s, axis=axis, keepdims=True)                 # (1, out)
+        dW += dalpha * np.sign(W) / W.shape[axis]                         # through alpha = mean|W|
+    return dW
+
+
+class Sign(Module):
+    r"""y = sign(x) (relaxed: the estimator's smooth stand-in);  dx = dy * s'(x)
+
+    The binarized activation of W1A1 layers, as a layer of its own."""
+
+    def __init__(self, estimator="second_order"):
+        self.estimator = get_estimator(estimator)
+
+    def forward(self, x):
+        self.x = x
+        return binarize(x, self.estimator, self.relaxed)
+
+    def backward(self, dy):
+        return dy * self.estimator.grad(self.x)

@@ -1,0 +1,67 @@
+r"""The Selective Learn-Forget Network, the block's second sub-layer (DESIGN §4),
+and the binarized feed-forward network that replaces it in the ablation.
+
+    f1 = sigmoid(H Wf1_b + bf1)     forget gate 1: which parts of the context H to retain
+    l  = sigmoid(H Wl_b  + bl)      selective-learn gate: how much new information to admit
+    f2 = sigmoid(H Wf2_b + bf2)     forget gate 2: which parts of the merged state to pass on
+    c  = tanh(H Wc_b + bc)          candidate information
+    SLFN(H) = f2 * tanh(f1 * H + l * c)
+
+The four matrices read the same H and have one alpha per output unit, so they
+are one ``BinaryLinear(d, 4d)`` whose columns are [f1 | l | f2 | c].
+"""
+import numpy as np
+
+from beexnp.activations import ReLU, sigmoid
+from beexnp.linear import make_linear
+from beexnp.module import Module
+
+
+class SLFN(Module):
+    r"""SLFN(H) = f2 * tanh(f1 * H + l * c)          H (B, T, d) -> (B, T, d)
+
+    After a forward, ``f1``, ``l``, ``f2`` and ``c`` hold the gate values (B, T, d)
+    (the notebooks plot them).  ``binary=False``: the full-precision twin."""
+
+    def __init__(self, dim, rng, binary=True, **binary_options):
+        self.dim = dim
+        self.gates = make_linear(dim, 4 * dim, rng, binary, **binary_options)   # [Wf1 | Wl | Wf2 | Wc]
+
+    def forward(self, H):
+        d = self.dim
+        z = self.gates.forward(H)                                          # (B, T, 4d)
+        g = sigmoid(z[..., :3 * d])                                        # (B, T, 3d): f1, l, f2
+        self.f1, self.l, self.f2 = g[..., :d], g[..., d:2 * d], g[..., 2 * d:]
+        self.c = np.tanh(z[..., 3 * d:])                                   # (B, T, d)
+        self.H = H
+        self.t = np.tanh(self.f1 * H + self.l * self.c)                    # (B, T, d) merged state
+        return self.f2 * self.t
+
+    def backward(self, dout):
+        f1, l, f2, c, t, H = self.f1, self.l, self.f2, self.c, self.t, self.H
+        dm = dout * f2 * (1 - t * t)                                       # d/d(f1*H + l*c)
+        dz = np.concatenate([
+            dm * H * f1 * (1 - f1),                                        # through f1
+            dm * c * l * (1 - l),                                          # through l
+            dout * t * f2 * (1 - f2),                                      # through f2
+            dm * l * (1 - c * c),                                          # through c
+        ], axis=-1)                                                        # (B, T, 4d)
+        return dm * f1 + self.gates.backward(dz)                           # direct path + through the gates
+
+
+class BinaryFeedForward(Module):
+    r"""FFN(H) = ReLU(H W1_b + b1) W2_b + b2        H (B, T, d) -> (B, T, d), hidden d_ff
+
+    The "no SLFN" ablation; d_ff = 2d matches the SLFN's 4 d^2 weights."""
+
+    def __init__(self, dim, rng, hidden=None, binary=True, **binary_options):
+        hidden = hidden or 2 * dim
+        self.up = make_linear(dim, hidden, rng, binary, **binary_options)
+        self.act = ReLU()
+        self.down = make_linear(hidden, dim, rng, binary, **binary_options)
+
+    def forward(self, H):
+        return self.down.forward(self.act.forward(self.up.forward(H)))
+
+    def backward(self, dout):
+        return self.up.backward(self.act.backward(self.down.backward(dout)))
