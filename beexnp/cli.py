@@ -11,6 +11,8 @@ import sys
 # (module, attribute) pairs; each attribute is a register(subparsers) function.
 COMMANDS = [
     ("beexnp.layer_checks", "register"),
+    ("beexnp.train", "register"),
+    ("beexnp.glue.cli", "register"),          # data, download
 ]
 
 

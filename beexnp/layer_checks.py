@@ -15,9 +15,11 @@ from beexnp.attention import BinaryMultiHeadAttention
 from beexnp.block import Block, ExitHead
 from beexnp.dropout import Dropout
 from beexnp.embedding import Embedding, SinusoidalPositions
+from beexnp.exit_loss import WEIGHTINGS, ModelWithLoss, MultiExitLoss
 from beexnp.gradcheck import format_table, gradcheck, randomize_parameters
 from beexnp.linear import BinaryLinear, Linear
 from beexnp.losses import MSE, SoftmaxCrossEntropy
+from beexnp.model import BEExformer, ModelConfig
 from beexnp.norm import LayerNorm
 from beexnp.sign import Sign
 from beexnp.slfn import SLFN, BinaryFeedForward
@@ -123,9 +125,35 @@ def layer_cases(rng, batch=3, tokens=5, dim=8, heads=2, classes=3, vocab=11):
     return cases
 
 
+def model_cases(rng, batch=3, tokens=5, vocab=13, classes=3):
+    """The whole model and its loss, for each exit weighting, binarized and full precision.
+
+    Tiny config: width 8 (6 token + 2 position), 2 heads, 3 blocks.  The
+    soft-routing weights are computed once and frozen: the loss treats them as
+    constants, so the numerical gradient must too."""
+    mask = padding_mask(rng, batch, tokens)
+    ids = rng.integers(4, vocab, size=(batch, tokens)) * mask.astype(np.int64)
+    variants = [(w, True, False) for w in WEIGHTINGS] + [("soft_routing", False, False), ("soft_routing", True, True)]
+    cases = []
+    for weighting, binarize, regression in variants:
+        config = ModelConfig(vocab_size=vocab, num_classes=1 if regression else classes, regression=regression,
+                             token_dim=6, position_dim=2, heads=2, blocks=3, binarize=binarize, dropout=0.1)
+        model = randomize_parameters(BEExformer(config, rng, dtype=np.float64), rng)
+        model.embedding.weight.data[0] = 0
+        objective = ModelWithLoss(model, MultiExitLoss(config.blocks, weighting, regression=regression))
+        labels = rng.standard_normal(batch) if regression else rng.integers(0, classes, size=batch)
+        weights = objective.loss.weights(model.relax().forward(ids, mask))
+        name = ("BEExformer" if binarize else "BEExformer (full precision)") + f" + {weighting} loss"
+        cases.append(Case(name + (" (regression)" if regression else ""), objective, (),
+                          {"ids": ids, "mask": mask, "labels": labels, "weights": weights},
+                          forward=with_fresh_dropout(objective)))
+    return cases
+
+
 def check_all(rng, **shape):
     """Run every case; returns the list of reports."""
-    return [case.check(rng) for case in layer_cases(rng, **shape)]
+    cases = layer_cases(rng, **shape) + model_cases(rng)
+    return [case.check(rng) for case in cases]
 
 
 def register(subparsers):

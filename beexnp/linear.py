@@ -17,7 +17,7 @@ def init_weight(rng, n_in, n_out, dtype):
 
 def affine_forward(x, W, b):
     """y = x W + b on the last axis.        x (..., in), W (in, out), b (out,) or None"""
-    y = x @ W                                                      # (..., out)
+    y = (x.reshape(-1, x.shape[-1]) @ W).reshape(*x.shape[:-1], W.shape[1])  # one 2-D product: (..., out)
     return y if b is None else y + b
 
 
@@ -25,7 +25,8 @@ def affine_backward(dy, x, W):
     """Gradients of y = x W + b: returns (dx, dW, db)."""
     x2 = x.reshape(-1, x.shape[-1])                                # (rows, in)   a view, no copy
     dy2 = dy.reshape(-1, dy.shape[-1])                             # (rows, out)
-    return dy @ W.T, x2.T @ dy2, dy2.sum(axis=0)                   # (..., in), (in, out), (out,)
+    dx = (dy2 @ W.T).reshape(x.shape)                              # (..., in)
+    return dx, x2.T @ dy2, dy2.sum(axis=0)                         # (..., in), (in, out), (out,)
 
 
 class Linear(Module):

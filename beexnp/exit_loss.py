@@ -1,0 +1,105 @@
+r"""The multi-exit training loss and its exit weights (DESIGN §6).
+
+    L = sum_i (1/B) sum_b w_ib loss(z_ib, y_b)          all exits trained together
+
+Weightings (each sums to 1 over the exits, per input):
+
+* ``uniform``:       w_i = 1/N
+* ``linear``:        w_i = i / (1 + 2 + ... + N)        deeper exits weigh more
+* ``soft_routing``:  a soft version of the exit rule.  With r_i the fractional
+  entropy drop (regression: the relative change of the prediction),
+
+      q_1 = 0,  q_i = sigmoid((delta - r_i) / tau)  (1 < i < N),  q_N = 1
+      pi_i = q_i prod_{j<i} (1 - q_j)                   probability of leaving at i
+      w_i = (1 - beta) pi_i + beta / N
+
+  pi is treated as a constant (no gradient flows through the weights): the
+  exit an input would take weighs most, and every exit keeps learning.
+"""
+import numpy as np
+
+from beexnp.activations import sigmoid
+from beexnp.entropy import entropy, fractional_entropy_drop, relative_change
+from beexnp.losses import MSE, SoftmaxCrossEntropy
+from beexnp.module import Module
+
+WEIGHTINGS = ("uniform", "linear", "soft_routing")
+
+
+def exit_drops(logits, regression=False):
+    """r_i for i = 2..N: (N-1, B). Entropy drop, or the prediction's relative change."""
+    if regression:
+        preds = np.stack([z.reshape(-1) for z in logits])               # (N, B)
+        return relative_change(preds[:-1], preds[1:])
+    H = np.stack([entropy(z) for z in logits])                           # (N, B)
+    return fractional_entropy_drop(H[:-1], H[1:])
+
+
+def soft_routing_weights(logits, delta=0.1, tau=0.05, beta=0.2, regression=False):
+    """w (N, B) of the soft-routing loss; each column sums to 1."""
+    N, B = len(logits), logits[0].shape[0]
+    q = np.ones((N, B))
+    q[0] = 0.0                                                           # no exit before block 2
+    if N > 2:
+        q[1:-1] = sigmoid((delta - exit_drops(logits, regression)[:-1]) / tau)   # (N-2, B)
+    stay = np.cumprod(np.vstack([np.ones((1, B)), 1 - q[:-1]]), axis=0)  # prod_{j<i} (1 - q_j)
+    pi = q * stay                                                        # (N, B)
+    return (1 - beta) * pi + beta / N
+
+
+def exit_weights(logits, weighting, regression=False, **soft_routing):
+    """(N, B) per-exit, per-input loss weights for the given weighting."""
+    N, B = len(logits), logits[0].shape[0]
+    if weighting == "uniform":
+        w = np.full((N, 1), 1.0 / N)
+    elif weighting == "linear":
+        depth = np.arange(1, N + 1, dtype=np.float64)[:, None]
+        w = depth / depth.sum()
+    elif weighting == "soft_routing":
+        return soft_routing_weights(logits, regression=regression, **soft_routing)
+    else:
+        raise ValueError(f"unknown exit weighting {weighting!r}; choose one of {WEIGHTINGS}")
+    return np.broadcast_to(w, (N, B))
+
+
+class MultiExitLoss(Module):
+    r"""L = sum_i (1/B) sum_b w_ib CE(z_ib, y_b)   (MSE for regression)     z: N x (B, C), y (B,)"""
+
+    def __init__(self, num_exits, weighting="soft_routing", regression=False, delta=0.1, tau=0.05, beta=0.2):
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown exit weighting {weighting!r}; choose one of {WEIGHTINGS}")
+        self.weighting, self.regression = weighting, regression
+        self.soft_routing = dict(delta=delta, tau=tau, beta=beta)
+        loss_class = MSE if regression else SoftmaxCrossEntropy
+        self.losses = [loss_class() for _ in range(num_exits)]
+
+    def weights(self, logits):
+        """(N, B) exit weights for these logits (constants for the backward)."""
+        return exit_weights(logits, self.weighting, self.regression, **self.soft_routing)
+
+    def forward(self, logits, labels, weights=None):
+        """Total loss; ``weights`` (N, B) overrides the computed ones (gradient checks freeze them)."""
+        self.w = self.weights(logits) if weights is None else np.asarray(weights)
+        self.per_exit = [loss.forward(z, labels, w) for loss, z, w in zip(self.losses, logits, self.w)]
+        return sum(self.per_exit)
+
+    def backward(self, dloss=1.0):
+        """dL/dz_i for every exit: a list of N arrays (B, C)."""
+        return [loss.backward(dloss) for loss in self.losses]
+
+
+class ModelWithLoss(Module):
+    r"""The training objective: L = MultiExitLoss(model(ids, mask), y).
+
+    ``forward`` returns the scalar loss (the logits stay in ``self.logits``);
+    ``backward(dL)`` runs the loss's backward, then the model's."""
+
+    def __init__(self, model, loss):
+        self.model, self.loss = model, loss
+
+    def forward(self, ids, mask, labels, weights=None):
+        self.logits = self.model.forward(ids, mask)
+        return self.loss.forward(self.logits, labels, weights)
+
+    def backward(self, dloss=1.0):
+        return self.model.backward(self.loss.backward(dloss))
