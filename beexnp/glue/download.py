@@ -1,0 +1,234 @@
+"""Fetch GLUE tasks from the official addresses into the GLUE directory.
+
+Every task but MRPC is one zip that unpacks to the task's folder
+(``CoLA.zip`` -> ``CoLA/``).  GLUE does not host MRPC: its ``train/dev/test.tsv``
+are assembled from Microsoft's two source files and GLUE's list of dev ids,
+exactly as the official ``download_glue_data.py`` does (``assemble_mrpc``).
+
+Safety, in order:
+
+1. each file is streamed (with a tqdm progress bar) into a temporary file
+   beside its destination, and renamed only once it is whole;
+2. its sha256 is checked against the official one when known (all but QNLI,
+   RTE and WNLI).  A copy served from another address (``--base-url`` or
+   ``$BEEXNP_GLUE_BASE_URL``) is not checked unless asked, since a mirror or
+   a test server may serve other bytes; ``--no-checksum`` skips it too;
+3. a zip is tested (``ZipFile.testzip``: every member's CRC) and its member
+   names must stay inside the folder, before anything is extracted;
+4. the task folder is built in a staging folder and moved into place last,
+   so an interrupted download never leaves a half-written task behind.
+
+The remote paths below are relative to the base address (official:
+``https://dl.fbaipublicfiles.com``), so a mirror only needs the same layout.
+"""
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tqdm import tqdm
+
+from beexnp.glue.location import DEFAULT_DIR
+from beexnp.glue.reader import GlueFormatError
+from beexnp.glue.tasks import TASKS, get_task
+
+OFFICIAL_BASE_URL = "https://dl.fbaipublicfiles.com"
+BASE_URL_ENV = "BEEXNP_GLUE_BASE_URL"
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A file at ``<base url>/<path>``, with its sha256 when known."""
+
+    path: str
+    sha256: str | None = None
+
+
+# Official files and checksums (huggingface/datasets' dataset_infos.json; see
+# the GLUE download notes).  QQP is the cleaned version GLUE distributes now.
+ARCHIVES = {
+    "cola": Remote("glue/data/CoLA.zip", "f212fcd832b8f7b435fb991f101abf89f96b933ab400603bf198960dfc32cbff"),
+    "sst2": Remote("glue/data/SST-2.zip", "d67e16fb55739c1b32cdce9877596db1c127dc322d93c082281f64057c16deaa"),
+    "qqp": Remote("glue/data/QQP-clean.zip", "40e7c862c04eb26ee04b67fd900e76c45c6ba8e6d8fab4f8f1f8072a1a3fbae0"),
+    "stsb": Remote("glue/data/STS-B.zip", "e60a6393de5a8b5b9bac5020a1554b54e3691f9d600b775bd131e613ac179c85"),
+    "mnli": Remote("glue/data/MNLI.zip", "e7c1d896d26ed6caf700110645df426cc2d8ebf02a5ab743d5a5c68ac1c83633"),
+    "qnli": Remote("glue/data/QNLIv2.zip"),
+    "rte": Remote("glue/data/RTE.zip"),
+    "wnli": Remote("glue/data/WNLI.zip"),
+}
+MRPC_SOURCES = {
+    "msr_paraphrase_train.txt": Remote("senteval/senteval_data/msr_paraphrase_train.txt",
+                                       "60a9b09084528f0673eedee2b69cb941920f0b8cd0eeccefc464a98768457f89"),
+    "msr_paraphrase_test.txt": Remote("senteval/senteval_data/msr_paraphrase_test.txt",
+                                      "a04e271090879aaba6423d65b94950c089298587d9c084bf9cd7439bd785f784"),
+    "dev_ids.tsv": Remote("glue/data/mrpc_dev_ids.tsv",
+                          "971d7767d81b997fd9060ade0ec23c4fc31cbb226a55d1bd4a1bac474eb81dc7"),
+}
+MRPC_TEST_HEADER = "index\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+
+
+class DownloadError(RuntimeError):
+    """A download failed or its content did not verify."""
+
+
+def base_url(url=None):
+    """The base address: ``url``, else ``$BEEXNP_GLUE_BASE_URL``, else the official one."""
+    return (url or os.environ.get(BASE_URL_ENV) or OFFICIAL_BASE_URL).rstrip("/")
+
+
+def fetch(url, dest, sha256=None, progress=True, timeout=60):
+    """Download ``url`` to ``dest`` through a temporary file renamed when
+    whole; with ``sha256``, a different checksum raises DownloadError (and
+    nothing is left behind)."""
+    dest = Path(dest)
+    digest = hashlib.sha256()
+    handle, temp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            expected = response.headers.get("Content-Length")
+            expected = int(expected) if expected is not None else None
+            with tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024,
+                      desc=dest.name, disable=not progress) as bar:
+                while chunk := response.read(1 << 16):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+            received = out.tell()
+        if expected is not None and received != expected:
+            raise DownloadError(f"{url}: received {received} bytes of {expected}")
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise DownloadError(f"{url}: sha256 {digest.hexdigest()} differs from the official {sha256} "
+                                f"(a corrupt or different file; --no-checksum skips this check)")
+        os.replace(temp, dest)
+    except urllib.error.HTTPError as err:     # before URLError: it is one
+        raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from err
+    except (urllib.error.URLError, TimeoutError) as err:
+        raise DownloadError(f"{url}: {getattr(err, 'reason', err)}") from err
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+    return dest
+
+
+def extract_zip(archive, into):
+    """Test ``archive`` (every member's CRC, no member outside ``into``) and extract it into ``into``."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            broken = zf.testzip()
+            if broken is not None:
+                raise DownloadError(f"{archive}: member {broken!r} fails its CRC check")
+            for name in zf.namelist():
+                member = PurePosixPath(name)
+                if member.is_absolute() or ".." in member.parts:
+                    raise DownloadError(f"{archive}: member {name!r} would be written outside the folder")
+            zf.extractall(into)
+    except zipfile.BadZipFile as err:
+        raise DownloadError(f"{archive}: not a valid zip archive ({err})") from err
+
+
+def _split_row(row, path, line):
+    """The 5 tab-separated fields of an MRPC source row (the row stripped first)."""
+    fields = row.strip().split("\t")
+    if len(fields) != 5:
+        raise GlueFormatError(path, line, f"expected 5 tab-separated fields, found {len(fields)}")
+    return fields
+
+
+def assemble_mrpc(train_txt, test_txt, dev_ids_tsv, out_dir):
+    """Write MRPC's ``train.tsv``, ``dev.tsv`` and ``test.tsv`` into ``out_dir``
+    as the official GLUE script does:
+
+    * test: the source header is replaced by ``index #1 ID #2 ID #1 String
+      #2 String`` and each row's label by a running index from 0;
+    * train/dev: the source header is copied unchanged (with its BOM: the file
+      is read as plain UTF-8) into both; a row whose (id1, id2) is in the dev
+      id list goes to dev, every other row to train, in source order.
+
+    Rows are stripped and re-joined with tabs.  Raises ValueError when some
+    dev id pair is not in the training source."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(dev_ids_tsv, encoding="utf-8") as ids:
+        dev_ids = {tuple(row.strip().split("\t")) for row in ids if row.strip()}
+
+    with open(test_txt, encoding="utf-8") as source, \
+            open(out_dir / "test.tsv", "w", encoding="utf-8", newline="\n") as test:
+        source.readline()
+        test.write(MRPC_TEST_HEADER)
+        for index, row in enumerate(source):
+            _, id1, id2, s1, s2 = _split_row(row, test_txt, index + 2)
+            test.write(f"{index}\t{id1}\t{id2}\t{s1}\t{s2}\n")
+
+    found = set()
+    with open(train_txt, encoding="utf-8") as source, \
+            open(out_dir / "train.tsv", "w", encoding="utf-8", newline="\n") as train, \
+            open(out_dir / "dev.tsv", "w", encoding="utf-8", newline="\n") as dev:
+        header = source.readline()
+        train.write(header)
+        dev.write(header)
+        for line, row in enumerate(source, start=2):
+            fields = _split_row(row, train_txt, line)
+            pair = (fields[1], fields[2])
+            if pair in dev_ids:
+                dev.write("\t".join(fields) + "\n")
+                found.add(pair)
+            else:
+                train.write("\t".join(fields) + "\n")
+    missing = dev_ids - found
+    if missing:
+        raise ValueError(f"{dev_ids_tsv}: {len(missing)} dev id pair(s) not in {train_txt}, "
+                         f"e.g. {sorted(missing)[0]}")
+    return out_dir
+
+
+def download_task(task, glue_dir=DEFAULT_DIR, url=None, checksums=None, force=False, progress=True):
+    """Download one task into ``glue_dir/<task dir>``.  Returns "present"
+    (already there, nothing done: ``force`` replaces it) or "downloaded".
+
+    ``checksums``: verify sha256 where known; None (default) means only when
+    downloading from the official address."""
+    task = get_task(task)
+    url = base_url(url)
+    if checksums is None:
+        checksums = url == OFFICIAL_BASE_URL
+    glue_dir = Path(glue_dir)
+    target = glue_dir / task.dir
+    if target.exists() and not force:
+        return "present"
+    glue_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=glue_dir, prefix=f".{task.dir}.staging."))
+    try:
+        if task.name == "mrpc":
+            sources = {name: fetch(f"{url}/{remote.path}", staging / name,
+                                   remote.sha256 if checksums else None, progress)
+                       for name, remote in MRPC_SOURCES.items()}
+            assemble_mrpc(sources["msr_paraphrase_train.txt"], sources["msr_paraphrase_test.txt"],
+                          sources["dev_ids.tsv"], staging / task.dir)
+        else:
+            remote = ARCHIVES[task.name]
+            archive = fetch(f"{url}/{remote.path}", staging / PurePosixPath(remote.path).name,
+                            remote.sha256 if checksums else None, progress)
+            extract_zip(archive, staging)
+        if not (staging / task.dir).is_dir():
+            raise DownloadError(f"{url}: the {task.name} archive holds no {task.dir}/ folder")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging / task.dir, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return "downloaded"
+
+
+def parse_task_list(text):
+    """"sst2,cola" -> [Task, Task]; "all" -> every task."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"no task names in {text!r}; valid names: all, {', '.join(TASKS)}")
+    if names == ["all"]:
+        return list(TASKS.values())
+    return [get_task(name) for name in names]

@@ -1,0 +1,52 @@
+"""Where the GLUE files are: an explicit path, else ``$GLUE_DIR``, else ``data/glue/``.
+
+The GLUE directory holds one folder per task, named as the official zips
+unpack them (``SST-2/``, ``CoLA/``, ``MRPC/`` ...).
+
+* An explicit ``glue_dir`` is the only place looked at.
+* Otherwise ``$GLUE_DIR`` (when set) is tried first, then ``data/glue/``
+  relative to the current directory; the first that holds the task's folder
+  wins.  So a shared read-only copy in ``GLUE_DIR`` can be completed by tasks
+  downloaded into ``data/glue/``.
+
+When nothing is found the error names every place looked at and the command
+that fetches the task.
+"""
+import os
+from pathlib import Path
+
+from beexnp.glue.tasks import get_task
+
+ENV_VAR = "GLUE_DIR"
+DEFAULT_DIR = Path("data") / "glue"
+
+
+def candidate_dirs(glue_dir=None):
+    """The GLUE directories to try, in order, as (description, Path) pairs."""
+    if glue_dir is not None:
+        return [("the path given", Path(glue_dir))]
+    places = []
+    if os.environ.get(ENV_VAR):
+        places.append((f"${ENV_VAR}", Path(os.environ[ENV_VAR])))
+    places.append(("the default", DEFAULT_DIR))
+    return places
+
+
+def find_glue_dir(glue_dir=None, task=None):
+    """The GLUE directory to read ``task`` from (or, without a task, the first
+    candidate directory that exists).  Raises FileNotFoundError naming every
+    place looked at and the download command."""
+    places = candidate_dirs(glue_dir)
+    task = None if task is None else get_task(task)
+    looked = []
+    for description, root in places:
+        target = root if task is None else root / task.dir
+        if target.is_dir():
+            return root
+        looked.append(f"  {target}  ({description})")
+    what = "the GLUE directory" if task is None else f"the {task.dir} folder of GLUE task {task.name!r}"
+    name = "sst2,cola" if task is None else task.name
+    raise FileNotFoundError(
+        f"could not find {what}; looked at:\n" + "\n".join(looked) + "\n"
+        f"fetch it with:  python -m beexnp download --tasks {name} --dir {DEFAULT_DIR}\n"
+        f"or point ${ENV_VAR} (or --glue-dir) at a folder that holds it")
