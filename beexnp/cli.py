@@ -12,6 +12,7 @@ import sys
 COMMANDS = [
     ("beexnp.layer_checks", "register"),
     ("beexnp.train", "register"),
+    ("beexnp.evaluate", "register"),     # evaluate, predict
     ("beexnp.glue.cli", "register"),          # data, download
 ]
 

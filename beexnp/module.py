@@ -13,6 +13,8 @@ Modes (set on a module and all its children):
   sign in their forward (DESIGN §1), so that central differences can check
   their backward.  ``relax(False)`` (the default) is the real binary forward.
 """
+import contextlib
+
 import numpy as np
 
 
@@ -134,3 +136,14 @@ class Module:
             raise ValueError("state does not fit the model:\n  " + "\n  ".join(lines))
         for name, p in own.items():
             p.data[...] = state[name]
+
+
+@contextlib.contextmanager
+def evaluating(module):
+    """Eval mode inside the block, the previous mode after it."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)

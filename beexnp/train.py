@@ -21,9 +21,11 @@ from tqdm.auto import tqdm
 
 from beexnp.checkpoint import _atomic_write, load_arrays, load_model, read_card, save_checkpoint
 from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
-from beexnp.glue import Tokenizer, compute_metrics, encode_examples, get_task, load_split, main_metric, subset
+from beexnp.glue import (Tokenizer, compute_metrics, encode_examples, get_task, iterate_batches, load_split,
+                         main_metric, subset)
 from beexnp.glue.batching import batch_order
 from beexnp.model import BEExformer, ModelConfig
+from beexnp.module import evaluating
 from beexnp.optim import SGD, Adam, AdamW, clip_grad_norm
 from beexnp.schedules import LRSchedule
 
@@ -89,12 +91,10 @@ def load_task_data(task, cfg, glue_dir=None, tokenizer=None):
 
 def exit_outputs(model, encoded, batch_size=256):
     """Every exit's outputs on a whole split, in eval mode: (N, n, C) float32."""
-    model.eval()
     chunks = []
-    for start in range(0, len(encoded), batch_size):
-        ids, mask = encoded.padded(np.arange(start, min(start + batch_size, len(encoded))))
-        chunks.append(np.stack(model.forward(ids, mask)))              # (N, b, C)
-    model.train()
+    with evaluating(model):
+        for batch in iterate_batches(encoded, batch_size):
+            chunks.append(np.stack(model.forward(batch.ids, batch.mask)))   # (N, b, C)
     return np.concatenate(chunks, axis=1)
 
 

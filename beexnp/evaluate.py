@@ -1,0 +1,150 @@
+"""Evaluating a checkpoint: every exit, early exit, and single predictions.
+
+    python -m beexnp evaluate CHECKPOINT [--criterion fractional --delta 0.1]
+    python -m beexnp predict CHECKPOINT "a sentence" ["a second sentence"]
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from beexnp.checkpoint import load_model
+from beexnp.early_exit import CRITERIA, early_exit_forward, early_exit_split, make_criterion
+from beexnp.glue import Tokenizer, compute_metrics, encode_examples, get_task, load_split, subset
+from beexnp.train import exit_outputs, predictions
+
+
+def load_for_inference(folder):
+    """(model, tokenizer, task, card) from a checkpoint folder."""
+    model, card = load_model(folder)
+    return model, Tokenizer.from_state_dict(card["tokenizer"]), get_task(card["task"]), card
+
+
+def default_delta(card):
+    """The delta the model was trained with (soft routing), else 0.1."""
+    return card.get("train_config", {}).get("delta", 0.1)
+
+
+def evaluate_checkpoint(folder, split=None, glue_dir=None, criterion="fractional", delta=None,
+                        batch_size=256, limit=None):
+    """Metrics at every exit and under early exit on a labelled split; a JSON-able dict."""
+    model, tokenizer, task, card = load_for_inference(folder)
+    split = split or task.dev_splits[0]
+    examples = load_split(task, split, glue_dir)
+    if examples.labels is None:
+        raise ValueError(f"{task.name} {split} has no labels (test labels are not public): use a dev split")
+    if limit:
+        examples = subset(examples, limit)
+    max_len = card.get("train_config", {}).get("max_len", model.config.max_len)
+    encoded = encode_examples(tokenizer, examples, max_len)
+    delta = default_delta(card) if delta is None else delta
+    rule = make_criterion(criterion, delta, task.regression)
+
+    outputs = exit_outputs(model, encoded, batch_size)                        # (N, n, C)
+    per_exit_preds = predictions(outputs, task.regression)                     # (N, n)
+    per_exit = [compute_metrics(task, p, encoded.labels) for p in per_exit_preds]
+    result = early_exit_split(model, encoded, rule, batch_size)
+    early = compute_metrics(task, result.predictions(task.regression), encoded.labels)
+    N = model.config.blocks
+    report = dict(checkpoint=str(folder), task=task.name, split=split, examples=len(encoded),
+                  criterion=rule.name, delta=delta, main_metric=task.main_metric,
+                  per_exit=per_exit, early_exit=early,
+                  mean_exit_block=float(result.exit_block.mean()),
+                  exit_histogram=np.bincount(result.exit_block, minlength=N + 1)[1:].tolist())
+    if not task.regression:
+        correct = per_exit_preds == encoded.labels[None, :]                  # (N, n)
+        report["overthinking"] = int(np.sum(correct[:-1].any(axis=0) & ~correct[-1]))
+    return report
+
+
+def format_report(report):
+    metric = report["main_metric"]
+    N = len(report["per_exit"])
+    lines = [f"{report['task']} {report['split']} ({report['examples']} examples), {report['checkpoint']}",
+             "", f"{'exit':>6}  " + "  ".join(f"{k:>9}" for k in report["per_exit"][0])]
+    for i, m in enumerate(report["per_exit"], 1):
+        lines.append(f"{i:>6}  " + "  ".join(f"{v:9.4f}" for v in m.values()))
+    lines.append(f"{'early':>6}  " + "  ".join(f"{v:9.4f}" for v in report["early_exit"].values())
+                 + f"   ({report['criterion']}, delta {report['delta']})")
+    lines += ["", f"mean exit block {report['mean_exit_block']:.2f} of {N}",
+              "exit histogram  " + "  ".join(f"{i}:{c}" for i, c in enumerate(report["exit_histogram"], 1))]
+    if "overthinking" in report:
+        lines.append(f"overthinking: {report['overthinking']} inputs right at an earlier exit, wrong at the last")
+    best = max(range(N), key=lambda i: report["per_exit"][i][metric])
+    lines.append(f"best exit {best + 1}: {metric} {report['per_exit'][best][metric]:.4f}; "
+                 f"early exit {report['early_exit'][metric]:.4f}")
+    return "\n".join(lines)
+
+
+def predict_texts(folder, text_a, text_b=None, criterion="fractional", delta=None):
+    """Label, probabilities (or value) and exit block for one input."""
+    model, tokenizer, task, card = load_for_inference(folder)
+    if task.pair and text_b is None:
+        raise ValueError(f"{task.name} is a sentence-pair task: give two texts")
+    max_len = card.get("train_config", {}).get("max_len", model.config.max_len)
+    ids = np.array([tokenizer.encode(text_a, text_b, max_len=max_len)], dtype=np.int64)
+    rule = make_criterion(criterion, default_delta(card) if delta is None else delta, task.regression)
+    result = early_exit_forward(model, ids, np.ones(ids.shape, np.float32), rule)
+    out = dict(task=task.name, exit_block=int(result.exit_block[0]), blocks=model.config.blocks,
+               tokens=tokenizer.tokens(ids[0]))
+    if task.regression:
+        out["score"] = float(result.logits[0, 0])
+    else:
+        p = result.probabilities()[0]
+        out["label"] = task.labels[int(p.argmax())]
+        out["probabilities"] = {name: float(v) for name, v in zip(task.labels, p)}
+        out["entropy_per_block"] = [float(h) for h in result.entropy[0] if np.isfinite(h)]
+    return out
+
+
+def _add_criterion_flags(p):
+    p.add_argument("--criterion", default="fractional", choices=sorted(CRITERIA),
+                   help="exit rule (default: fractional entropy reduction; relative change for STS-B)")
+    p.add_argument("--delta", type=float, default=None,
+                   help="the criterion's threshold (default: the delta the model was trained with)")
+
+
+def register(subparsers):
+    p = subparsers.add_parser("evaluate", help="metrics of a checkpoint at every exit and with early exit",
+                              description="Evaluate a checkpoint on a labelled split: the task's metric at "
+                                          "every exit and under early exit, exit histogram, overthinking.")
+    p.add_argument("checkpoint", help="checkpoint folder (e.g. runs/sst2/best)")
+    p.add_argument("--split", help="split to evaluate (default: the task's first dev split)")
+    p.add_argument("--glue-dir", help="GLUE folder (default: $GLUE_DIR, then data/glue)")
+    p.add_argument("--limit", type=int, help="evaluate the first N examples only")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    _add_criterion_flags(p)
+    p.set_defaults(func=_run_evaluate)
+
+    p = subparsers.add_parser("predict", help="classify one text (or pair) with early exit",
+                              description="Print the label, the probabilities and the block the input exited at.")
+    p.add_argument("checkpoint", help="checkpoint folder")
+    p.add_argument("text", help="the text (the first sentence of a pair)")
+    p.add_argument("text_b", nargs="?", help="the second sentence, for pair tasks")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_criterion_flags(p)
+    p.set_defaults(func=_run_predict)
+
+
+def _run_evaluate(args):
+    report = evaluate_checkpoint(args.checkpoint, args.split, args.glue_dir, args.criterion, args.delta,
+                                 args.batch_size, args.limit)
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def _run_predict(args):
+    out = predict_texts(args.checkpoint, args.text, args.text_b, args.criterion, args.delta)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    if "label" in out:
+        probs = ", ".join(f"{k}: {v:.3f}" for k, v in out["probabilities"].items())
+        print(f"label: {out['label']}   ({probs})")
+    else:
+        print(f"score: {out['score']:.3f}")
+    print(f"exited at block {out['exit_block']} of {out['blocks']}")
+    return 0

@@ -1,0 +1,181 @@
+"""The trainer, checkpoints and the train/evaluate/predict commands, on a tiny synthetic SST-2."""
+import json
+
+import numpy as np
+import pytest
+
+from beexnp.checkpoint import CheckpointError, load_model, read_card, save_checkpoint
+from beexnp.cli import build_parser, main
+from beexnp.train import Trainer, TrainConfig, TrainingDiverged
+
+POSITIVE = ["good", "great", "fine", "lovely", "superb", "warm"]
+NEGATIVE = ["bad", "awful", "dull", "boring", "poor", "cold"]
+NEUTRAL = ["the", "film", "a", "story", "is", "plot", "and", "actors"]
+TINY_MODEL = dict(token_dim=12, position_dim=4, heads=2, blocks=3, dropout=0.1)
+
+
+def write_sentiment(folder, n, rng):
+    """SST-2 layout: 'sentence<TAB>label' rows; the label is which sentiment word appears."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["sentence\tlabel"]
+    for _ in range(n):
+        label = int(rng.integers(2))
+        words = list(rng.choice(NEUTRAL, size=rng.integers(2, 7)))
+        words.insert(int(rng.integers(len(words) + 1)), rng.choice(POSITIVE if label else NEGATIVE))
+        lines.append(" ".join(words) + f"\t{label}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def glue_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    sst = tmp_path / "glue" / "SST-2"
+    for split, n in (("train", 256), ("dev", 64)):
+        text = write_sentiment(sst, n, rng)
+        (sst / f"{split}.tsv").write_text(text)
+    return tmp_path / "glue"
+
+
+def make_trainer(glue_dir, out, **train):
+    cfg = TrainConfig(**{**dict(task="sst2", epochs=3, batch_size=16, min_freq=1, lr=3e-3, warmup=0.1,
+                                save_every=5), **train})
+    return Trainer(cfg, TINY_MODEL, out, glue_dir=glue_dir, progress=False)
+
+
+def weights(model):
+    return model.state_dict()
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+def test_trainer_learns_a_separable_task(glue_dir, tmp_path):
+    trainer = make_trainer(glue_dir, tmp_path / "run", epochs=12, patience=12)
+    history = trainer.fit()
+    best = max(r["score"] for r in history)
+    assert best >= 0.9, history[-1]["dev"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    card = read_card(tmp_path / "run" / "best")
+    assert card["task"] == "sst2" and card["metrics"]["dev"][0].keys() == {"accuracy"}
+    assert len(json.loads((tmp_path / "run" / "history.json").read_text())) == len(history)
+
+
+def test_same_seed_same_run_bitwise(glue_dir, tmp_path):
+    a = make_trainer(glue_dir, tmp_path / "a", max_steps=12)
+    b = make_trainer(glue_dir, tmp_path / "b", max_steps=12)
+    a.fit(), b.fit()
+    assert_same_weights(weights(a.model), weights(b.model))
+    c = make_trainer(glue_dir, tmp_path / "c", max_steps=12, seed=1)
+    c.fit()
+    assert not np.array_equal(weights(a.model)["blocks.0.attn.qkv.weight"],
+                              weights(c.model)["blocks.0.attn.qkv.weight"])
+
+
+@pytest.mark.parametrize("half", [7, 16])          # mid-epoch, and exactly at an epoch's end
+def test_resume_continues_exactly(glue_dir, tmp_path, half):
+    whole = make_trainer(glue_dir, tmp_path / "whole", max_steps=2 * half)
+    whole.fit()
+    first = make_trainer(glue_dir, tmp_path / "split", max_steps=half)
+    first.fit()
+    second = Trainer.resume(tmp_path / "split" / "last", glue_dir=glue_dir, progress=False, max_steps=2 * half)
+    assert second.state["step"] == half
+    second.fit()
+    assert_same_weights(weights(whole.model), weights(second.model))
+    for k, v in whole.optimizer.state_dict()["arrays"].items():
+        assert np.array_equal(v, second.optimizer.state_dict()["arrays"][k]), k
+
+
+def test_nan_loss_stops_with_the_step(glue_dir, tmp_path):
+    trainer = make_trainer(glue_dir, tmp_path / "run", max_steps=20)
+    original = trainer.objective.forward
+    calls = []
+
+    def poisoned(*args, **kwargs):
+        calls.append(1)
+        loss = original(*args, **kwargs)
+        return np.float32(np.nan) if len(calls) == 4 else loss
+
+    trainer.objective.forward = poisoned
+    with pytest.raises(TrainingDiverged, match="loss is nan at step 3"):
+        trainer.fit()
+
+
+def test_ctrl_c_keeps_last_good_checkpoint(glue_dir, tmp_path, capsys):
+    trainer = make_trainer(glue_dir, tmp_path / "run", max_steps=50)
+    original = trainer.train_step
+
+    def interrupted(*args):
+        if trainer.state["step"] == 8:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    trainer.train_step = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    last = tmp_path / "run" / "last"
+    assert read_card(last)["state"]["step"] == 5                  # save_every=5: the last good one
+    assert "the last good checkpoint is" in capsys.readouterr().out
+    resumed = Trainer.resume(last, glue_dir=glue_dir, progress=False)
+    assert resumed.state["step"] == 5
+
+
+def test_checkpoint_load_errors(glue_dir, tmp_path):
+    trainer = make_trainer(glue_dir, tmp_path / "run", max_steps=2)
+    trainer.fit()
+    folder = tmp_path / "run" / "last"
+    model, card = load_model(folder)
+    assert_same_weights(weights(model), weights(trainer.model))
+
+    wrong = trainer.model_config.__class__.from_dict(dict(trainer.model_config.to_dict(), heads=4))
+    with pytest.raises(CheckpointError, match="heads"):
+        load_model(folder, wrong)
+
+    card_path = folder / "checkpoint.json"
+    original = card_path.read_text()
+    card_path.write_text(original.replace('"format_version": 1', '"format_version": 99'))
+    with pytest.raises(CheckpointError, match="format version 99"):
+        load_model(folder)
+    card_path.write_text(original)
+
+    bad = dict(weights(trainer.model))
+    bad["exits.0.linear.weight"] = np.zeros((3, 3), np.float32)
+    np.savez(folder / "model.npz", **bad)
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_model(folder)
+    class Fake:                                                    # a model whose shapes do not fit the config
+        config = trainer.model_config
+
+        def state_dict(self):
+            return bad
+    save_checkpoint(folder, Fake(), {"task": "sst2"})
+    with pytest.raises(CheckpointError, match="exits.0.linear.weight: expected"):
+        load_model(folder)
+
+
+def test_train_evaluate_predict_commands(glue_dir, tmp_path, capsys):
+    out = tmp_path / "cli"
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"model": TINY_MODEL, "train": {"min_freq": 1, "batch_size": 16}}))
+    status = main(["train", "--task", "sst2", "--config", str(cfg), "--epochs", "1", "--out", str(out),
+                   "--glue-dir", str(glue_dir), "--no-progress"])
+    assert status == 0 and (out / "best" / "model.npz").exists()
+    assert main(["evaluate", str(out / "best"), "--glue-dir", str(glue_dir), "--json", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert len(report["per_exit"]) == 3 and sum(report["exit_histogram"]) == 64
+    capsys.readouterr()
+    assert main(["predict", str(out / "best"), "a lovely film", "--json"]) == 0
+    prediction = json.loads(capsys.readouterr().out)
+    assert prediction["label"] in ("0", "1") and 1 <= prediction["exit_block"] <= 3
+    assert abs(sum(prediction["probabilities"].values()) - 1) < 1e-5
+
+
+def test_train_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--task", "--config", "--out", "--resume", "--full-precision", "--epochs", "--max-steps",
+                 "--lr", "--exit-weighting", "--seed", "--binarize-embeddings"):
+        assert flag in text
