@@ -26,18 +26,21 @@ from beexnp.module import evaluating
 
 class FractionalEntropy:
     r"""BEExformer's rule: leave at the first block i >= 2 with
-    r_i = (H_{i-1} - H_i) / H_{i-1} < delta  (an already-certain input, H_{i-1} ~ 0, leaves)."""
+    r_i = (H_{i-1} - H_i) / H_{i-1} < delta  (an already-certain input, H_{i-1} ~ 0, leaves).
+
+    A ratio of entropies: dividing H by log C changes nothing, so one delta
+    already serves 2- and 3-class tasks."""
 
     name = "fractional"
 
-    def __init__(self, delta, normalized=False):
-        self.delta, self.normalized = delta, normalized
+    def __init__(self, delta):
+        self.delta = delta
 
     def start(self, n):
         return {"H": np.full(n, np.nan)}
 
     def decide(self, i, z, state):
-        H = entropy(z, self.normalized)
+        H = entropy(z)
         leave = np.zeros(len(z), bool) if i == 0 else fractional_entropy_drop(state["H"], H) < self.delta
         return leave, {"H": H}
 

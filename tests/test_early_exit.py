@@ -1,0 +1,141 @@
+"""Early exit: every criterion agrees with the full forward at the block each input left."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from beexnp.early_exit import (CRITERIA, EntropyThreshold, FractionalEntropy, MaxProbability, NeverExit, Patience,
+                               RelativeChange, early_exit_forward, make_criterion)
+from beexnp.entropy import entropy, fractional_entropy_drop
+from beexnp.layer_checks import padding_mask
+from beexnp.model import BEExformer, ModelConfig
+
+BLOCKS = 5
+
+
+def tiny_model(rng, regression=False):
+    cfg = ModelConfig(vocab_size=17, num_classes=1 if regression else 3, regression=regression,
+                      token_dim=10, position_dim=2, heads=2, blocks=BLOCKS, dropout=0.3)
+    return BEExformer(cfg, rng)
+
+
+def padded_batch(rng, batch=12, tokens=9):
+    mask = padding_mask(rng, batch, tokens).astype(np.float32)
+    return rng.integers(4, 17, size=(batch, tokens)) * mask.astype(np.int64), mask
+
+
+CLASSIFICATION_RULES = [FractionalEntropy(0.0005), FractionalEntropy(0.005), FractionalEntropy(0.3),
+                        EntropyThreshold(0.95), EntropyThreshold(0.99, normalized=False), MaxProbability(0.4),
+                        MaxProbability(0.45), Patience(1), Patience(2), NeverExit()]
+
+
+@pytest.mark.parametrize("rule", CLASSIFICATION_RULES, ids=lambda r: f"{r.name}-{vars(r)}")
+def test_early_exit_logits_equal_full_forward_at_exit_block(rule):
+    rng = np.random.default_rng(3)
+    model = tiny_model(rng)
+    ids, mask = padded_batch(rng)
+    result = early_exit_forward(model, ids, mask, rule)
+    model.eval()
+    full = np.stack(model.forward(ids, mask))                               # (N, B, C)
+    at_exit = full[result.exit_block - 1, np.arange(len(ids))]
+    np.testing.assert_allclose(result.logits, at_exit, rtol=1e-4, atol=1e-5)
+    passed = np.arange(BLOCKS)[None, :] < result.exit_block[:, None]
+    assert np.all(np.isfinite(result.entropy) == passed)                    # entropy at every block it passed
+    np.testing.assert_allclose(result.entropy[passed],
+                               np.stack([entropy(z) for z in full]).T[passed], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("rule", [FractionalEntropy(0.0005), MaxProbability(0.4), Patience(1)], ids=lambda r: r.name)
+def test_rows_leave_at_several_blocks(rule):
+    """The consistency test above is only meaningful if rows really leave at different blocks
+    (so the gathering of rows and the trimming of padding are exercised)."""
+    rng = np.random.default_rng(3)
+    model = tiny_model(rng)
+    ids, mask = padded_batch(rng)
+    assert len(np.unique(early_exit_forward(model, ids, mask, rule).exit_block)) >= 3
+
+
+def test_inference_restores_training_mode():
+    rng = np.random.default_rng(0)
+    model = tiny_model(rng)
+    ids, mask = padded_batch(rng)
+    early_exit_forward(model, ids, mask, FractionalEntropy(0.1))
+    assert model.training
+    model.eval()
+    early_exit_forward(model, ids, mask, FractionalEntropy(0.1))
+    assert not model.training
+
+
+def test_never_triggering_delta_reproduces_the_last_exit():
+    rng = np.random.default_rng(1)
+    model = tiny_model(rng)
+    ids, mask = padded_batch(rng)
+    result = early_exit_forward(model, ids, mask, FractionalEntropy(-np.inf))
+    model.eval()
+    assert np.all(result.exit_block == BLOCKS)
+    np.testing.assert_allclose(result.logits, model.forward(ids, mask)[-1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rule, block", [(FractionalEntropy(np.inf), 2), (RelativeChange(np.inf), 2),
+                                         (EntropyThreshold(np.inf), 1), (MaxProbability(0.0), 1),
+                                         (Patience(0), 1), (Patience(1e9), BLOCKS)])
+def test_always_triggering_thresholds(rule, block):
+    rng = np.random.default_rng(2)
+    model = tiny_model(rng, regression=isinstance(rule, RelativeChange))
+    ids, mask = padded_batch(rng)
+    assert np.all(early_exit_forward(model, ids, mask, rule).exit_block == block)
+
+
+def test_regression_relative_change_matches_full_forward():
+    rng = np.random.default_rng(4)
+    model = tiny_model(rng, regression=True)
+    ids, mask = padded_batch(rng)
+    result = early_exit_forward(model, ids, mask, RelativeChange(0.2))
+    model.eval()
+    full = np.stack(model.forward(ids, mask))[..., 0]                       # (N, B)
+    np.testing.assert_allclose(result.logits[:, 0], full[result.exit_block - 1, np.arange(len(ids))],
+                               rtol=1e-4, atol=1e-5)
+    rc = np.abs(np.diff(full, axis=0)) / np.abs(full[:-1])                   # r_i for i = 2..N
+    first = np.array([next((i + 2 for i in range(BLOCKS - 1) if rc[i, b] < 0.2), BLOCKS) for b in range(len(ids))])
+    np.testing.assert_array_equal(result.exit_block, first)
+
+
+def test_fractional_rule_is_the_first_block_with_small_drop():
+    """The exit block is the first i >= 2 with r_i < delta, computed here from the full forward."""
+    rng = np.random.default_rng(5)
+    model = tiny_model(rng)
+    ids, mask = padded_batch(rng, batch=30)
+    delta = 0.02
+    result = early_exit_forward(model, ids, mask, FractionalEntropy(delta))
+    model.eval()
+    H = np.stack([entropy(z) for z in model.forward(ids, mask)])             # (N, B)
+    r = fractional_entropy_drop(H[:-1], H[1:])                               # (N-1, B): r_2..r_N
+    expected = np.where((r < delta).any(axis=0), (r < delta).argmax(axis=0) + 2, BLOCKS)
+    np.testing.assert_array_equal(result.exit_block, expected)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(-800, 800), st.integers(2, 5))
+def test_entropy_is_finite_where_probabilities_underflow(gap, classes):
+    z = np.zeros((1, classes))
+    z[0, 0] = gap
+    H = entropy(z)
+    assert np.isfinite(H).all() and (H >= -1e-12).all() and (H <= np.log(classes) + 1e-12).all()
+    Hn = entropy(z, normalized=True)
+    assert (Hn <= 1 + 1e-12).all()
+
+
+def test_certain_input_leaves():
+    """H_{i-1} = 0 (already certain) gives r = 0, so the input leaves for any delta > 0."""
+    assert fractional_entropy_drop(np.array([0.0]), np.array([0.0]))[0] == 0.0
+
+
+def test_make_criterion_errors():
+    with pytest.raises(ValueError, match="unknown exit criterion"):
+        make_criterion("coinflip", 0.5)
+    with pytest.raises(ValueError, match="needs class probabilities"):
+        make_criterion("maxprob", 0.9, regression=True)
+    with pytest.raises(ValueError, match="needs a threshold"):
+        make_criterion("patience")
+    assert isinstance(make_criterion("fractional", 0.1, regression=True), RelativeChange)
+    assert set(CRITERIA) == {"fractional", "relative_change", "entropy", "maxprob", "patience", "never"}
