@@ -194,6 +194,24 @@ def _early_exit_forward(model, ids, mask, criterion):
 
 def early_exit_split(model, encoded, criterion, batch_size=256):
     """``early_exit_forward`` over a whole ``EncodedSplit``, in batches; one result."""
-    parts = [early_exit_forward(model, b.ids, b.mask, criterion) for b in iterate_batches(encoded, batch_size)]
+    with evaluating(model):
+        parts = [_early_exit_forward(model, b.ids, b.mask, criterion) for b in iterate_batches(encoded, batch_size)]
     return EarlyExitResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                              ("logits", "exit_block", "entropy")))
+
+
+def simulate_exits(all_logits, criterion):
+    """Exit block (1-based) of every input, decided from precomputed logits at every exit.
+
+    all_logits (N, n, C): the full forward's exits.  Gives the same decisions as
+    ``early_exit_forward`` (which computes only what it needs), at the cost of
+    one full forward for any number of criteria: what a threshold sweep wants."""
+    N, n = all_logits.shape[:2]
+    exit_block = np.full(n, N, np.int64)
+    inside = np.ones(n, bool)
+    state = criterion.start(n)
+    for i in range(N - 1):
+        leave, state = criterion.decide(i, all_logits[i], state)
+        exit_block[inside & leave] = i + 1
+        inside &= ~leave
+    return exit_block

@@ -4,12 +4,14 @@
     python -m beexnp predict CHECKPOINT "a sentence" ["a second sentence"]
 """
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 
 from beexnp.checkpoint import load_model
-from beexnp.early_exit import CRITERIA, early_exit_forward, early_exit_split, make_criterion
+from beexnp.early_exit import CRITERIA, NeverExit, early_exit_forward, early_exit_split, make_criterion
+from beexnp.flops import model_flops
 from beexnp.glue import Tokenizer, compute_metrics, encode_examples, get_task, load_split, subset
 from beexnp.train import exit_outputs, predictions
 
@@ -25,9 +27,8 @@ def default_delta(card):
     return card.get("train_config", {}).get("delta", 0.1)
 
 
-def evaluate_checkpoint(folder, split=None, glue_dir=None, criterion="fractional", delta=None,
-                        batch_size=256, limit=None):
-    """Metrics at every exit and under early exit on a labelled split; a JSON-able dict."""
+def load_labelled_split(folder, split=None, glue_dir=None, limit=None):
+    """(model, task, card, encoded split) for evaluating a checkpoint on a labelled split."""
     model, tokenizer, task, card = load_for_inference(folder)
     split = split or task.dev_splits[0]
     examples = load_split(task, split, glue_dir)
@@ -36,7 +37,35 @@ def evaluate_checkpoint(folder, split=None, glue_dir=None, criterion="fractional
     if limit:
         examples = subset(examples, limit)
     max_len = card.get("train_config", {}).get("max_len", model.config.max_len)
-    encoded = encode_examples(tokenizer, examples, max_len)
+    return model, task, card, encode_examples(tokenizer, examples, max_len)
+
+
+def seconds(run, repeats=3):
+    """Best wall-clock time of ``run()`` over a few repeats (the least disturbed one)."""
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def timings(model, encoded, rule, batch_size, single_limit=None):
+    """Wall-clock of full depth vs early exit, batched and one input at a time."""
+    singles = encoded.take(np.arange(min(len(encoded), single_limit or len(encoded))))
+    out = {}
+    for name, data, bs, repeats in (("batched", encoded, batch_size, 3), ("batch_size_1", singles, 1, 1)):
+        full = seconds(lambda: early_exit_split(model, data, NeverExit(), bs), repeats)
+        early = seconds(lambda: early_exit_split(model, data, rule, bs), repeats)
+        out[name] = dict(examples=len(data), full_seconds=full, early_exit_seconds=early, time_cut=1 - early / full)
+    return out
+
+
+def evaluate_checkpoint(folder, split=None, glue_dir=None, criterion="fractional", delta=None,
+                        batch_size=256, limit=None, timing=True, single_limit=None):
+    """Metrics at every exit and under early exit on a labelled split, FLOPs and wall-clock; a JSON-able dict."""
+    model, task, card, encoded = load_labelled_split(folder, split, glue_dir, limit)
+    split = encoded.split
     delta = default_delta(card) if delta is None else delta
     rule = make_criterion(criterion, delta, task.regression)
 
@@ -54,6 +83,11 @@ def evaluate_checkpoint(folder, split=None, glue_dir=None, criterion="fractional
     if not task.regression:
         correct = per_exit_preds == encoded.labels[None, :]                  # (N, n)
         report["overthinking"] = int(np.sum(correct[:-1].any(axis=0) & ~correct[-1]))
+    full_flops = float(model_flops(model.config, encoded.lengths).flops.mean())
+    early_flops = float(model_flops(model.config, encoded.lengths, result.exit_block).flops.mean())
+    report["flops"] = dict(full=full_flops, early_exit=early_flops, cut=1 - early_flops / full_flops)
+    if timing:
+        report["wall_clock"] = timings(model, encoded, rule, batch_size, single_limit)
     return report
 
 
@@ -70,6 +104,12 @@ def format_report(report):
               "exit histogram  " + "  ".join(f"{i}:{c}" for i, c in enumerate(report["exit_histogram"], 1))]
     if "overthinking" in report:
         lines.append(f"overthinking: {report['overthinking']} inputs right at an earlier exit, wrong at the last")
+    f = report["flops"]
+    lines.append(f"FLOPs per input: full {f['full'] / 1e6:.2f} M, early exit {f['early_exit'] / 1e6:.2f} M "
+                 f"({100 * f['cut']:.1f}% cut)")
+    for name, t in report.get("wall_clock", {}).items():
+        lines.append(f"wall-clock {name.replace('_', ' ')} ({t['examples']} inputs): full {t['full_seconds']:.3f}s, "
+                     f"early exit {t['early_exit_seconds']:.3f}s ({100 * t['time_cut']:.1f}% cut)")
     best = max(range(N), key=lambda i: report["per_exit"][i][metric])
     lines.append(f"best exit {best + 1}: {metric} {report['per_exit'][best][metric]:.4f}; "
                  f"early exit {report['early_exit'][metric]:.4f}")
@@ -114,6 +154,9 @@ def register(subparsers):
     p.add_argument("--limit", type=int, help="evaluate the first N examples only")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    p.add_argument("--no-timing", action="store_true", help="skip the wall-clock measurements")
+    p.add_argument("--single-limit", type=int, default=None,
+                   help="time batch size 1 on the first N inputs only (default: all)")
     _add_criterion_flags(p)
     p.set_defaults(func=_run_evaluate)
 
@@ -129,7 +172,7 @@ def register(subparsers):
 
 def _run_evaluate(args):
     report = evaluate_checkpoint(args.checkpoint, args.split, args.glue_dir, args.criterion, args.delta,
-                                 args.batch_size, args.limit)
+                                 args.batch_size, args.limit, not args.no_timing, args.single_limit)
     print(format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -72,13 +72,26 @@ class BinaryLinear(Module):
         self.estimator = get_estimator(estimator)
         self.alpha_grad = alpha_grad
         self.binarize_input = binarize_input
+        self._eval_weight = None
 
     def effective_weight(self):
         """alpha * sign(W) as the forward uses it (in binary mode: exactly +-alpha_j)."""
-        return binarize_weight(self.weight.data, self.estimator, self.relaxed)[0]
+        return self.binarized_weight()[0]
+
+    def binarized_weight(self):
+        """(W_b, cache).  In eval mode the weights do not change, so W_b is computed once
+        and kept until the next train()/eval() switch or load_state_dict (``forget``)."""
+        if self.training or self.relaxed:
+            return binarize_weight(self.weight.data, self.estimator, self.relaxed)
+        if self._eval_weight is None:
+            self._eval_weight = binarize_weight(self.weight.data, self.estimator, self.relaxed)
+        return self._eval_weight
+
+    def forget(self):
+        self._eval_weight = None
 
     def forward(self, x):
-        self.Wb, self.w_cache = binarize_weight(self.weight.data, self.estimator, self.relaxed)  # (in, out)
+        self.Wb, self.w_cache = self.binarized_weight()                                        # (in, out)
         self.x = x
         self.xb = binarize(x, self.estimator, self.relaxed) if self.binarize_input else x        # (..., in)
         return affine_forward(self.xb, self.Wb, None if self.bias is None else self.bias.data)                   # (..., out)

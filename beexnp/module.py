@@ -94,7 +94,11 @@ class Module:
     def train(self, mode=True):
         for m in self.modules():
             m.training = mode
+            m.forget()
         return self
+
+    def forget(self):
+        """Drop values cached from the parameters (a layer that caches overrides this)."""
 
     def eval(self):
         return self.train(False)
@@ -136,6 +140,8 @@ class Module:
             raise ValueError("state does not fit the model:\n  " + "\n  ".join(lines))
         for name, p in own.items():
             p.data[...] = state[name]
+        for m in self.modules():
+            m.forget()
 
 
 @contextlib.contextmanager

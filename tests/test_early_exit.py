@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from beexnp.early_exit import (CRITERIA, EntropyThreshold, FractionalEntropy, MaxProbability, NeverExit, Patience,
-                               RelativeChange, early_exit_forward, make_criterion)
+                               RelativeChange, early_exit_forward, make_criterion, simulate_exits)
 from beexnp.entropy import entropy, fractional_entropy_drop
 from beexnp.layer_checks import padding_mask
 from beexnp.model import BEExformer, ModelConfig
@@ -53,6 +53,16 @@ def test_rows_leave_at_several_blocks(rule):
     model = tiny_model(rng)
     ids, mask = padded_batch(rng)
     assert len(np.unique(early_exit_forward(model, ids, mask, rule).exit_block)) >= 3
+
+
+@pytest.mark.parametrize("rule", CLASSIFICATION_RULES, ids=lambda r: f"{r.name}-{vars(r)}")
+def test_simulated_exits_equal_real_early_exit(rule):
+    rng = np.random.default_rng(3)
+    model = tiny_model(rng)
+    ids, mask = padded_batch(rng)
+    result = early_exit_forward(model, ids, mask, rule)
+    model.eval()
+    np.testing.assert_array_equal(simulate_exits(np.stack(model.forward(ids, mask)), rule), result.exit_block)
 
 
 def test_inference_restores_training_mode():
