@@ -16,13 +16,16 @@ from beexnp.module import Module
 
 
 def masked_softmax(S, key_mask):
-    r"""softmax over the last axis, counting only keys with key_mask = 1.
+    r"""softmax over the last axis, counting only keys with key_mask = 1.  Overwrites S.
 
     S (..., T_q, T_k), key_mask broadcastable to S with 1 for real keys.
+    A padded key's score becomes -inf, and exp(-inf) is exactly 0.
     Every row must have at least one real key."""
-    S = np.where(key_mask > 0, S, -np.inf)                                 # padded keys out of the max
-    e = np.exp(S - S.max(axis=-1, keepdims=True))                          # exp(-inf) = 0 exactly
-    return e / e.sum(axis=-1, keepdims=True)
+    S += np.where(key_mask > 0, 0, -np.inf).astype(S.dtype)               # padded keys: -inf
+    S -= S.max(axis=-1, keepdims=True)                                     # largest score 0: no overflow
+    np.exp(S, out=S)
+    S /= S.sum(axis=-1, keepdims=True)
+    return S
 
 
 class BinaryMultiHeadAttention(Module):
@@ -42,10 +45,10 @@ class BinaryMultiHeadAttention(Module):
         B, T, d = x.shape
         h, dh = self.heads, d // self.heads
         qkv = self.qkv.forward(x).reshape(B, T, 3, h, dh).transpose(2, 0, 3, 1, 4)  # (3, B, h, T, dh)
-        q, k, v = qkv[0], qkv[1], qkv[2]                                         # (B, h, T, dh) each
-        self.scale = 1 / np.sqrt(dh)
-        S = (q @ k.transpose(0, 1, 3, 2)) * x.dtype.type(self.scale)           # (B, h, T, T)
-        P = masked_softmax(S, mask[:, None, None, :])                           # (B, h, T, T)
+        self.scale = float(1 / np.sqrt(dh))
+        q = qkv[0] * self.scale                                                  # (B, h, T, dh), scaled once
+        k, v = qkv[1], qkv[2]                                                    # (B, h, T, dh) each
+        P = masked_softmax(q @ k.transpose(0, 1, 3, 2), mask[:, None, None, :])  # (B, h, T, T)
         A = P @ v                                                               # (B, h, T, dh)
         self.q, self.k, self.v, self.P = q, k, v, P
         return self.out.forward(A.transpose(0, 2, 1, 3).reshape(B, T, d))      # (B, T, d)
@@ -55,11 +58,13 @@ class BinaryMultiHeadAttention(Module):
         h, dh = self.heads, d // self.heads
         dA = self.out.backward(dout).reshape(B, T, h, dh).transpose(0, 2, 1, 3)  # (B, h, T, dh)
         P = self.P
-        dP = dA @ self.v.transpose(0, 1, 3, 2)                                   # (B, h, T, T)
-        dv = P.transpose(0, 1, 3, 2) @ dA                                        # (B, h, T, dh)
-        dS = P * (dP - np.sum(dP * P, axis=-1, keepdims=True))                   # softmax backward; 0 on padded keys
-        dS *= dout.dtype.type(self.scale)
-        dq = dS @ self.k                                                         # (B, h, T, dh)
-        dk = dS.transpose(0, 1, 3, 2) @ self.q                                   # (B, h, T, dh)
-        dqkv = np.stack([dq, dk, dv]).transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * d)  # (B, T, 3d)
-        return self.qkv.backward(dqkv)                                           # (B, T, d)
+        dqkv = np.empty((B, T, 3, h, dh), dout.dtype)                            # filled through the view below
+        dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)                               # (B, h, T, dh) views
+        np.matmul(P.transpose(0, 1, 3, 2), dA, out=dv)                           # dV = P^T dA
+        dS = dA @ self.v.transpose(0, 1, 3, 2)                                   # dP (B, h, T, T)
+        dS -= np.einsum("bhij,bhij->bhi", dS, P)[..., None]                      # softmax backward:
+        dS *= P                                                                  #   dS = P * (dP - rowsum(dP * P))
+        np.matmul(dS, self.k, out=dq)                                            # d(q scaled) = dS K
+        dq *= self.scale                                                         # through the scale
+        np.matmul(dS.transpose(0, 1, 3, 2), self.q, out=dk)                      # dK = dS^T (q scaled)
+        return self.qkv.backward(dqkv.reshape(B, T, 3 * d))                      # (B, T, d)

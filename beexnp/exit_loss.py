@@ -38,11 +38,11 @@ def exit_drops(logits, regression=False):
 def soft_routing_weights(logits, delta=0.1, tau=0.05, beta=0.2, regression=False):
     """w (N, B) of the soft-routing loss; each column sums to 1."""
     N, B = len(logits), logits[0].shape[0]
-    q = np.ones((N, B))
+    q = np.ones((N, B), logits[0].dtype)
     q[0] = 0.0                                                           # no exit before block 2
     if N > 2:
         q[1:-1] = sigmoid((delta - exit_drops(logits, regression)[:-1]) / tau)   # (N-2, B)
-    stay = np.cumprod(np.vstack([np.ones((1, B)), 1 - q[:-1]]), axis=0)  # prod_{j<i} (1 - q_j)
+    stay = np.cumprod(np.vstack([np.ones((1, B), q.dtype), 1 - q[:-1]]), axis=0)  # prod_{j<i} (1 - q_j)
     pi = q * stay                                                        # (N, B)
     return (1 - beta) * pi + beta / N
 
@@ -59,7 +59,7 @@ def exit_weights(logits, weighting, regression=False, **soft_routing):
         return soft_routing_weights(logits, regression=regression, **soft_routing)
     else:
         raise ValueError(f"unknown exit weighting {weighting!r}; choose one of {WEIGHTINGS}")
-    return np.broadcast_to(w, (N, B))
+    return np.broadcast_to(w.astype(logits[0].dtype), (N, B))
 
 
 class MultiExitLoss(Module):

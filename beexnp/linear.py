@@ -18,7 +18,9 @@ def init_weight(rng, n_in, n_out, dtype):
 def affine_forward(x, W, b):
     """y = x W + b on the last axis.        x (..., in), W (in, out), b (out,) or None"""
     y = (x.reshape(-1, x.shape[-1]) @ W).reshape(*x.shape[:-1], W.shape[1])  # one 2-D product: (..., out)
-    return y if b is None else y + b
+    if b is not None:
+        y += b
+    return y
 
 
 def affine_backward(dy, x, W):

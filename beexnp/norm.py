@@ -19,7 +19,8 @@ class LayerNorm(Module):
     def forward(self, x):
         mu = x.mean(axis=-1, keepdims=True)                        # (..., 1)
         xc = x - mu                                                # (..., d)
-        self.inv_sigma = 1 / np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + self.eps)  # (..., 1)
+        var = np.einsum("...d,...d->...", xc, xc)[..., None] / x.shape[-1]   # (..., 1)
+        self.inv_sigma = 1 / np.sqrt(var + self.eps)                       # (..., 1)
         self.xhat = xc * self.inv_sigma                            # (..., d)
         return self.gamma.data * self.xhat + self.beta.data
 

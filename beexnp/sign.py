@@ -28,7 +28,8 @@ from beexnp.module import Module
 
 def sign(x):
     """Hard sign with sign(0) = +1; output has x's dtype."""
-    return np.where(x >= 0, 1, -1).astype(x.dtype)
+    one = x.dtype.type(1)
+    return np.where(x >= 0, one, -one)
 
 
 class SecondOrderSign:
