@@ -13,6 +13,7 @@ COMMANDS = [
     ("beexnp.layer_checks", "register"),
     ("beexnp.train", "register"),
     ("beexnp.evaluate", "register"),     # evaluate, predict
+    ("beexnp.sweep", "register"),
     ("beexnp.glue.cli", "register"),          # data, download
 ]
 

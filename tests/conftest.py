@@ -10,3 +10,35 @@ import pytest
 def rng(request):
     """A Generator seeded from the test's id: reproducible run to run, different per test."""
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+# ---- a tiny synthetic SST-2 (the label is the sentiment word in the sentence) -----------
+POSITIVE = ["good", "great", "fine", "lovely", "superb", "warm"]
+NEGATIVE = ["bad", "awful", "dull", "boring", "poor", "cold"]
+NEUTRAL = ["the", "film", "a", "story", "is", "plot", "and", "actors"]
+TINY_MODEL = dict(token_dim=12, position_dim=4, heads=2, blocks=3, dropout=0.1)
+
+
+def write_sentiment(folder, n, rng):
+    """SST-2 layout: 'sentence<TAB>label' rows; the label is which sentiment word appears."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["sentence\tlabel"]
+    for _ in range(n):
+        label = int(rng.integers(2))
+        words = list(rng.choice(NEUTRAL, size=rng.integers(2, 7)))
+        words.insert(int(rng.integers(len(words) + 1)), rng.choice(POSITIVE if label else NEGATIVE))
+        lines.append(" ".join(words) + f"\t{label}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def glue_dir(tmp_path):
+    """A GLUE folder holding a tiny, learnable SST-2 (256 train, 64 dev rows)."""
+    rng = np.random.default_rng(0)
+    sst = tmp_path / "glue" / "SST-2"
+    for split, n in (("train", 256), ("dev", 64)):
+        text = write_sentiment(sst, n, rng)
+        (sst / f"{split}.tsv").write_text(text)
+    return tmp_path / "glue"
+
+

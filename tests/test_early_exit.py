@@ -149,3 +149,33 @@ def test_make_criterion_errors():
         make_criterion("patience")
     assert isinstance(make_criterion("fractional", 0.1, regression=True), RelativeChange)
     assert set(CRITERIA) == {"fractional", "relative_change", "entropy", "maxprob", "patience", "never"}
+
+
+def test_sweep_chooses_the_largest_cut_that_keeps_full_depth_quality():
+    from beexnp.sweep import choose
+    rows = [dict(criterion="full depth", threshold=None, metric=0.80, flops_cut=0.0),
+            dict(criterion="fractional", threshold=0.1, metric=0.81, flops_cut=0.3),
+            dict(criterion="fractional", threshold=0.2, metric=0.80, flops_cut=0.5),
+            dict(criterion="fractional", threshold=0.5, metric=0.70, flops_cut=0.9),
+            dict(criterion="maxprob", threshold=0.9, metric=0.85, flops_cut=0.95)]
+    assert choose(rows)["threshold"] == 0.2
+    assert choose(rows[:1] + rows[3:4])["threshold"] == 0.5          # none keeps quality: the best metric
+
+
+def test_sweep_rows_match_the_criteria():
+    from beexnp.glue import get_task
+    from beexnp.sweep import sweep_outputs
+    rng = np.random.default_rng(6)
+    model = tiny_model(rng)
+    ids, mask = padded_batch(rng, batch=20)
+    model.eval()
+    outputs = np.stack(model.forward(ids, mask))
+    cfg = model.config.__class__.from_dict(dict(model.config.to_dict(), num_classes=2))
+    outputs = outputs[..., :2]                                             # a 2-class view for SST-2's metric
+    labels = rng.integers(0, 2, 20)
+    lengths = mask.sum(axis=1).astype(np.int64)
+    rows = sweep_outputs(outputs, labels, lengths, get_task("sst2"), cfg, grids={"patience": [1, 100]})
+    assert [r["criterion"] for r in rows] == ["full depth", "patience", "patience"]
+    assert rows[2]["mean_exit_block"] == BLOCKS and rows[2]["flops_cut"] == 0       # patience 100 never exits
+    assert rows[2]["metric"] == rows[0]["metric"]
+    assert rows[1]["mean_flops"] < rows[0]["mean_flops"]

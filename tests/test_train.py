@@ -7,33 +7,7 @@ import pytest
 from beexnp.checkpoint import CheckpointError, load_model, read_card, save_checkpoint
 from beexnp.cli import build_parser, main
 from beexnp.train import Trainer, TrainConfig, TrainingDiverged
-
-POSITIVE = ["good", "great", "fine", "lovely", "superb", "warm"]
-NEGATIVE = ["bad", "awful", "dull", "boring", "poor", "cold"]
-NEUTRAL = ["the", "film", "a", "story", "is", "plot", "and", "actors"]
-TINY_MODEL = dict(token_dim=12, position_dim=4, heads=2, blocks=3, dropout=0.1)
-
-
-def write_sentiment(folder, n, rng):
-    """SST-2 layout: 'sentence<TAB>label' rows; the label is which sentiment word appears."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["sentence\tlabel"]
-    for _ in range(n):
-        label = int(rng.integers(2))
-        words = list(rng.choice(NEUTRAL, size=rng.integers(2, 7)))
-        words.insert(int(rng.integers(len(words) + 1)), rng.choice(POSITIVE if label else NEGATIVE))
-        lines.append(" ".join(words) + f"\t{label}")
-    return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-def glue_dir(tmp_path):
-    rng = np.random.default_rng(0)
-    sst = tmp_path / "glue" / "SST-2"
-    for split, n in (("train", 256), ("dev", 64)):
-        text = write_sentiment(sst, n, rng)
-        (sst / f"{split}.tsv").write_text(text)
-    return tmp_path / "glue"
+from conftest import TINY_MODEL
 
 
 def make_trainer(glue_dir, out, **train):
@@ -165,6 +139,15 @@ def test_train_evaluate_predict_commands(glue_dir, tmp_path, capsys):
     assert main(["evaluate", str(out / "best"), "--glue-dir", str(glue_dir), "--json", str(tmp_path / "r.json")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert len(report["per_exit"]) == 3 and sum(report["exit_histogram"]) == 64
+    assert 0 <= report["flops"]["cut"] < 1 and report["flops"]["early_exit"] <= report["flops"]["full"]
+    assert set(report["wall_clock"]) == {"batched", "batch_size_1"}
+    assert main(["sweep", str(out / "best"), "--glue-dir", str(glue_dir), "--out", str(tmp_path / "sweep")]) == 0
+    sweep = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert (tmp_path / "sweep" / "sweep.png").stat().st_size > 10_000
+    full = sweep["rows"][0]
+    assert full["criterion"] == "full depth" and full["metric"] == report["per_exit"][-1]["accuracy"]
+    assert {r["criterion"] for r in sweep["rows"][1:]} == {"fractional", "entropy", "maxprob", "patience"}
+    assert sweep["chosen"]["criterion"] == "fractional"
     capsys.readouterr()
     assert main(["predict", str(out / "best"), "a lovely film", "--json"]) == 0
     prediction = json.loads(capsys.readouterr().out)
