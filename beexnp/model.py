@@ -10,13 +10,13 @@ from its own exit and from the blocks above.  Early-exit inference runs the
 blocks one at a time (``embed``, ``block_forward``) on the inputs still active.
 """
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from beexnp.block import Block, ExitHead
 from beexnp.embedding import Embedding, SinusoidalPositions
-from beexnp.module import Module
+from beexnp.module import Module, dataclass_from_dict
 
 
 @dataclass
@@ -72,11 +72,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d):
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
-        return cls(**d).validate()
+        return dataclass_from_dict(cls, d, "model config").validate()
 
     @classmethod
     def from_json(cls, path):

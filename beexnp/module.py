@@ -14,6 +14,7 @@ Modes (set on a module and all its children):
   their backward.  ``relax(False)`` (the default) is the real binary forward.
 """
 import contextlib
+import dataclasses
 
 import numpy as np
 
@@ -125,23 +126,32 @@ class Module:
     def load_state_dict(self, state):
         """Copy arrays into the parameters; every name and shape must match."""
         own = dict(self.parameters())
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        wrong = [f"{n}: expected {own[n].shape}, got {tuple(np.shape(state[n]))}"
-                 for n in own if n in state and own[n].shape != tuple(np.shape(state[n]))]
-        if missing or unexpected or wrong:
-            lines = []
-            if missing:
-                lines.append("missing parameters: " + ", ".join(missing))
-            if unexpected:
-                lines.append("unexpected parameters: " + ", ".join(unexpected))
-            if wrong:
-                lines.append("shape mismatch: " + "; ".join(wrong))
-            raise ValueError("state does not fit the model:\n  " + "\n  ".join(lines))
+        problems = mismatches({n: p.shape for n, p in own.items()}, state, "parameters")
+        if problems:
+            raise ValueError("state does not fit the model:\n  " + "\n  ".join(problems))
         for name, p in own.items():
             p.data[...] = state[name]
         for m in self.modules():
             m.forget()
+
+
+def mismatches(expected_shapes, given, what):
+    """Lines naming what ``given`` (name -> array) lacks, adds, or shapes differently."""
+    missing = sorted(set(expected_shapes) - set(given))
+    unexpected = sorted(set(given) - set(expected_shapes))
+    wrong = [f"{n}: expected {shape}, got {tuple(np.shape(given[n]))}"
+             for n, shape in expected_shapes.items() if n in given and shape != tuple(np.shape(given[n]))]
+    return ([f"missing {what}: " + ", ".join(missing)] if missing else []) \
+        + ([f"unexpected {what}: " + ", ".join(unexpected)] if unexpected else []) \
+        + (["shape mismatch: " + "; ".join(wrong)] if wrong else [])
+
+
+def dataclass_from_dict(cls, d, what):
+    """cls(**d), refusing keys that are not fields of the dataclass ``cls`` (named in the error)."""
+    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"unknown {what} keys: {', '.join(unknown)}")
+    return cls(**d)
 
 
 @contextlib.contextmanager

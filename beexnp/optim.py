@@ -45,7 +45,7 @@ import math
 
 import numpy as np
 
-from beexnp.module import Module, Parameter
+from beexnp.module import Module, Parameter, mismatches
 
 
 def _require(ok, message):
@@ -120,15 +120,9 @@ class Optimizer:
         _require(isinstance(state, dict) and {"step", "lr", "arrays"} <= set(state),
                  "optimizer state must be a dict with keys 'step', 'lr', 'arrays'")
         own, given = self._arrays(), state["arrays"]
-        missing = sorted(set(own) - set(given))
-        unexpected = sorted(set(given) - set(own))
-        wrong = [f"{k}: expected {own[k].shape}, got {tuple(np.shape(given[k]))}"
-                 for k in own if k in given and own[k].shape != tuple(np.shape(given[k]))]
-        if missing or unexpected or wrong:
-            lines = (["missing arrays: " + ", ".join(missing)] if missing else []) \
-                + (["unexpected arrays: " + ", ".join(unexpected)] if unexpected else []) \
-                + (["shape mismatch: " + "; ".join(wrong)] if wrong else [])
-            raise ValueError(f"{type(self).__name__} state does not fit these parameters:\n  " + "\n  ".join(lines))
+        problems = mismatches({k: a.shape for k, a in own.items()}, given, "arrays")
+        if problems:
+            raise ValueError(f"{type(self).__name__} state does not fit these parameters:\n  " + "\n  ".join(problems))
         for key, array in own.items():
             array[...] = given[key]                                # in place: keeps dtype and identity
         self.t = int(state["step"])

@@ -13,7 +13,7 @@ its Generator at the start of the epoch and the batches already done are skipped
 import copy
 import json
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from beexnp.glue import (Tokenizer, compute_metrics, encode_examples, get_task, 
                          main_metric, subset)
 from beexnp.glue.batching import batch_order
 from beexnp.model import BEExformer, ModelConfig
-from beexnp.module import evaluating
+from beexnp.module import dataclass_from_dict, evaluating
 from beexnp.optim import SGD, Adam, AdamW, clip_grad_norm
 from beexnp.schedules import LRSchedule
 
@@ -62,11 +62,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d):
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown training config keys: {', '.join(unknown)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "training config")
 
 
 class TrainingDiverged(RuntimeError):
