@@ -69,11 +69,10 @@ def format_rows(rows, metric):
 
 def plot_rows(rows, metric, title, path):
     """metric vs mean MFLOPs per input: a line per criterion, the full-depth model a star."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure         # no pyplot: leaves the caller's backend alone
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
     for name in dict.fromkeys(r["criterion"] for r in rows[1:]):
         own = sorted((r for r in rows if r["criterion"] == name), key=lambda r: r["mean_flops"])
         ax.plot([r["mean_flops"] / 1e6 for r in own], [r["metric"] for r in own], marker="o", ms=3, label=name)
@@ -89,7 +88,7 @@ def plot_rows(rows, metric, title, path):
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def run_sweep(folder, out_dir=None, split=None, glue_dir=None, limit=None):

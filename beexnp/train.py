@@ -137,7 +137,7 @@ class Trainer:
                                    warmup_steps=int(train_config.warmup * self.total_steps),
                                    decay=train_config.schedule)
         self.state = dict(step=0, epoch=0, batch_in_epoch=0, best_score=None, best_epoch=None,
-                          epochs_without_gain=0, epoch_rng_state=None)
+                          epochs_without_gain=0, epoch_rng_state=None, finished=False, seconds=0.0)
         self.history = []
 
     # ---- checkpoints ----------------------------------------------------------
@@ -203,7 +203,7 @@ class Trainer:
         """Train until the epochs, ``max_steps`` or patience run out; returns the history."""
         cfg, st = self.cfg, self.state
         self.out.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
+        start = time.perf_counter() - st.get("seconds", 0.0)   # a resumed run keeps counting its time
         try:
             while st["epoch"] < cfg.epochs and not self.done():
                 batches = self.epoch_batches()
@@ -220,15 +220,19 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix_str(running.summary())
                     if st["step"] % cfg.save_every == 0 or self.done():
+                        st["seconds"] = time.perf_counter() - start
                         self.save("last")
                     if self.done():
                         break
                 bar.close()
                 if st["batch_in_epoch"] == len(batches):
-                    self.end_epoch(running, time.perf_counter() - start)
+                    st["seconds"] = time.perf_counter() - start
+                    self.end_epoch(running, st["seconds"])
                     if st["epochs_without_gain"] >= cfg.patience:
                         print(f"early stopping: no better dev {main_metric(self.task)} for {cfg.patience} epochs")
                         break
+            st.update(finished=True, seconds=time.perf_counter() - start)   # not interrupted: done
+            self.save("last")
         except KeyboardInterrupt:
             last = self.out / "last"
             where = f"the last good checkpoint is {last} (step {read_card(last)['state']['step']})" \
