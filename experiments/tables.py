@@ -1,0 +1,121 @@
+"""The results tables, made from the run records that experiments/run.py wrote.
+
+    python experiments/tables.py [--results results/experiments]   # prints and writes TABLES.md
+
+Every number comes from a record (one JSON file per run); nothing is typed in.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+TASK_ORDER = ["sst2", "cola", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
+
+
+def load_records(folder):
+    return [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))
+            if p.name not in ("skipped.json",)]
+
+
+def pct(x):
+    return f"{100 * x:.2f}"
+
+
+def find(records, task, variant, seed=0):
+    return next((r for r in records if r["task"] == task and r["variant"] == variant and r["seed"] == seed), None)
+
+
+def main_table(records, skipped):
+    lines = ["| task | metric | full-precision twin | BEExformer, full depth | BEExformer, early exit "
+             "(δ, FLOPs cut) | size ratio | training time (twin / BEEx) |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for task in TASK_ORDER:
+        fp, bx = find(records, task, "full_precision"), find(records, task, "beexformer")
+        if not (fp and bx):
+            reason = next((v for k, v in skipped.items() if k.startswith(task + "-")), "not run")
+            lines.append(f"| {task} | – | not trained here: {reason} | | | | |")
+            continue
+        m = bx["metric"]
+        seeds = [r for r in records if r["task"] == task and r["variant"] == "beexformer"]
+        full = pct(bx["dev_full_depth"][m])
+        early = pct(bx["early_exit"]["metrics"][m])
+        if len(seeds) > 1:
+            f = np.array([r["dev_full_depth"][m] for r in seeds])
+            e = np.array([r["early_exit"]["metrics"][m] for r in seeds])
+            full = f"{100 * f.mean():.2f} ± {100 * f.std(ddof=1):.2f} ({len(seeds)} seeds)"
+            early = f"{100 * e.mean():.2f} ± {100 * e.std(ddof=1):.2f}"
+        lines.append(f"| {task} | {m} | {pct(fp['dev_full_depth'][m])} | {full} | {early} "
+                     f"(δ={bx['early_exit']['delta']:g}, {100 * bx['flops']['cut']:.1f}%) | "
+                     f"{bx.get('size_ratio', float('nan')):.2f}× | "
+                     f"{fp['train_seconds'] / 60:.1f} / {bx['train_seconds'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
+def ablation_table(records):
+    lines = ["| task | variant | full depth | best exit | early exit (δ, FLOPs cut) | size ratio |",
+             "|---|---|---:|---:|---:|---:|"]
+    for task in TASK_ORDER:
+        rows = [r for r in records if r["task"] == task and r["group"] == "ablation"]
+        base = find(records, task, "beexformer")
+        if not rows:
+            continue
+        for r in ([base] if base else []) + rows:
+            m = r["metric"]
+            best = r["dev_per_exit"][r["best_exit"] - 1][m]
+            name = "BEExformer (SLFN, second order, soft routing)" if r["variant"] == "beexformer" else r["variant"]
+            epochs = f", {r['epochs_run']} epochs"
+            lines.append(f"| {task} | {name}{epochs} | {pct(r['dev_full_depth'][m])} | {pct(best)} (exit "
+                         f"{r['best_exit']}) | {pct(r['early_exit']['metrics'][m])} (δ={r['early_exit']['delta']:g}, "
+                         f"{100 * r['flops']['cut']:.1f}%) | {r.get('size_ratio', float('nan')):.2f}× |")
+    return "\n".join(lines)
+
+
+def matched_flops_table(records):
+    """Each criterion at (about) the FLOPs of the fractional rule's dev-chosen point."""
+    lines = ["| task | FLOPs budget (fractional δ) | fractional | absolute entropy | max probability | patience |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for task in TASK_ORDER:
+        r = find(records, task, "beexformer")
+        if not r or len(r["sweep"]) < 2:
+            continue
+        budget = next(s for s in r["sweep"] if s["criterion"] == "fractional"
+                      and s["threshold"] == r["early_exit"]["delta"])["mean_flops"]
+        cells = []
+        for criterion in ("fractional", "entropy", "maxprob", "patience"):
+            own = [s for s in r["sweep"] if s["criterion"] == criterion]
+            if not own:                                   # regression: only the relative-change rule
+                cells.append("–")
+                continue
+            within = [s for s in own if s["mean_flops"] <= 1.02 * budget]
+            s = max(within, key=lambda s: s["metric"]) if within else min(own, key=lambda s: s["mean_flops"])
+            cells.append(f"{pct(s['metric'])} ({s['threshold']:g}, {s['mean_flops'] / 1e6:.1f} M)")
+        lines.append(f"| {task} | {budget / 1e6:.1f} MFLOPs (δ={r['early_exit']['delta']:g}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def build(folder):
+    folder = Path(folder)
+    records = load_records(folder)
+    skipped_path = folder / "skipped.json"
+    skipped = json.loads(skipped_path.read_text()) if skipped_path.exists() else {}
+    return "\n\n".join([
+        "### Main table (GLUE dev; metric × 100)", main_table(records, skipped),
+        "### Ablations", ablation_table(records),
+        "### Exit criteria at matched FLOPs (best dev metric within the fractional rule's budget; "
+        "threshold and mean MFLOPs per input in brackets)", matched_flops_table(records)]) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--results", default="results/experiments")
+    args = p.parse_args(argv)
+    text = build(args.results)
+    (Path(args.results) / "TABLES.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

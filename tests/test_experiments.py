@@ -1,0 +1,39 @@
+"""The experiment pipeline end to end on real GLUE, in its fast variant (tiny slices and models)."""
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "experiments"))
+
+import run as experiments  # noqa: E402  (experiments/run.py)
+import tables  # noqa: E402  (experiments/tables.py)
+
+GLUE_DIR = os.environ.get("GLUE_DIR")
+pytestmark = [pytest.mark.glue, pytest.mark.skipif(
+    not GLUE_DIR or not (Path(GLUE_DIR) / "SST-2").is_dir(), reason="needs GLUE_DIR with SST-2 (CI sets it)")]
+
+
+def test_fast_pipeline_writes_records_and_tables(tmp_path):
+    out = tmp_path / "results"
+    assert experiments.main(["--fast", "--only", "sst2-beexformer-seed0", "sst2-full_precision-seed0",
+                             "rte-beexformer-seed0", "stsb-beexformer-seed0", "qqp-beexformer-seed0",
+                             "--results", str(out)]) == 0
+    record = json.loads((out / "sst2-beexformer-seed0.json").read_text())
+    m = record["metric"]
+    assert m == "accuracy" and 0 <= record["dev_full_depth"][m] <= 1
+    assert record["early_exit"]["criterion"] == "fractional" and record["early_exit"]["delta"] is not None
+    assert 0 <= record["flops"]["cut"] < 1 and record["flops"]["early_exit"] <= record["flops"]["full"]
+    assert record["size_ratio"] > 1 and record["packed_bytes"] < record["twin_bytes"]
+    assert sum(record["early_exit"]["exit_histogram"]) == 100                  # the fast dev slice
+    assert json.loads((out / "stsb-beexformer-seed0.json").read_text())["metric"] == "pearson"
+    skipped = json.loads((out / "skipped.json").read_text())
+    if not (Path(GLUE_DIR) / "QQP").is_dir():
+        assert "qqp-beexformer-seed0" in skipped
+    text = tables.build(out)
+    assert "| sst2 | accuracy |" in text and "not trained here" in text
+    # a second call finds the records and trains nothing
+    assert experiments.main(["--fast", "--only", "sst2-beexformer-seed0", "--results", str(out)]) == 0
