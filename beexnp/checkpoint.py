@@ -51,7 +51,7 @@ def interrupts_deferred():
             raise KeyboardInterrupt
 
 
-def _atomic_write(path, write):
+def atomic_write(path, write):
     """write(file object) into a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -76,14 +76,14 @@ def save_checkpoint(folder, model, meta, trainer_arrays=None):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with interrupts_deferred():
-        _atomic_write(folder / "model.npz", lambda f: np.savez(f, **model.state_dict()))
+        atomic_write(folder / "model.npz", lambda f: np.savez(f, **model.state_dict()))
         files = {"model.npz": _sha256(folder / "model.npz")}
         if trainer_arrays is not None:
-            _atomic_write(folder / "trainer.npz", lambda f: np.savez(f, **trainer_arrays))
+            atomic_write(folder / "trainer.npz", lambda f: np.savez(f, **trainer_arrays))
             files["trainer.npz"] = _sha256(folder / "trainer.npz")
         card = dict(meta, format_version=FORMAT_VERSION, model_config=model.config.to_dict(), files=files)
         text = json.dumps(card, indent=2, sort_keys=True).encode()
-        _atomic_write(folder / "checkpoint.json", lambda f: f.write(text))
+        atomic_write(folder / "checkpoint.json", lambda f: f.write(text))
     return folder
 
 

@@ -15,6 +15,7 @@ COMMANDS = [
     ("beexnp.evaluate", "register"),     # evaluate, predict
     ("beexnp.sweep", "register"),
     ("beexnp.glue.cli", "register"),          # data, download
+    ("beexnp.size", "register"),              # export, size
 ]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from beexnp.checkpoint import _atomic_write, load_arrays, load_model, read_card, save_checkpoint
+from beexnp.checkpoint import atomic_write, load_arrays, load_model, read_card, save_checkpoint
 from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
 from beexnp.glue import (Tokenizer, compute_metrics, encode_examples, get_task, iterate_batches, load_split,
                          main_metric, subset)
@@ -265,7 +265,7 @@ class Trainer:
             st["epochs_without_gain"] += 1
         self.save("last", metrics=dev_metrics)
         text = json.dumps(self.history, indent=1).encode()
-        _atomic_write(self.out / "history.json", lambda f: f.write(text))
+        atomic_write(self.out / "history.json", lambda f: f.write(text))
         per_exit = " ".join(f"{m[metric]:.3f}" for m in first)
         print(f"epoch {st['epoch']}: dev {metric} per exit [{per_exit}] best exit {best_exit} "
               f"({score:.4f}); {elapsed:.0f}s", flush=True)

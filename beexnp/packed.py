@@ -1,0 +1,277 @@
+r"""The bit-packed model: one bit per binarized weight on disk and in the layers (DESIGN §7).
+
+    python -m beexnp export CHECKPOINT OUT.npz [--float16]
+
+**What a packed file holds** (one ``.npz``, written to a temporary name and
+renamed when whole):
+
+=========================  ============================  ==========================================
+key                        array                         what
+=========================  ============================  ==========================================
+``NAME.bits``              uint8 (rows, ceil(n/8))       sign bits of a binarized matrix, packed
+                                                         along its reduction axis (``beexnp.xnor``:
+                                                         little bit order, zero padding)
+``NAME.alpha``             float32 (rows,)               its scales, alpha = mean |W| over that axis
+``NAME`` (every other)     float32 (or float16)          the real parameters: biases, LayerNorm,
+                                                         exit heads, real embeddings
+``__meta__``               uint8 (bytes of UTF-8 JSON)   format, model config, each binarized
+                                                         matrix's shape and axis, and the card
+                                                         (tokenizer, task, metrics, train config)
+=========================  ============================  ==========================================
+
+NAME is the parameter's dotted name in the float model.  Binarized matrices
+are the latent weights of every ``BinaryLinear`` (W (in, out), alpha per
+output unit: rows = out, n = in) and, with ``binarize_embeddings``, the token
+embedding (E (V, d_tok), alpha per row: rows = V, n = d_tok).  In both cases
+
+    W_b = alpha * sign(W)          is rebuilt exactly from (bits, alpha),
+
+so the latent float weights are not needed for inference and are not stored.
+
+**Loading** (``load_packed``) builds the same ``BEExformer`` and substitutes,
+by composition, a ``PackedBinaryLinear`` for every ``BinaryLinear`` (and a
+``PackedEmbedding`` for a binarized embedding): same ``forward`` interface,
+computed from the packed bits (W1A32: unpacked signs times alpha and a BLAS
+product; W1A1: XNOR-popcount).  It gives the float binary-mode model's logits
+(W1A32: the very same numbers; W1A1: equal up to float rounding of the last
+sum, about 1e-7 relative, since the integer part is exact).  Packed layers
+are inference only (no backward).
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from beexnp.checkpoint import atomic_write, interrupts_deferred, load_model
+from beexnp.embedding import Embedding
+from beexnp.glue import Tokenizer
+from beexnp.linear import BinaryLinear, affine_forward
+from beexnp.model import BEExformer, ModelConfig
+from beexnp.module import Module, Parameter, mismatches
+from beexnp.xnor import as_words, binary_weight, pack_signs, unpack_signs, w1a1_matmul
+
+FORMAT = "beexnp.packed/1"
+META_KEY = "__meta__"
+BINARY_SUFFIXES = (".bits", ".alpha")
+TRAINING_ONLY = ("files", "rng", "optimizer", "state")   # card entries that only a training run needs
+
+
+# ---- which parameters are binarized, and along which axis -------------------------
+def named_modules(module, prefix=""):
+    """Yield (dotted path, module) for ``module`` and every descendant ("" for the root)."""
+    yield prefix.rstrip("."), module
+    for name, child in module.children():
+        yield from named_modules(child, prefix + name + ".")
+
+
+def binary_matrices(model):
+    """[(parameter name, latent array, alpha axis)] of every binarized matrix.
+
+    BinaryLinear: W (in, out), alpha per output unit -> axis 0.
+    Embedding with binarize=True: E (V, d), alpha per row -> axis 1."""
+    found = []
+    for path, m in named_modules(model):
+        prefix = path + "." if path else ""
+        if isinstance(m, BinaryLinear):
+            found.append((prefix + "weight", m.weight.data, 0))
+        elif isinstance(m, Embedding) and m.binarize:
+            found.append((prefix + "weight", m.weight.data, 1))
+    unknown = {n for n, p in model.parameters() if p.binary} - {name for name, _, _ in found}
+    if unknown:
+        raise TypeError(f"binarized parameters of an unknown layer type (cannot pack): {sorted(unknown)}")
+    return found
+
+
+def get_module(root, path):
+    """The submodule at a dotted path ("blocks.0.attn.qkv"); list items by index."""
+    m = root
+    for part in path.split("."):
+        m = m[int(part)] if isinstance(m, list) else getattr(m, part)
+    return m
+
+
+def set_module(root, path, new):
+    """Put ``new`` where the dotted ``path`` points (an attribute or a list item)."""
+    parent_path, _, last = path.rpartition(".")
+    parent = get_module(root, parent_path) if parent_path else root
+    if isinstance(parent, list):
+        parent[int(last)] = new
+    else:
+        setattr(parent, last, new)
+
+
+# ---- the arrays of a packed file -----------------------------------------------------
+def pack_model(model, real_dtype=np.float32):
+    r"""{key: array} of the packed file, without the metadata.
+
+    For each binarized matrix NAME (alpha along ``axis``, length n along it):
+        NAME.bits  = packbits([W >= 0]) along axis       (rows, ceil(n/8)) uint8
+        NAME.alpha = mean(|W|, axis)                      (rows,)          float32
+    and every other parameter cast to ``real_dtype``."""
+    binary = {name: (W, axis) for name, W, axis in binary_matrices(model)}
+    arrays = {}
+    for name, p in model.parameters():
+        if name in binary:
+            W, axis = binary[name]
+            arrays[name + ".bits"] = pack_signs(W, axis)                             # (rows, ceil(n/8))
+            arrays[name + ".alpha"] = np.mean(np.abs(W), axis=axis).astype(np.float32)   # as binarize_weight
+        else:
+            arrays[name] = p.data.astype(real_dtype)
+    return arrays
+
+
+def packed_meta(model, card=None, real_dtype=np.float32):
+    """The JSON-able description stored beside the arrays."""
+    card = {k: v for k, v in (card or {}).items() if k not in TRAINING_ONLY and k != "model_config"}
+    return dict(format=FORMAT, model_config=model.config.to_dict(), real_dtype=np.dtype(real_dtype).name,
+                bitorder="little", card=card,
+                binary={name: dict(shape=list(W.shape), axis=axis) for name, W, axis in binary_matrices(model)})
+
+
+def encode_meta(meta):
+    """JSON as a uint8 array (compact, and loads without pickle)."""
+    return np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
+
+
+def save_packed(path, model, card=None, real_dtype=np.float32):
+    """Write ``model`` bit-packed to ``path`` (atomic: temporary file, then rename).  Returns the arrays."""
+    arrays = pack_model(model, real_dtype)
+    meta = encode_meta(packed_meta(model, card, real_dtype))
+    with interrupts_deferred():
+        atomic_write(path, lambda f: np.savez(f, **arrays, **{META_KEY: meta}))
+    return arrays
+
+
+def export_checkpoint(folder, out, real_dtype=np.float32):
+    """Checkpoint folder -> packed .npz file; returns the arrays written."""
+    model, card = load_model(folder)
+    return save_packed(out, model, card, real_dtype)
+
+
+def read_packed(path):
+    """(arrays, meta) of a packed file, after checking its format."""
+    with np.load(path, allow_pickle=False) as f:
+        if META_KEY not in f.files:
+            raise ValueError(f"{path} is not a packed beexnp model (no {META_KEY} entry); "
+                             "make one with: python -m beexnp export CHECKPOINT OUT.npz")
+        arrays = {k: f[k] for k in f.files if k != META_KEY}
+        meta = json.loads(f[META_KEY].tobytes().decode())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: packed format {meta.get('format')!r}, this beexnp reads {FORMAT!r}")
+    return arrays, meta
+
+
+# ---- layers that compute from the packed bits -----------------------------------------
+class PackedBinaryLinear(Module):
+    r"""y = alpha * (s(x) . sign(W)) + b from packed sign bits.        x (..., in) -> (..., out)
+
+    The inference twin of ``BinaryLinear`` (same ``forward``):
+
+    * W1A1 (``binarize_input``): the integer s(x) . sign(W) by XNOR-popcount on
+      uint64 words, then times alpha (``beexnp.xnor.w1a1_matmul``).
+    * W1A32: x @ W_b with W_b = alpha * (+-1 unpacked from the bits), the float
+      model's numbers exactly.  ``unpack="load"`` builds W_b once (speed of the
+      float model; RAM holds 32-bit weights again), ``unpack="call"`` on every
+      forward (RAM keeps 1 bit per weight; each call pays an in x out unpack,
+      small next to a (rows, in) x (in, out) product when rows is large).
+
+    bits (out, ceil(in/8)) uint8, alpha (out,) float32, bias (out,) or None.
+    Inference only: ``backward`` is Module's (NotImplementedError); train the float model."""
+
+    def __init__(self, bits, alpha, n_in, bias=None, binarize_input=False, unpack="load"):
+        if unpack not in ("load", "call"):
+            raise ValueError(f"unpack must be 'load' or 'call', got {unpack!r}")
+        self.bits, self.alpha, self.n_in = bits, alpha, n_in
+        self.bias = None if bias is None else Parameter(bias)
+        self.binarize_input, self.unpack = binarize_input, unpack
+        self.words = as_words(bits) if binarize_input else None                    # (out, ceil(in/64)) uint64
+        self.weight_b = binary_weight(bits, alpha, n_in) if not binarize_input and unpack == "load" else None
+
+    def forward(self, x):
+        b = None if self.bias is None else self.bias.data
+        if self.binarize_input:
+            y = w1a1_matmul(x, self.words, self.alpha, self.n_in)                 # (..., out)
+            return y if b is None else y + b
+        W_b = self.weight_b if self.weight_b is not None else binary_weight(self.bits, self.alpha, self.n_in)
+        return affine_forward(x, W_b, b)                                           # (..., in) @ (in, out) + b
+
+
+class PackedEmbedding(Module):
+    r"""e[b, t] = alpha[ids] * sign-row(ids)  from packed bits.        ids (B, T) -> (B, T, d)
+
+    The inference twin of a binarized ``Embedding``: bits (V, ceil(d/8)), alpha (V,).  No backward."""
+
+    def __init__(self, bits, alpha, dim):
+        self.bits, self.alpha, self.dim = bits, alpha, dim
+
+    def forward(self, ids):
+        if not np.issubdtype(np.asarray(ids).dtype, np.integer):
+            raise TypeError(f"Embedding expects integer token ids, got {np.asarray(ids).dtype}")
+        signs = unpack_signs(self.bits[ids], self.dim, self.alpha.dtype)           # (B, T, d) in {-1, +1}
+        return self.alpha[ids][..., None] * signs                                  # (B, T, 1) * (B, T, d)
+
+
+def packed_layer(module, bits, alpha, n, unpack):
+    """The packed twin of a BinaryLinear or a binarized Embedding."""
+    if isinstance(module, BinaryLinear):
+        bias = None if module.bias is None else module.bias.data
+        return PackedBinaryLinear(bits, alpha, n, bias, module.binarize_input, unpack)
+    return PackedEmbedding(bits, alpha, n)
+
+
+def model_from_packed(arrays, meta, unpack="load"):
+    """An inference BEExformer (eval mode) whose binarized layers compute from ``arrays``' bits."""
+    config = ModelConfig.from_dict(meta["model_config"])
+    model = BEExformer(config, np.random.default_rng(0))          # the skeleton: every value is replaced
+    binary = {name: (W.shape, axis) for name, W, axis in binary_matrices(model)}
+    expected = {}
+    for name, (shape, axis) in binary.items():
+        rows, n = shape[1 - axis], shape[axis]
+        expected[name + ".bits"], expected[name + ".alpha"] = (rows, -(-n // 8)), (rows,)
+    given = {k: v for k, v in arrays.items() if k.endswith(BINARY_SUFFIXES)}
+    problems = mismatches(expected, given, "packed arrays")
+    if problems:
+        raise ValueError("packed arrays do not fit the config:\n  " + "\n  ".join(problems))
+    for name, (shape, axis) in binary.items():
+        path = name.rpartition(".")[0]
+        layer = packed_layer(get_module(model, path), arrays[name + ".bits"],
+                             arrays[name + ".alpha"].astype(np.float32), shape[axis], unpack)
+        set_module(model, path, layer)
+    real = {k: v.astype(np.float32) for k, v in arrays.items() if not k.endswith(BINARY_SUFFIXES)}
+    model.load_state_dict(real)                                   # biases, norms, exits: names and shapes checked
+    return model.eval()
+
+
+def load_packed(path, unpack="load"):
+    """(model, tokenizer or None, card) from a packed file.
+
+    ``card`` is the checkpoint card stored at export (task, tokenizer, metrics,
+    train config) with ``model_config`` added back."""
+    arrays, meta = read_packed(path)
+    card = dict(meta["card"], model_config=meta["model_config"])
+    tokenizer = Tokenizer.from_state_dict(card["tokenizer"]) if "tokenizer" in card else None
+    return model_from_packed(arrays, meta, unpack), tokenizer, card
+
+
+# ---- command line (registered by beexnp.size.register) ----------------------------------
+def add_export_parser(subparsers):
+    p = subparsers.add_parser("export", help="write a checkpoint bit-packed (1 bit per binarized weight)",
+                              description="Write every binarized matrix as packed sign bits plus float32 "
+                                          "alphas, the real parameters as float32 (or float16), and the "
+                                          "config and tokenizer as JSON, into one .npz.  Load it with "
+                                          "beexnp.packed.load_packed.")
+    p.add_argument("checkpoint", help="checkpoint folder (e.g. runs/sst2/best)")
+    p.add_argument("out", help="output file (.npz)")
+    p.add_argument("--float16", action="store_true", help="store the real parameters as float16")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args):
+    real_dtype = np.float16 if args.float16 else np.float32
+    arrays = export_checkpoint(args.checkpoint, args.out, real_dtype)
+    n_binary = sum(k.endswith(".bits") for k in arrays)
+    print(f"wrote {args.out}: {Path(args.out).stat().st_size:,} bytes on disk "
+          f"({sum(a.nbytes for a in arrays.values()):,} bytes of arrays; {n_binary} bit-packed matrices, "
+          f"real parameters {np.dtype(real_dtype).name})")
+    print(f"size by component: python -m beexnp size {args.checkpoint}")
+    return 0
