@@ -11,7 +11,7 @@ key                        array                         what
 ``NAME.bits``              uint8 (rows, ceil(n/8))       sign bits of a binarized matrix, packed
                                                          along its reduction axis (``beexnp.xnor``:
                                                          little bit order, zero padding)
-``NAME.alpha``             float32 (rows,)               its scales, alpha = mean |W| over that axis
+``NAME.alpha``             float32 or float16 (rows,)    its scales, alpha = mean |W| over that axis
 ``NAME`` (every other)     float32 (or float16)          the real parameters: biases, LayerNorm,
                                                          exit heads, real embeddings
 ``__meta__``               uint8 (bytes of UTF-8 JSON)   format, model config, each binarized
@@ -106,15 +106,16 @@ def pack_model(model, real_dtype=np.float32):
 
     For each binarized matrix NAME (alpha along ``axis``, length n along it):
         NAME.bits  = packbits([W >= 0]) along axis       (rows, ceil(n/8)) uint8
-        NAME.alpha = mean(|W|, axis)                      (rows,)          float32
-    and every other parameter cast to ``real_dtype``."""
+        NAME.alpha = mean(|W|, axis)                      (rows,)          real_dtype
+    and every other parameter cast to ``real_dtype``: with float16, the alphas are
+    half precision too (they are real numbers like any other)."""
     binary = {name: (W, axis) for name, W, axis in binary_matrices(model)}
     arrays = {}
     for name, p in model.parameters():
         if name in binary:
             W, axis = binary[name]
             arrays[name + ".bits"] = pack_signs(W, axis)                             # (rows, ceil(n/8))
-            arrays[name + ".alpha"] = np.mean(np.abs(W), axis=axis).astype(np.float32)   # as binarize_weight
+            arrays[name + ".alpha"] = np.mean(np.abs(W), axis=axis).astype(real_dtype)   # as binarize_weight
         else:
             arrays[name] = p.data.astype(real_dtype)
     return arrays

@@ -13,19 +13,20 @@ summed.  The exported file is also written and its size on disk read.
 V the vocabulary, N blocks, C outputs, and a binarized (n_in, n_out) matrix
 stored as n_out rows of ceil(n_in/8) bytes, its n_out alphas and biases:
 
-    binarized matrix   n_out * ceil(n_in / 8)  +  4 n_out (alphas)  +  r n_out (bias)
+    binarized matrix   n_out * ceil(n_in / 8)  +  r n_out (alphas)  +  r n_out (bias)
     real matrix        r (n_in n_out + n_out)
     attention          (d, 3d) and (d, d) per block;  SLFN (d, 4d);  FFN (d, 2d), (2d, d)
-    embeddings         V ceil(d_t / 8) + 4 V (binarized)   or   r V d_t (real)
+    embeddings         V ceil(d_t / 8) + r V (binarized)   or   r V d_t (real)
     norms              r 4d per block;   exits  r (d C + C) per block
 
 with r = 4 bytes (float32) or 2 (``--float16``).  The twin is the same with
 nothing binarized and r = 4.  Tests check that formula and measurement agree.
 
 **What bounds the ratio.**  A 1-bit weight replaces a 32-bit one: 32x at
-most.  Each row of n binarized weights also carries a 32-bit alpha, so a
-matrix reaches at most 32 n / (n + 32): 25.6x for n = 128, 24.9x for the
-embedding's n = 112.  Real embeddings (V x d_t floats) dominate a small
+most.  Each row of n binarized weights also carries an alpha of 8r bits, so
+a matrix reaches at most 32 n / (n + 8r): with float32 alphas 25.6x for
+n = 128 and 24.9x for the embedding's n = 112; with ``--float16`` (alphas
+too are half precision) 28.4x and 28.0x.  Real embeddings (V x d_t floats) dominate a small
 model, hence the option of binarized ones; biases, LayerNorm and exit heads
 stay real.  DESIGN's formula (1 bit per binary weight, alphas not counted) is
 shown beside the measurement for comparison with the paper's 21.30x.
@@ -86,12 +87,12 @@ def analytical_bytes(config, real_bytes=4):
     for comp, mats in block_matrices(config).items():
         if config.binarize:
             sizes[comp] = N * sum(o * ceil8(i) + real_bytes * o for i, o in mats)   # bits + bias
-            sizes["alphas"] += N * sum(4 * o for _, o in mats)
+            sizes["alphas"] += N * sum(real_bytes * o for _, o in mats)
         else:
             sizes[comp] = N * sum(real_bytes * (i * o + o) for i, o in mats)
     if config.binarize_embeddings:
         sizes["embeddings"] = V * ceil8(dt)
-        sizes["alphas"] += 4 * V
+        sizes["alphas"] += real_bytes * V
     else:
         sizes["embeddings"] = real_bytes * V * dt
     sizes["norms"] = N * real_bytes * 4 * d
@@ -145,7 +146,9 @@ def size_report(model, card=None, real_dtype=np.float32, file_dir=None):
             variants.append(v)
     variants.sort(key=lambda v: v["binarize_embeddings"])
     return dict(config=cfg.to_dict(), dim=cfg.dim, paper_ratio=PAPER_RATIO, limit=LIMIT,
-                alpha_ceiling={f"n={n}": LIMIT * n / (n + 32) for n in sorted({cfg.dim, cfg.token_dim})},
+                alpha_bits=8 * np.dtype(real_dtype).itemsize,
+                alpha_ceiling={f"n={n}": LIMIT * n / (n + 8 * np.dtype(real_dtype).itemsize)
+                               for n in sorted({cfg.dim, cfg.token_dim})},
                 variants=variants)
 
 
@@ -202,7 +205,7 @@ def format_size_report(report):
               f"{real['design_formula_ratio']:.2f}x with real, {binar['design_formula_ratio']:.2f}x with binarized "
               "embeddings.",
               f"Paper: {report['paper_ratio']:.2f}x.  Limit for 1-bit weights: {report['limit']:.0f}x; with one "
-              f"float32 alpha per row of n weights, 32n/(n+32): {ceiling}."]
+              f"{report['alpha_bits']}-bit alpha per row of n weights, 32n/(n+{report['alpha_bits']}): {ceiling}."]
     return "\n".join(lines)
 
 

@@ -116,20 +116,24 @@ def test_export_then_load_through_the_command_line(checkpoint, tmp_path, capsys)
     assert_same_logits(model.forward(ids, mask), float_model.eval().forward(ids, mask), exact=False)
 
 
-def test_float16_export_keeps_bits_and_alphas_exact(checkpoint, tmp_path):
-    out = tmp_path / "half.npz"
+def test_float16_export_halves_every_real_number_and_keeps_the_bits(checkpoint, tmp_path):
+    out, full = tmp_path / "half.npz", tmp_path / "full.npz"
     assert main(["export", str(checkpoint), str(out), "--float16"]) == 0
+    assert main(["export", str(checkpoint), str(full)]) == 0
     arrays, meta = read_packed(out)
+    arrays32, _ = read_packed(full)
     assert meta["real_dtype"] == "float16"
-    assert {a.dtype for k, a in arrays.items() if not k.endswith((".bits", ".alpha"))} == {np.dtype(np.float16)}
-    assert {a.dtype for k, a in arrays.items() if k.endswith(".alpha")} == {np.dtype(np.float32)}
-    # the float model with its real parameters rounded through float16 is what the file describes
+    assert {a.dtype for k, a in arrays.items() if not k.endswith(".bits")} == {np.dtype(np.float16)}
+    for k, a in arrays.items():
+        if k.endswith(".bits"):
+            np.testing.assert_array_equal(a, arrays32[k])                         # the same sign bits
+        else:
+            np.testing.assert_array_equal(a, arrays32[k].astype(np.float16))      # float32 values, rounded once
+    # half precision moves the logits by about float16's resolution, not more
     float_model, _ = load_model(checkpoint)
-    binary = set(meta["binary"])
-    float_model.load_state_dict({n: p.data if n in binary else p.data.astype(np.float16)
-                                 for n, p in float_model.parameters()})
     ids, mask = random_batch(np.random.default_rng(2), 3, 5)
-    assert_same_logits(load_packed(out)[0].forward(ids, mask), float_model.eval().forward(ids, mask), exact=False)
+    for zp, zf in zip(load_packed(out)[0].forward(ids, mask), float_model.eval().forward(ids, mask)):
+        np.testing.assert_allclose(zp, zf, rtol=1e-2, atol=1e-2)
 
 
 def test_write_is_atomic(checkpoint, tmp_path, monkeypatch):
