@@ -95,8 +95,17 @@ class BinaryLinear(Module):
     def forward(self, x):
         self.Wb, self.w_cache = self.binarized_weight()                                        # (in, out)
         self.x = x
-        self.xb = binarize(x, self.estimator, self.relaxed) if self.binarize_input else x        # (..., in)
-        return affine_forward(self.xb, self.Wb, None if self.bias is None else self.bias.data)                   # (..., out)
+        bias = None if self.bias is None else self.bias.data
+        if not self.binarize_input:
+            self.xb = x
+            return affine_forward(x, self.Wb, bias)                                             # (..., out)
+        # W1A1: (sign(x) sign(W)) alpha, the same function in the order the XNOR-popcount
+        # path computes it: the +-1 dot products are exact integers, then one scale per unit.
+        self.xb = binarize(x, self.estimator, self.relaxed)                                     # (..., in)
+        _, s, alpha, _, _ = self.w_cache
+        y = affine_forward(self.xb, s, None)                                                    # (..., out)
+        y *= alpha[0]
+        return y if bias is None else y + bias
 
     def backward(self, dy):
         dx, dWb, db = affine_backward(dy, self.xb, self.Wb)

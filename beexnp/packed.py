@@ -32,10 +32,12 @@ so the latent float weights are not needed for inference and are not stored.
 by composition, a ``PackedBinaryLinear`` for every ``BinaryLinear`` (and a
 ``PackedEmbedding`` for a binarized embedding): same ``forward`` interface,
 computed from the packed bits (W1A32: unpacked signs times alpha and a BLAS
-product; W1A1: XNOR-popcount).  It gives the float binary-mode model's logits
-(W1A32: the very same numbers; W1A1: equal up to float rounding of the last
-sum, about 1e-7 relative, since the integer part is exact).  Packed layers
-are inference only (no backward).
+product; W1A1: XNOR-popcount).  It gives the float binary-mode model's logits,
+the very same numbers: W1A32 multiplies the same +-alpha weights, and the
+float W1A1 layer, like XNOR-popcount, forms the exact integer +-1 products
+first and scales them by alpha after (summing +-alpha products instead would
+round differently and can flip the sign of a value near 0 in the next layer).
+Packed layers are inference only (no backward).
 """
 import json
 from pathlib import Path
