@@ -107,7 +107,12 @@ def matched_flops_table(records):
                 cells.append("–")
                 continue
             within = [s for s in own if s["mean_flops"] <= 1.02 * budget]
-            s = max(within, key=lambda s: s["metric"]) if within else min(own, key=lambda s: s["mean_flops"])
+            if not within:                                # no threshold of the grid is that cheap
+                cheapest = min(own, key=lambda s: s["mean_flops"])
+                cells.append(f"none within budget (cheapest: {pct(cheapest['metric'])} at "
+                             f"{cheapest['mean_flops'] / 1e6:.1f} M)")
+                continue
+            s = max(within, key=lambda s: s["metric"])
             cells.append(f"{pct(s['metric'])} ({s['threshold']:g}, {s['mean_flops'] / 1e6:.1f} M)")
         lines.append(f"| {task} | {budget / 1e6:.1f} MFLOPs (δ={r['early_exit']['delta']:g}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
