@@ -259,13 +259,13 @@ def load_packed(path, unpack="load"):
 # ---- command line (registered by beexnp.size.register) ----------------------------------
 def add_export_parser(subparsers):
     p = subparsers.add_parser("export", help="write a checkpoint bit-packed (1 bit per binarized weight)",
-                              description="Write every binarized matrix as packed sign bits plus float32 "
-                                          "alphas, the real parameters as float32 (or float16), and the "
+                              description="Write every binarized matrix as packed sign bits plus its "
+                                          "alphas, the real parameters and alphas as float32 (or float16), and the "
                                           "config and tokenizer as JSON, into one .npz.  Load it with "
                                           "beexnp.packed.load_packed.")
     p.add_argument("checkpoint", help="checkpoint folder (e.g. runs/sst2/best)")
     p.add_argument("out", help="output file (.npz)")
-    p.add_argument("--float16", action="store_true", help="store the real parameters as float16")
+    p.add_argument("--float16", action="store_true", help="store the real parameters and the alphas as float16")
     p.set_defaults(func=_run_export)
 
 

@@ -34,22 +34,10 @@ import sys
 import time
 from collections import defaultdict
 
-BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+import blas_threads  # noqa: E402  (benchmarks/blas_threads.py, beside this script)
 
-
-def _threads_flag(argv):
-    """The value of --threads N / --threads=N, read before NumPy loads (BLAS fixes its thread count then)."""
-    for i, arg in enumerate(argv):
-        if arg == "--threads" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--threads="):
-            return arg.split("=", 1)[1]
-    return None
-
-
-if __name__ == "__main__" and _threads_flag(sys.argv[1:]):
-    for _var in BLAS_THREAD_VARS:
-        os.environ[_var] = _threads_flag(sys.argv[1:])
+if __name__ == "__main__":
+    blas_threads.apply(sys.argv[1:])
 
 import numpy as np  # noqa: E402  (after the thread count is set)
 
@@ -413,7 +401,7 @@ def main(argv=None):
                       matmul_model_shape_gflops=shaped, share_of_matmul_peak=gflops / square,
                       breakdown=rows, instrumented_step_ms=instrumented_ms, dtype_leaks=leaks, float64_scalars=notes,
                       machine=dict(cpus=os.cpu_count(), load_average=os.getloadavg(), numpy=np.__version__,
-                                   blas_threads={v: os.environ.get(v) for v in BLAS_THREAD_VARS},
+                                   blas_threads={v: os.environ.get(v) for v in blas_threads.BLAS_THREAD_VARS},
                                    python=platform.python_version(), platform=platform.platform()))
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
