@@ -1,6 +1,7 @@
 """The results tables, made from the run records that experiments/run.py wrote.
 
     python experiments/tables.py [--results results/experiments]   # prints and writes TABLES.md
+    python experiments/tables.py --readme README.md                 # also refreshes the README's tables
 
 Every number comes from a record (one JSON file per run); nothing is typed in.
 """
@@ -130,12 +131,27 @@ def build(folder):
         "threshold and mean MFLOPs per input in brackets)", matched_flops_table(records)]) + "\n"
 
 
+START, END = "<!-- results tables: written by experiments/tables.py -->", "<!-- end of results tables -->"
+
+
+def refresh_readme(path, text):
+    """Replace what stands between the START and END markers of ``path`` with ``text``."""
+    readme = Path(path).read_text()
+    if START not in readme or END not in readme:
+        raise SystemExit(f"{path} has no results markers ({START} ... {END})")
+    head, rest = readme.split(START, 1)
+    Path(path).write_text(head + START + "\n" + text + rest[rest.index(END):])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", default="results/experiments")
+    p.add_argument("--readme", help="also write the tables into this file, between its results markers")
     args = p.parse_args(argv)
     text = build(args.results)
     (Path(args.results) / "TABLES.md").write_text(text)
+    if args.readme:
+        refresh_readme(args.readme, text)
     print(text)
     return 0
 
