@@ -9,7 +9,7 @@ special tokens first, with fixed ids
 
     [PAD] = 0   padding (batches are padded with 0)
     [UNK] = 1   any token not in the vocabulary
-    [CLS] = 2   first token of every sequence (its output feeds the classifier)
+    [CLS] = 2   first token of every sequence (the exit heads average over all real tokens)
     [SEP] = 3   separates the two sentences of a pair
 
 then every token seen at least ``min_freq`` times, most frequent first, ties
