@@ -67,12 +67,8 @@ def format_rows(rows, metric):
     return "\n".join(lines)
 
 
-def plot_rows(rows, metric, title, path):
-    """metric vs mean MFLOPs per input: a line per criterion, the full-depth model a star."""
-    from matplotlib.figure import Figure         # no pyplot: leaves the caller's backend alone
-
-    fig = Figure(figsize=(6.4, 4.2))
-    ax = fig.subplots()
+def draw_rows(ax, rows, metric, title):
+    """Onto ``ax``: metric vs mean MFLOPs per input, a line per criterion, the full-depth model a star."""
     for name in dict.fromkeys(r["criterion"] for r in rows[1:]):
         own = sorted((r for r in rows if r["criterion"] == name), key=lambda r: r["mean_flops"])
         ax.plot([r["mean_flops"] / 1e6 for r in own], [r["metric"] for r in own], marker="o", ms=3, label=name)
@@ -85,6 +81,15 @@ def plot_rows(rows, metric, title, path):
     ax.set_ylabel(f"dev {metric}")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
+
+
+def plot_rows(rows, metric, title, path):
+    """The sweep's figure, saved to ``path``: ``draw_rows`` on a figure of its own."""
+    from matplotlib.figure import Figure         # no pyplot: leaves the caller's backend alone
+
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    draw_rows(ax, rows, metric, title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

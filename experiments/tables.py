@@ -7,6 +7,7 @@ Every number comes from a record (one JSON file per run); nothing is typed in.
 """
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -119,16 +120,50 @@ def matched_flops_table(records):
     return "\n".join(lines)
 
 
-def build(folder):
+def accuracy_flops_figure(records, path):
+    """One panel per task: the BEExformer's sweep (every criterion, full depth a star) and the twin's
+    full-depth metric as a dashed line.  Returns the tasks drawn (none: no figure written)."""
+    from matplotlib.figure import Figure
+    from beexnp.sweep import draw_rows
+
+    pairs = [(find(records, t, "beexformer"), find(records, t, "full_precision")) for t in TASK_ORDER]
+    pairs = [(bx, fp) for bx, fp in pairs if bx and len(bx["sweep"]) > 1]
+    if not pairs:
+        return []
+    cols = min(3, len(pairs))
+    rows = -(-len(pairs) // cols)
+    fig = Figure(figsize=(4.6 * cols, 3.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, (bx, fp) in zip(axes, pairs):
+        m = bx["metric"]
+        draw_rows(ax, bx["sweep"], m, f"{bx['task']} (seed {bx['seed']})")
+        if fp:
+            ax.axhline(fp["dev_full_depth"][m], color="gray", ls="--", lw=1, label="full-precision twin")
+    for ax in axes[len(pairs):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=110)
+    return [bx["task"] for bx, _ in pairs]
+
+
+def build(folder, figure=None):
+    """The tables as markdown; ``figure``, the link to the accuracy-FLOPs figure, adds it below them."""
     folder = Path(folder)
     records = load_records(folder)
     skipped_path = folder / "skipped.json"
     skipped = json.loads(skipped_path.read_text()) if skipped_path.exists() else {}
-    return "\n\n".join([
+    parts = [
         "### Main table (GLUE dev; metric × 100)", main_table(records, skipped),
         "### Ablations", ablation_table(records),
         "### Exit criteria at matched FLOPs (best dev metric within the fractional rule's budget; "
-        "threshold and mean MFLOPs per input in brackets)", matched_flops_table(records)]) + "\n"
+        "threshold and mean MFLOPs per input in brackets)", matched_flops_table(records)]
+    if figure:
+        parts += ["### Accuracy vs. FLOPs per task (dev; every criterion over its threshold grid, the BEExformer "
+                  "at full depth a star, the full-precision twin's full-depth metric dashed)",
+                  f"![dev metric vs. mean inference MFLOPs per input, one panel per task]({figure})"]
+    return "\n\n".join(parts) + "\n"
 
 
 START, END = "<!-- results tables: written by experiments/tables.py -->", "<!-- end of results tables -->"
@@ -148,10 +183,14 @@ def main(argv=None):
     p.add_argument("--results", default="results/experiments")
     p.add_argument("--readme", help="also write the tables into this file, between its results markers")
     args = p.parse_args(argv)
-    text = build(args.results)
-    (Path(args.results) / "TABLES.md").write_text(text)
+    folder = Path(args.results)
+    figure = folder / "accuracy_flops.png"
+    drawn = accuracy_flops_figure(load_records(folder), figure)
+    text = build(folder, figure.name if drawn else None)
+    (folder / "TABLES.md").write_text(text)
     if args.readme:
-        refresh_readme(args.readme, text)
+        link = os.path.relpath(figure, Path(args.readme).resolve().parent) if drawn else None
+        refresh_readme(args.readme, build(folder, Path(link).as_posix() if link else None))
     print(text)
     return 0
 

@@ -33,7 +33,10 @@ def test_fast_pipeline_writes_records_and_tables(tmp_path):
     skipped = json.loads((out / "skipped.json").read_text())
     if not (Path(GLUE_DIR) / "QQP").is_dir():
         assert "qqp-beexformer-seed0" in skipped
-    text = tables.build(out)
+    assert tables.main(["--results", str(out)]) == 0
+    text = (out / "TABLES.md").read_text()
     assert "| sst2 | accuracy |" in text and "not trained here" in text
+    assert "](accuracy_flops.png)" in text and (out / "accuracy_flops.png").stat().st_size > 10_000
+    assert tables.accuracy_flops_figure(tables.load_records(out), tmp_path / "f.png") == ["sst2", "stsb", "rte"]
     # a second call finds the records and trains nothing
     assert experiments.main(["--fast", "--only", "sst2-beexformer-seed0", "--results", str(out)]) == 0
