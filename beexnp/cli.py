@@ -8,6 +8,8 @@ import argparse
 import importlib
 import sys
 
+from beexnp.train import TrainingDiverged
+
 # (module, attribute) pairs; each attribute is a register(subparsers) function.
 COMMANDS = [
     ("beexnp.layer_checks", "register"),
@@ -32,9 +34,14 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run a command; a user's mistake (bad value, missing file, unreadable checkpoint, diverged training)
+    ends with ``error: <message>`` and status 1 instead of a traceback."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except (ValueError, OSError, TrainingDiverged) as err:      # CheckpointError, GlueFormatError: ValueErrors
+        print(f"error: {err}", file=sys.stderr)
+        return 1

@@ -57,7 +57,8 @@ def timings(model, encoded, rule, batch_size, single_limit=None):
     for name, data, bs, repeats in (("batched", encoded, batch_size, 3), ("batch_size_1", singles, 1, 1)):
         full = seconds(lambda: early_exit_split(model, data, NeverExit(), bs), repeats)
         early = seconds(lambda: early_exit_split(model, data, rule, bs), repeats)
-        out[name] = dict(examples=len(data), full_seconds=full, early_exit_seconds=early, time_cut=1 - early / full)
+        out[name] = dict(examples=len(data), batch_size=bs, full_seconds=full, early_exit_seconds=early,
+                         time_cut=1 - early / full)
     return out
 
 
@@ -83,9 +84,12 @@ def evaluate_checkpoint(folder, split=None, glue_dir=None, criterion="fractional
     if not task.regression:
         correct = per_exit_preds == encoded.labels[None, :]                  # (N, n)
         report["overthinking"] = int(np.sum(correct[:-1].any(axis=0) & ~correct[-1]))
-    full_flops = float(model_flops(model.config, encoded.lengths).flops.mean())
-    early_flops = float(model_flops(model.config, encoded.lengths, result.exit_block).flops.mean())
-    report["flops"] = dict(full=full_flops, early_exit=early_flops, cut=1 - early_flops / full_flops)
+    full = model_flops(model.config, encoded.lengths)                        # per input, every block
+    early = model_flops(model.config, encoded.lengths, result.exit_block)    # per input, up to its exit
+    report["flops"] = dict(full=float(full.flops.mean()), early_exit=float(early.flops.mean()),
+                           cut=1 - float(early.flops.mean() / full.flops.mean()), w1a1=full.w1a1,
+                           **{f"{kind}_macs_{name}": float(getattr(cost, f"{kind}_macs").mean())
+                              for kind in ("real", "binary") for name, cost in (("full", full), ("early_exit", early))})
     if timing:
         report["wall_clock"] = timings(model, encoded, rule, batch_size, single_limit)
     return report
@@ -107,8 +111,12 @@ def format_report(report):
     f = report["flops"]
     lines.append(f"FLOPs per input: full {f['full'] / 1e6:.2f} M, early exit {f['early_exit'] / 1e6:.2f} M "
                  f"({100 * f['cut']:.1f}% cut)")
+    weight = "1/64 each (W1A1)" if f["w1a1"] else "1 each (real activations)"
+    lines.append(f"  of which, full / early exit: real MACs {f['real_macs_full'] / 1e6:.2f} M / "
+                 f"{f['real_macs_early_exit'] / 1e6:.2f} M, binary MACs {f['binary_macs_full'] / 1e6:.2f} M / "
+                 f"{f['binary_macs_early_exit'] / 1e6:.2f} M, counted at {weight}")
     for name, t in report.get("wall_clock", {}).items():
-        lines.append(f"wall-clock {name.replace('_', ' ')} ({t['examples']} inputs): full {t['full_seconds']:.3f}s, "
+        lines.append(f"wall-clock, batches of {t['batch_size']} ({t['examples']} inputs): full {t['full_seconds']:.3f}s, "
                      f"early exit {t['early_exit_seconds']:.3f}s ({100 * t['time_cut']:.1f}% cut)")
     best = max(range(N), key=lambda i: report["per_exit"][i][metric])
     lines.append(f"best exit {best + 1}: {metric} {report['per_exit'][best][metric]:.4f}; "
@@ -152,7 +160,8 @@ def register(subparsers):
     p.add_argument("--split", help="split to evaluate (default: the task's first dev split)")
     p.add_argument("--glue-dir", help="GLUE folder (default: $GLUE_DIR, then data/glue)")
     p.add_argument("--limit", type=int, help="evaluate the first N examples only")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=256,
+                   help="inputs per batch for the metrics and the batched timing (default: 256)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     p.add_argument("--no-timing", action="store_true", help="skip the wall-clock measurements")
     p.add_argument("--single-limit", type=int, default=None,

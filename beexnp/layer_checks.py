@@ -133,7 +133,7 @@ def model_cases(rng, batch=3, tokens=5, vocab=13, classes=3):
     constants, so the numerical gradient must too."""
     mask = padding_mask(rng, batch, tokens)
     ids = rng.integers(4, vocab, size=(batch, tokens)) * mask.astype(np.int64)
-    variants = [(w, True, False) for w in WEIGHTINGS] + [("soft_routing", False, False), ("soft_routing", True, True)]
+    variants = [(w, binarize, False) for binarize in (True, False) for w in WEIGHTINGS] + [("soft_routing", True, True)]
     cases = []
     for weighting, binarize, regression in variants:
         config = ModelConfig(vocab_size=vocab, num_classes=1 if regression else classes, regression=regression,
@@ -160,11 +160,11 @@ def register(subparsers):
     p = subparsers.add_parser("gradcheck", help="check every layer's backward against central differences",
                               description="Gradient-check every layer (float64, relaxed mode, random upstream "
                                           "gradient) and print the table.")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch", type=int, default=3)
-    p.add_argument("--tokens", type=int, default=5)
-    p.add_argument("--dim", type=int, default=8)
-    p.add_argument("--heads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs and parameters (default: 0)")
+    p.add_argument("--batch", type=int, default=3, help="batch size of the layer checks (default: 3)")
+    p.add_argument("--tokens", type=int, default=5, help="tokens per input, some padded (default: 5)")
+    p.add_argument("--dim", type=int, default=8, help="layer width d (default: 8)")
+    p.add_argument("--heads", type=int, default=2, help="attention heads, dividing --dim (default: 2)")
     p.set_defaults(func=_run)
 
 

@@ -16,29 +16,33 @@ import numpy as np
 
 from beexnp.block import Block, ExitHead
 from beexnp.embedding import Embedding, SinusoidalPositions
-from beexnp.module import Module, dataclass_from_dict
+from beexnp.module import Module, choice_problems, dataclass_from_dict, option
+from beexnp.sign import ESTIMATORS
 
 
 @dataclass
 class ModelConfig:
     """Everything that fixes the architecture; JSON-serializable."""
 
-    vocab_size: int
-    num_classes: int = 2               # 1 with regression=True (STS-B)
-    regression: bool = False
-    token_dim: int = 112               # d_tok
-    position_dim: int = 16             # d_pos (concat); ignored with position_mode="add"
-    position_mode: str = "concat"      # "concat" (the paper) or "add"
-    heads: int = 4
-    blocks: int = 6
-    ffn: str = "slfn"                  # "slfn" or "ffn" (binarized feed-forward ablation)
-    binarize: bool = True              # False: the full-precision twin, same architecture
-    estimator: str = "second_order"    # "second_order" or "ste"
-    alpha_grad: bool = True            # gradient through alpha = mean|W|
-    binarize_activations: bool = False # W1A1
-    binarize_embeddings: bool = False  # sign with a per-row alpha (DESIGN §7)
-    dropout: float = 0.1
-    max_len: int = 128
+    vocab_size: int                    # set from the tokenizer
+    num_classes: int = option(2, "number of classes C (1 with regression, set from the task)")
+    regression: bool = option(False, "one real output and MSE (STS-B; set from the task)")
+    token_dim: int = option(112, "token embedding width d_tok")
+    position_dim: int = option(16, "sinusoidal position width d_pos, concatenated (ignored with 'add')")
+    position_mode: str = option("concat", "join positions to tokens: 'concat' (the paper) or 'add'",
+                                ("concat", "add"))
+    heads: int = option(4, "attention heads (must divide the width d)")
+    blocks: int = option(6, "blocks, hence exits")
+    ffn: str = option("slfn", "the block's second sublayer: 'slfn' or 'ffn' (binarized feed-forward ablation)",
+                      ("slfn", "ffn"))
+    binarize: bool = option(True, "binarized block weights (False: the full-precision twin)")
+    estimator: str = option("second_order", "gradient of sign: 'second_order' approximation or 'ste'",
+                            tuple(ESTIMATORS))
+    alpha_grad: bool = option(True, "gradient through alpha = mean|W| (off: Bi-Real Net, BiBERT, larq)")
+    binarize_activations: bool = option(False, "W1A1: binarize the inputs of binarized layers too")
+    binarize_embeddings: bool = option(False, "token embeddings as sign with a per-row alpha (DESIGN §7)")
+    dropout: float = option(0.1, "dropout probability")
+    max_len: int = option(128, "longest input, in tokens (set from the training config)")
 
     @property
     def dim(self):
@@ -46,21 +50,17 @@ class ModelConfig:
         return self.token_dim + (self.position_dim if self.position_mode == "concat" else 0)
 
     def validate(self):
-        problems = []
+        problems = choice_problems(self)
         if self.regression and self.num_classes != 1:
             problems.append(f"regression needs num_classes=1, got {self.num_classes}")
         if not self.regression and self.num_classes < 2:
             problems.append(f"classification needs num_classes >= 2, got {self.num_classes}")
-        if self.position_mode not in ("concat", "add"):
-            problems.append(f"position_mode must be 'concat' or 'add', got {self.position_mode!r}")
-        if self.dim % self.heads:
+        if min(self.token_dim, self.heads, self.blocks) < 1 or self.position_dim < 0:
+            problems.append("need token_dim, heads, blocks >= 1 and position_dim >= 0")
+        elif self.dim % self.heads:
             problems.append(f"width d={self.dim} is not divisible by heads={self.heads}")
-        if self.ffn not in ("slfn", "ffn"):
-            problems.append(f"ffn must be 'slfn' or 'ffn', got {self.ffn!r}")
-        if self.estimator not in ("second_order", "ste"):
-            problems.append(f"estimator must be 'second_order' or 'ste', got {self.estimator!r}")
-        if self.blocks < 1 or self.vocab_size < 5:
-            problems.append("need blocks >= 1 and vocab_size >= 5 (4 special tokens)")
+        if self.vocab_size < 5:
+            problems.append(f"need vocab_size >= 5 (4 special tokens), got {self.vocab_size}")
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
         if problems:

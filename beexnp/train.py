@@ -10,9 +10,12 @@ One seed makes a run bitwise repeatable, and ``resume`` continues a run exactly
 as if it had never stopped: the data order is redrawn from the saved state of
 its Generator at the start of the epoch and the batches already done are skipped.
 """
+import argparse
 import copy
+import dataclasses
 import json
 import time
+import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,14 +23,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from beexnp.checkpoint import atomic_write, load_arrays, load_model, read_card, save_checkpoint
-from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
-from beexnp.glue import (Tokenizer, compute_metrics, encode_examples, get_task, iterate_batches, load_split,
+from beexnp.exit_loss import WEIGHTINGS, ModelWithLoss, MultiExitLoss
+from beexnp.glue import (TASKS, Tokenizer, compute_metrics, encode_examples, get_task, iterate_batches, load_split,
                          main_metric, subset)
 from beexnp.glue.batching import batch_order
 from beexnp.model import BEExformer, ModelConfig
-from beexnp.module import dataclass_from_dict, evaluating
+from beexnp.module import choice_problems, dataclass_from_dict, evaluating, option
 from beexnp.optim import SGD, Adam, AdamW, clip_grad_norm
-from beexnp.schedules import LRSchedule
+from beexnp.schedules import DECAYS, LRSchedule
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
@@ -36,29 +39,50 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 class TrainConfig:
     """How to train; JSON-serializable, stored in every checkpoint."""
 
-    task: str = "sst2"
-    epochs: int = 3
-    max_steps: int | None = None       # stop after this many steps in all (fast runs, tests)
-    batch_size: int = 64
-    max_len: int = 64                  # tokens per input, [CLS] included
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    schedule: str = "linear"           # decay after warm-up: "linear", "cosine" or "constant"
-    warmup: float = 0.05               # fraction of all steps spent warming up
-    clip_norm: float = 1.0
-    exit_weighting: str = "soft_routing"
-    delta: float = 0.1                 # soft routing: the exit rule's threshold ...
-    tau: float = 0.05                  # ... its temperature ...
-    beta: float = 0.2                  # ... and the share of uniform weight
-    min_freq: int = 2                  # vocabulary: tokens seen at least this often in train
-    max_vocab: int = 20000
-    train_subset: int | None = None    # first n training rows (None: all)
-    dev_subset: int | None = None
-    bucket: bool = True                # batches of similar length
-    patience: int = 2                  # early stopping: epochs without a better dev score
-    save_every: int = 500              # steps between 'last' checkpoints
-    seed: int = 0
+    task: str = option("sst2", "GLUE task: " + ", ".join(TASKS) + " (case, '-' and '_' ignored)")
+    epochs: int = option(3, "passes over the training split")
+    max_steps: int | None = option(None, "stop after this many steps in all (default: no limit)")
+    batch_size: int = option(64, "inputs per step")
+    max_len: int = option(64, "tokens per input, [CLS] included; longer inputs are truncated")
+    optimizer: str = option("adamw", "optimizer", tuple(OPTIMIZERS))
+    lr: float = option(1e-3, "peak learning rate")
+    weight_decay: float = option(0.01, "weight decay (decoupled for adamw, L2 for sgd; unused by adam)")
+    schedule: str = option("linear", "learning-rate decay after the warm-up", DECAYS)
+    warmup: float = option(0.05, "fraction of all steps spent warming up")
+    clip_norm: float = option(1.0, "clip the global gradient norm to this")
+    exit_weighting: str = option("soft_routing", "how the exits' losses are weighted (DESIGN §6)", WEIGHTINGS)
+    delta: float = option(0.1, "soft routing: the exit rule's threshold")
+    tau: float = option(0.05, "soft routing: its temperature")
+    beta: float = option(0.2, "soft routing: the share of uniform weight")
+    min_freq: int = option(2, "vocabulary: tokens seen at least this often in the training split")
+    max_vocab: int = option(20000, "vocabulary: at most this many tokens, specials included")
+    train_subset: int | None = option(None, "first n training rows only (default: all)")
+    dev_subset: int | None = option(None, "first n rows of each dev split only (default: all)")
+    bucket: bool = option(True, "batch inputs of similar length together (less padding)")
+    patience: int = option(2, "early stopping: epochs without a better dev score")
+    save_every: int = option(500, "steps between 'last' checkpoints")
+    seed: int = option(0, "one seed for initialization, dropout and data order")
+
+    def __post_init__(self):
+        problems = choice_problems(self)
+        try:
+            get_task(self.task)
+        except ValueError as err:
+            problems.append(str(err))
+        positive = ["epochs", "batch_size", "lr", "clip_norm", "tau", "min_freq", "patience", "save_every"]
+        problems += [f"{name} must be > 0, got {getattr(self, name)}" for name in positive if getattr(self, name) <= 0]
+        problems += [f"{name} must be None or > 0, got {getattr(self, name)}"
+                     for name in ("max_steps", "train_subset", "dev_subset")
+                     if getattr(self, name) is not None and getattr(self, name) <= 0]
+        if self.max_len < 2:
+            problems.append(f"max_len must be >= 2 ([CLS] and one token), got {self.max_len}")
+        if self.max_vocab < 5:
+            problems.append(f"max_vocab must be >= 5 (4 special tokens), got {self.max_vocab}")
+        if self.weight_decay < 0 or not 0 <= self.warmup < 1 or not 0 <= self.beta <= 1:
+            problems.append(f"need weight_decay >= 0, 0 <= warmup < 1, 0 <= beta <= 1; got "
+                            f"{self.weight_decay}, {self.warmup}, {self.beta}")
+        if problems:
+            raise ValueError("invalid training config: " + "; ".join(problems))
 
     @classmethod
     def from_dict(cls, d):
@@ -296,62 +320,67 @@ class RunningStats:
 
 
 # ---- command line --------------------------------------------------------------
-MODEL_FLAGS = {   # flag -> (ModelConfig field, type)
-    "--width-tokens": ("token_dim", int), "--width-positions": ("position_dim", int), "--heads": ("heads", int),
-    "--blocks": ("blocks", int), "--ffn": ("ffn", str), "--estimator": ("estimator", str),
-    "--dropout": ("dropout", float), "--position-mode": ("position_mode", str),
-}
-TRAIN_FLAGS = {   # flag -> (TrainConfig field, type)
-    "--epochs": ("epochs", int), "--max-steps": ("max_steps", int), "--batch-size": ("batch_size", int),
-    "--max-len": ("max_len", int), "--lr": ("lr", float), "--optimizer": ("optimizer", str),
-    "--schedule": ("schedule", str), "--exit-weighting": ("exit_weighting", str), "--seed": ("seed", int),
-    "--train-subset": ("train_subset", int), "--dev-subset": ("dev_subset", int), "--patience": ("patience", int),
-}
+DERIVED = ("vocab_size", "num_classes", "regression", "max_len", "binarize")   # set from the data, or --full-precision
+
+
+def add_config_options(parser, cls, skip=()):
+    """A flag per field of the config dataclass ``cls`` (``--field-name``), its help, choices and default
+    taken from the field; the flags default to None so that only what is typed overrides --config."""
+    hints = typing.get_type_hints(cls)
+    names = []
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
+        choices = f.metadata.get("choices")
+        if kind is bool:
+            extra = dict(action=argparse.BooleanOptionalAction)
+        else:
+            extra = dict(type=kind, choices=choices, metavar=None if choices else kind.__name__.upper())
+        default = "" if f.default is None else f" (default: {f.default})"
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
+                            help=f.metadata["help"] + default, **extra)
+        names.append(f.name)
+    return names
 
 
 def register(subparsers):
     p = subparsers.add_parser(
         "train", help="train a BEExformer on a GLUE task",
         description="Train a BEExformer (or its full-precision twin) on a GLUE task. Settings come from the "
-                    "defaults, then --config (JSON {\"model\": {...}, \"train\": {...}}), then the flags. "
-                    "Writes OUT/best, OUT/last (checkpoints) and OUT/history.json.")
-    p.add_argument("--task", help="GLUE task, e.g. sst2, cola, mrpc, stsb, rte (default: sst2)")
+                    "defaults, then --config (JSON {\"model\": {...}, \"train\": {...}}, the same keys as the "
+                    "flags below with '_' for '-'), then the flags. Writes OUT/best, OUT/last (checkpoints) and "
+                    "OUT/history.json.")
     p.add_argument("--config", help="JSON file with 'model' and/or 'train' sections")
     p.add_argument("--out", default=None, help="output folder (default: runs/<task>)")
     p.add_argument("--glue-dir", help="GLUE folder (default: $GLUE_DIR, then data/glue)")
-    p.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint folder")
+    p.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue the run saved in this checkpoint folder (training flags override its settings)")
     p.add_argument("--full-precision", action="store_true", help="train the full-precision twin (binarize off)")
-    p.add_argument("--binarize-activations", action="store_true", help="W1A1: binarize layer inputs too")
-    p.add_argument("--binarize-embeddings", action="store_true", help="binarized token embeddings")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    for flag, (field, kind) in {**MODEL_FLAGS, **TRAIN_FLAGS}.items():
-        p.add_argument(flag, type=kind, dest=field, default=None, help=f"{field} (see ModelConfig/TrainConfig)")
-    p.set_defaults(func=run_train)
+    model_flags = add_config_options(p.add_argument_group("model (ModelConfig)"), ModelConfig, skip=DERIVED)
+    train_flags = add_config_options(p.add_argument_group("training (TrainConfig)"), TrainConfig)
+    p.set_defaults(func=run_train, model_flags=model_flags, train_flags=train_flags)
+
+
+def given(args, names):
+    """The options among ``names`` typed on the command line."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def run_train(args):
     if args.resume:
-        overrides = {f: getattr(args, f) for f, _ in TRAIN_FLAGS.values() if getattr(args, f) is not None}
         trainer = Trainer.resume(args.resume, out_dir=args.out, glue_dir=args.glue_dir,
-                                 progress=not args.no_progress, **overrides)
+                                 progress=not args.no_progress, **given(args, args.train_flags))
     else:
         config = json.loads(Path(args.config).read_text()) if args.config else {}
         unknown = sorted(set(config) - {"model", "train"})
         if unknown:
             raise SystemExit(f"{args.config}: unknown sections {unknown}; expected 'model' and 'train'")
-        model = dict(config.get("model", {}))
-        train = dict(config.get("train", {}))
-        model.update({f: getattr(args, f) for f, _ in MODEL_FLAGS.values() if getattr(args, f) is not None})
-        train.update({f: getattr(args, f) for f, _ in TRAIN_FLAGS.values() if getattr(args, f) is not None})
-        if args.task:
-            train["task"] = args.task
+        model = dict(config.get("model", {}), **given(args, args.model_flags))
         if args.full_precision:
             model["binarize"] = False
-        if args.binarize_activations:
-            model["binarize_activations"] = True
-        if args.binarize_embeddings:
-            model["binarize_embeddings"] = True
-        cfg = TrainConfig.from_dict(train)
+        cfg = TrainConfig.from_dict(dict(config.get("train", {}), **given(args, args.train_flags)))
         out = args.out or f"runs/{get_task(cfg.task).name}"
         trainer = Trainer(cfg, model, out, args.glue_dir, progress=not args.no_progress)
     print(f"{trainer.task.name}: {len(trainer.train_data)} training rows, vocabulary {len(trainer.tokenizer)}, "

@@ -155,6 +155,19 @@ def test_train_evaluate_predict_commands(glue_dir, tmp_path, capsys):
     assert abs(sum(prediction["probabilities"].values()) - 1) < 1e-5
 
 
+@pytest.mark.parametrize("bad, message", [
+    (dict(optimizer="rmsprop"), "optimizer must be one of 'sgd', 'adam', 'adamw'"),
+    (dict(schedule="step"), "schedule must be one of"), (dict(exit_weighting="max"), "exit_weighting must be"),
+    (dict(task="glue"), "unknown GLUE task 'glue'"), (dict(batch_size=0), "batch_size must be > 0"),
+    (dict(dev_subset=0), "dev_subset must be None or > 0"), (dict(warmup=1.0), "0 <= warmup < 1"),
+    (dict(max_len=1), "max_len must be >= 2"),
+])
+def test_train_config_errors_name_the_setting(bad, message):
+    with pytest.raises(ValueError, match="invalid training config: .*" + message.replace("(", r"\(")):
+        TrainConfig(**bad)
+    assert TrainConfig(task="SST-2").task == "SST-2"                  # task names as get_task reads them
+
+
 def test_train_help_lists_every_option(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])

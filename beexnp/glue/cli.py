@@ -14,11 +14,7 @@ from beexnp.glue.summary import describe_task, format_summary
 
 
 def _data(args):
-    try:
-        summary = describe_task(args.task, args.glue_dir)
-    except (ValueError, FileNotFoundError) as err:   # GlueFormatError is a ValueError
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    summary = describe_task(args.task, args.glue_dir)   # a missing or malformed file: beexnp.cli says why
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
 
@@ -46,13 +42,18 @@ def _download(args):
 
 def register(subparsers):
     """Add the ``data`` and ``download`` commands."""
-    p = subparsers.add_parser("data", help="split sizes, label distribution and token lengths of a GLUE task")
+    p = subparsers.add_parser("data", help="split sizes, label distribution and token lengths of a GLUE task",
+                              description="Read every split of a GLUE task and print its size, label distribution "
+                                          "and token-length percentiles (the package's tokenizer).")
     p.add_argument("--task", required=True, help="task name: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli")
     p.add_argument("--glue-dir", default=None, help="GLUE directory (default: $GLUE_DIR, then data/glue)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_data)
 
-    p = subparsers.add_parser("download", help="download GLUE tasks (MRPC assembled as the official script does)")
+    p = subparsers.add_parser("download", help="download GLUE tasks (MRPC assembled as the official script does)",
+                              description="Download GLUE tasks from the official addresses into --dir: each file "
+                                          "is written to a temporary name and renamed when whole, each archive is "
+                                          "checked before it is unpacked, MRPC is assembled from the MSR files.")
     p.add_argument("--tasks", required=True, help="comma-separated task names, or 'all'")
     p.add_argument("--dir", default=str(DEFAULT_DIR), help="GLUE directory to fill (default: %(default)s)")
     p.add_argument("--base-url", default=None,
