@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 
 from beexnp.glue import EmptyTextWarning, GlueFormatError, find_glue_dir, get_task, load_split, read_split
+from beexnp.glue import location
+
+REAL_PROJECT_DIR = location.PROJECT_DIR         # before the ``project`` fixture replaces it
 
 BOM = "\ufeff"
 MNLI_HEAD = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
@@ -223,6 +226,15 @@ def make_glue_dir(root, task_dir="SST-2", files=("train.tsv", "dev.tsv")):
     return root
 
 
+@pytest.fixture(autouse=True)
+def project(tmp_path, monkeypatch):
+    """A stand-in for the checkout holding ``beexnp``, so a real <repo>/data/glue never leaks into these tests."""
+    root = tmp_path / "project"
+    (root / "notebooks").mkdir(parents=True)
+    monkeypatch.setattr(location, "PROJECT_DIR", root)
+    return root
+
+
 def test_explicit_path_wins(tmp_path, monkeypatch):
     explicit = make_glue_dir(tmp_path / "explicit")
     monkeypatch.setenv("GLUE_DIR", str(make_glue_dir(tmp_path / "env")))
@@ -243,15 +255,53 @@ def test_glue_dir_then_data_glue(tmp_path, monkeypatch):
         find_glue_dir(task="sst2")
 
 
-def test_not_found_names_every_place_and_the_download_command(tmp_path, monkeypatch):
+def test_project_data_glue_is_found_from_notebooks(project, monkeypatch):
+    """``jupyter lab notebooks/`` runs with notebooks/ as working directory: the project's data/glue still counts."""
+    monkeypatch.chdir(project / "notebooks")
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    make_glue_dir(project / "data" / "glue")
+    assert find_glue_dir(task="sst2") == project / "data" / "glue"
+    assert load_split("sst2", "dev").path == project / "data" / "glue" / "SST-2" / "dev.tsv"
+
+
+def test_order_is_glue_dir_then_cwd_then_project(tmp_path, project, monkeypatch):
+    monkeypatch.chdir(project / "notebooks")
+    env = make_glue_dir(tmp_path / "env", "CoLA")
+    local = make_glue_dir(project / "notebooks" / "data" / "glue", "MRPC")
+    for task_dir in ("CoLA", "MRPC", "RTE"):                    # the project has all three
+        make_glue_dir(project / "data" / "glue", task_dir)
+    monkeypatch.setenv("GLUE_DIR", str(env))
+    assert [d for _, d in location.candidate_dirs()] == [env, Path("data", "glue"), project / "data" / "glue"]
+    assert find_glue_dir(task="cola") == env
+    assert find_glue_dir(task="mrpc") == Path("data", "glue") and local.resolve() == Path("data", "glue").resolve()
+    assert find_glue_dir(task="rte") == project / "data" / "glue"
+
+
+def test_project_is_not_looked_at_twice_from_the_project_root(project, monkeypatch):
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    assert [d for _, d in location.candidate_dirs()] == [Path("data", "glue")]
+    with pytest.raises(FileNotFoundError) as err:
+        find_glue_dir(task="sst2")
+    assert str(err.value).count(os.path.join("data", "glue", "SST-2")) == 1
+
+
+def test_not_found_names_every_place_and_the_download_command(tmp_path, project, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GLUE_DIR", str(tmp_path / "env"))
     with pytest.raises(FileNotFoundError) as err:
         find_glue_dir(task="rte")
     message = str(err.value)
-    assert str(tmp_path / "env" / "RTE") in message and "$GLUE_DIR" in message
-    assert os.path.join("data", "glue", "RTE") in message
+    looked = [line.strip() for line in message.splitlines() if line.startswith("  ")]
+    assert looked == [f"{tmp_path / 'env' / 'RTE'}  ($GLUE_DIR)",
+                      f"{os.path.join('data', 'glue', 'RTE')}  (the default, in the current directory {tmp_path})",
+                      f"{project / 'data' / 'glue' / 'RTE'}  (the default, in the project)"]
     assert "python -m beexnp download --tasks rte" in message
+
+
+def test_project_dir_is_the_checkout_holding_beexnp():
+    import beexnp
+    assert REAL_PROJECT_DIR == Path(beexnp.__file__).resolve().parent.parent
 
 
 def test_explicit_path_is_the_only_place_looked_at(tmp_path, monkeypatch):

@@ -1,9 +1,17 @@
 """The notebooks: each one runs top to bottom, and each is committed clean.
 
+There are exactly seven, ``01_*`` to ``07_*``.
+
 Execution: every ``notebooks/*.ipynb`` (sorted) runs in a fresh kernel of *this*
-interpreter with ``BEEXNP_FAST=1`` (small sizes) and ``MPLBACKEND=Agg``, from
-``notebooks/`` as working directory and with this checkout first on the
-``PYTHONPATH``.  Any error fails the test and shows the failing cell.
+interpreter with ``BEEXNP_FAST=1`` (small sizes) and matplotlib's inline backend
+(figures become ``image/png`` outputs, no display needed), from ``notebooks/``
+as working directory and with this checkout first on the ``PYTHONPATH``.  Any
+error fails the test and shows the failing cell; a notebook that ran must have
+produced at least one figure.  The notebooks that read GLUE SST-2 (their code
+names the task ``"sst2"``) are skipped, with the places looked at, when no
+SST-2 is found the way the notebooks look for it (``$GLUE_DIR``, else
+``data/glue`` from ``notebooks/``, else the project's ``data/glue``); the
+others need no data.
 
 Static checks (no kernel): valid nbformat 4 with the "python3" kernel; no
 outputs, execution counts or stored tracebacks (a cell tagged "keep-output"
@@ -31,13 +39,16 @@ FAST_LINE = re.compile(r"""FAST\s*=\s*os\.environ\.get\(\s*["']BEEXNP_FAST["']\s
 ABSOLUTE_PATH = re.compile(r"(?<![\w.~])(/work/|/tmp/|/home/|/root/|/Users/|/mnt/|/var/)")
 GLOBAL_RANDOM = re.compile(r"np\.random\.(?!default_rng\b|Generator\b)\w+")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+READS_GLUE = re.compile(r"""["']sst2["']""")
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"   # renders PNGs headless, as a notebook server would
+NUMBERED = [f"{n:02d}" for n in range(1, 8)]
 
 
 def kernel_env():
-    """The environment the kernel inherits: fast mode, no display, one BLAS thread, this checkout importable."""
+    """The environment the kernel inherits: fast mode, inline figures, one BLAS thread, this checkout importable."""
     path = [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     # One BLAS/OpenMP thread: on two shared cores, competing BLAS threads made fast mode 5-8x slower.
-    return {"BEEXNP_FAST": "1", "MPLBACKEND": "Agg", "PYTHONPATH": os.pathsep.join(path),
+    return {"BEEXNP_FAST": "1", "MPLBACKEND": INLINE_BACKEND, "PYTHONPATH": os.pathsep.join(path),
             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
@@ -56,10 +67,40 @@ def code_cells(nb):
     return [cell for cell in nb.cells if cell.cell_type == "code"]
 
 
-def test_there_are_notebooks():
-    assert NOTEBOOKS, f"no notebooks in {NOTEBOOK_DIR}"
-    for path in NOTEBOOKS:
-        assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name), f"{path.name}: expected NN_name.ipynb"
+def reads_glue(path):
+    """True when the notebook's code reads GLUE SST-2 (names the task "sst2")."""
+    import nbformat
+    return any(READS_GLUE.search(cell.source) for cell in code_cells(nbformat.read(path, as_version=4)))
+
+
+def missing_sst2(monkeypatch):
+    """None when the kernel (working directory notebooks/) will find SST-2's train and dev files, else why not."""
+    from beexnp.glue import find_glue_dir, get_task
+    task = get_task("sst2")
+    monkeypatch.chdir(NOTEBOOK_DIR)                  # data/glue is looked for from where the kernel runs
+    try:
+        folder = find_glue_dir(task=task) / task.dir
+    except FileNotFoundError as error:
+        return str(error)
+    absent = [name for name in ("train.tsv", "dev.tsv") if not (folder / name).is_file()]
+    return f"{folder} lacks {', '.join(absent)}" if absent else None
+
+
+def figure_count(nb):
+    """How many image/png outputs the executed notebook holds."""
+    return sum("image/png" in out.get("data", {}) for cell in code_cells(nb) for out in cell.get("outputs", []))
+
+
+def test_there_are_the_seven_notebooks():
+    names = [path.name for path in NOTEBOOKS]
+    for name in names:
+        assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", name), f"{name}: expected NN_name.ipynb"
+    assert [name[:2] for name in names] == NUMBERED, f"expected notebooks 01..07, one each; found {names}"
+
+
+def test_the_first_two_notebooks_need_no_data():
+    """01 and 02 teach single layers on random inputs: they must run without GLUE."""
+    assert [reads_glue(path) for path in NOTEBOOKS[:2]] == [False, False]
 
 
 def test_kernel_is_this_interpreter(monkeypatch):
@@ -75,20 +116,27 @@ def test_kernel_is_this_interpreter(monkeypatch):
     assert Path(package).resolve().parent == ROOT / "beexnp"
 
 
+def fail_at_cell(path, nb, error):
+    """Fail the test naming the cell that raised, with its source and traceback."""
+    message = ANSI.sub("", str(error))
+    failing = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+               and any(out.get("output_type") == "error" for out in cell.get("outputs", []))]
+    where = f"cell {failing[0]} (0-based, counting markdown cells)" if failing else "a cell"
+    pytest.fail(f"{path.name}: {where} failed in fast mode\n\n{message}", pytrace=False)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, monkeypatch):
     import nbformat
     from nbclient.exceptions import CellExecutionError
     nb = nbformat.read(path, as_version=4)
+    if reads_glue(path) and (why := missing_sst2(monkeypatch)):
+        pytest.skip(f"{path.name} reads GLUE SST-2, which was not found (set GLUE_DIR): {why}")
     try:
         run(nb, monkeypatch)
-        return
     except CellExecutionError as error:
-        message = ANSI.sub("", str(error))             # the failing cell's source and its traceback
-    failing = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
-               and any(out.get("output_type") == "error" for out in cell.get("outputs", []))]
-    where = f"cell {failing[0]} (0-based, counting markdown cells)" if failing else "a cell"
-    pytest.fail(f"{path.name}: {where} failed in fast mode\n\n{message}", pytrace=False)
+        fail_at_cell(path, nb, error)
+    assert figure_count(nb) >= 1, f"{path.name}: ran, but no cell produced a figure (an image/png output)"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

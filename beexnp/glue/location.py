@@ -1,13 +1,17 @@
-"""Where the GLUE files are: an explicit path, else ``$GLUE_DIR``, else ``data/glue/``.
+"""Where the GLUE files are: an explicit path, else ``$GLUE_DIR``, else ``data/glue/``
+(in the current directory, then in the project).
 
 The GLUE directory holds one folder per task, named as the official zips
 unpack them (``SST-2/``, ``CoLA/``, ``MRPC/`` ...).
 
 * An explicit ``glue_dir`` is the only place looked at.
-* Otherwise ``$GLUE_DIR`` (when set) is tried first, then ``data/glue/``
-  relative to the current directory; the first that holds the task's folder
-  wins.  So a shared read-only copy in ``GLUE_DIR`` can be completed by tasks
-  downloaded into ``data/glue/``.
+* Otherwise, in this order: ``$GLUE_DIR`` (when set), ``data/glue/``
+  relative to the current directory, then ``<project>/data/glue/`` -- the
+  checkout that holds the ``beexnp`` package -- when that is a different
+  folder (notebooks run from ``notebooks/``, where ``./data/glue`` is not the
+  one ``python -m beexnp download`` filled).  The first that holds the
+  task's folder wins, so a shared read-only copy in ``GLUE_DIR`` can be
+  completed by tasks downloaded into ``data/glue/``.
 
 When nothing is found the error names every place looked at and the command
 that fetches the task.
@@ -19,6 +23,12 @@ from beexnp.glue.tasks import get_task
 
 ENV_VAR = "GLUE_DIR"
 DEFAULT_DIR = Path("data") / "glue"
+PROJECT_DIR = Path(__file__).resolve().parent.parent.parent     # <project>/beexnp/glue/location.py
+
+
+def project_glue_dir():
+    """``data/glue`` in the project that holds the ``beexnp`` package."""
+    return PROJECT_DIR / DEFAULT_DIR
 
 
 def candidate_dirs(glue_dir=None):
@@ -28,7 +38,9 @@ def candidate_dirs(glue_dir=None):
     places = []
     if os.environ.get(ENV_VAR):
         places.append((f"${ENV_VAR}", Path(os.environ[ENV_VAR])))
-    places.append(("the default", DEFAULT_DIR))
+    places.append((f"the default, in the current directory {Path.cwd()}", DEFAULT_DIR))
+    if project_glue_dir() != DEFAULT_DIR.resolve():
+        places.append(("the default, in the project", project_glue_dir()))
     return places
 
 
