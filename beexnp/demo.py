@@ -17,12 +17,10 @@ from pathlib import Path
 from beexnp.evaluate import load_for_inference
 from beexnp.glue.tasks import get_task
 from beexnp.model import ModelConfig
-from beexnp.train import Trainer, TrainConfig
+from beexnp.train import DATA_DERIVED, Trainer, TrainConfig
 
 FAST_MODEL = dict(token_dim=56, position_dim=8, heads=4, blocks=4)
 FAST_TRAIN = dict(epochs=2, train_subset=6000, dev_subset=400, batch_size=64, lr=2e-3)
-# Model fields the Trainer sets from the data and the training config, not from the overrides.
-DATA_DERIVED = ("vocab_size", "num_classes", "regression", "max_len")
 
 
 def fast_mode():

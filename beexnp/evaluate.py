@@ -88,8 +88,10 @@ def evaluate_checkpoint(folder, split=None, glue_dir=None, criterion="fractional
     early = model_flops(model.config, encoded.lengths, result.exit_block)    # per input, up to its exit
     report["flops"] = dict(full=float(full.flops.mean()), early_exit=float(early.flops.mean()),
                            cut=1 - float(early.flops.mean() / full.flops.mean()), w1a1=full.w1a1,
-                           **{f"{kind}_macs_{name}": float(getattr(cost, f"{kind}_macs").mean())
-                              for kind in ("real", "binary") for name, cost in (("full", full), ("early_exit", early))})
+                           real_macs_full=float(full.real_macs.mean()),
+                           real_macs_early_exit=float(early.real_macs.mean()),
+                           binary_macs_full=float(full.binary_macs.mean()),
+                           binary_macs_early_exit=float(early.binary_macs.mean()))
     if timing:
         report["wall_clock"] = timings(model, encoded, rule, batch_size, single_limit)
     return report
@@ -116,8 +118,9 @@ def format_report(report):
                  f"{f['real_macs_early_exit'] / 1e6:.2f} M, binary MACs {f['binary_macs_full'] / 1e6:.2f} M / "
                  f"{f['binary_macs_early_exit'] / 1e6:.2f} M, counted at {weight}")
     for name, t in report.get("wall_clock", {}).items():
-        lines.append(f"wall-clock, batches of {t['batch_size']} ({t['examples']} inputs): full {t['full_seconds']:.3f}s, "
-                     f"early exit {t['early_exit_seconds']:.3f}s ({100 * t['time_cut']:.1f}% cut)")
+        lines.append(f"wall-clock, batches of {t['batch_size']} ({t['examples']} inputs): "
+                     f"full {t['full_seconds']:.3f}s, early exit {t['early_exit_seconds']:.3f}s "
+                     f"({100 * t['time_cut']:.1f}% cut)")
     best = max(range(N), key=lambda i: report["per_exit"][i][metric])
     lines.append(f"best exit {best + 1}: {metric} {report['per_exit'][best][metric]:.4f}; "
                  f"early exit {report['early_exit'][metric]:.4f}")

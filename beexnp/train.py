@@ -89,6 +89,10 @@ class TrainConfig:
         return dataclass_from_dict(cls, d, "training config")
 
 
+# ModelConfig fields the Trainer sets from the task, the tokenizer and the training config.
+DATA_DERIVED = ("vocab_size", "num_classes", "regression", "max_len")
+
+
 class TrainingDiverged(RuntimeError):
     pass
 
@@ -185,7 +189,7 @@ class Trainer:
             raise ValueError(f"{folder} holds no trainer state (an exported or best-only checkpoint?)")
         cfg = TrainConfig.from_dict(dict(card["train_config"], **train_overrides))
         overrides = {k: v for k, v in card["model_config"].items()
-                     if k not in ("vocab_size", "num_classes", "regression", "max_len")}
+                     if k not in DATA_DERIVED}
         self = cls(cfg, overrides, out_dir or Path(folder).parent, glue_dir, progress,
                    tokenizer=Tokenizer.from_state_dict(card["tokenizer"]))
         model, _ = load_model(folder, self.model_config)
@@ -320,7 +324,7 @@ class RunningStats:
 
 
 # ---- command line --------------------------------------------------------------
-DERIVED = ("vocab_size", "num_classes", "regression", "max_len", "binarize")   # set from the data, or --full-precision
+DERIVED = DATA_DERIVED + ("binarize",)          # no flags: set from the data, or by --full-precision
 
 
 def add_config_options(parser, cls, skip=()):

@@ -39,6 +39,16 @@ def majority_baseline(task):
     return compute_metrics(t, np.full(len(dev.labels), majority), dev.labels)[t.main_metric]
 
 
+def early_exit_cell(r):
+    """One run's metric under early exit, with its dev-chosen delta and FLOPs cut."""
+    chosen = r["early_exit"]
+    return f"{pct(chosen['metrics'][r['metric']])} (δ={chosen['delta']:g}, {100 * r['flops']['cut']:.1f}%)"
+
+
+def size_cell(r):
+    return f"{r.get('size_ratio', float('nan')):.2f}×"
+
+
 def find(records, task, variant, seed=0):
     return next((r for r in records if r["task"] == task and r["variant"] == variant and r["seed"] == seed), None)
 
@@ -55,20 +65,17 @@ def main_table(records, skipped):
             continue
         m = bx["metric"]
         seeds = [r for r in records if r["task"] == task and r["variant"] == "beexformer"]
-        full = pct(bx["dev_full_depth"][m])
-        early = pct(bx["early_exit"]["metrics"][m])
-        chosen = f"δ={bx['early_exit']['delta']:g}, {100 * bx['flops']['cut']:.1f}%"
+        full, early = pct(bx["dev_full_depth"][m]), early_exit_cell(bx)
         if len(seeds) > 1:
             f = np.array([r["dev_full_depth"][m] for r in seeds])
             e = np.array([r["early_exit"]["metrics"][m] for r in seeds])
             full = f"{100 * f.mean():.2f} ± {100 * f.std(ddof=1):.2f} ({len(seeds)} seeds)"
-            early = f"{100 * e.mean():.2f} ± {100 * e.std(ddof=1):.2f}"
-            chosen = ("δ=" + "/".join(f"{r['early_exit']['delta']:g}" for r in seeds)
-                      + f", mean {100 * np.mean([r['flops']['cut'] for r in seeds]):.1f}%")
+            early = (f"{100 * e.mean():.2f} ± {100 * e.std(ddof=1):.2f} (δ="
+                     + "/".join(f"{r['early_exit']['delta']:g}" for r in seeds)
+                     + f", mean {100 * np.mean([r['flops']['cut'] for r in seeds]):.1f}%)")
         base = majority_baseline(task)
         lines.append(f"| {task} | {m} | {'–' if base is None else pct(base)} | {pct(fp['dev_full_depth'][m])} | "
-                     f"{full} | {early} ({chosen}) | "
-                     f"{bx.get('size_ratio', float('nan')):.2f}× | "
+                     f"{full} | {early} | {size_cell(bx)} | "
                      f"{fp['train_seconds'] / 60:.1f} / {bx['train_seconds'] / 60:.1f} min |")
     return "\n".join(lines)
 
@@ -87,8 +94,7 @@ def ablation_table(records):
             name = "BEExformer (SLFN, second order, soft routing)" if r["variant"] == "beexformer" else r["variant"]
             epochs = f", {r['epochs_run']} epochs"
             lines.append(f"| {task} | {name}{epochs} | {pct(r['dev_full_depth'][m])} | {pct(best)} (exit "
-                         f"{r['best_exit']}) | {pct(r['early_exit']['metrics'][m])} (δ={r['early_exit']['delta']:g}, "
-                         f"{100 * r['flops']['cut']:.1f}%) | {r.get('size_ratio', float('nan')):.2f}× |")
+                         f"{r['best_exit']}) | {early_exit_cell(r)} | {size_cell(r)} |")
     return "\n".join(lines)
 
 
