@@ -1,7 +1,8 @@
-r"""Elementwise nonlinearities and the softmax, each a module with its backward.
+r"""Nonlinearities: sigmoid, softmax (and its backward), log-softmax, ReLU.
 
-The plain functions (``sigmoid``, ``softmax``, ``log_softmax``) are shared with
-the losses and the early-exit criteria; the classes wrap them for the chain rule.
+Plain functions, shared by the layers that use them (the SLFN's gates, the
+attention's softmax, the losses, the exit criteria), which write their own
+chain rule; ``ReLU`` is a module of its own (the feed-forward ablation).
 """
 import numpy as np
 
@@ -27,26 +28,13 @@ def softmax(z, axis=-1):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-class Sigmoid(Module):
-    r"""y = 1 / (1 + e^{-x});   dy/dx = y (1 - y)"""
+def softmax_backward(p, dp):
+    r"""dz from dp for p = softmax(z) on the last axis:  dz = p * (dp - sum_j dp_j p_j).  Overwrites dp.
 
-    def forward(self, x):
-        self.y = sigmoid(x)
-        return self.y
-
-    def backward(self, dy):
-        return dy * self.y * (1 - self.y)
-
-
-class Tanh(Module):
-    r"""y = tanh x;   dy/dx = 1 - y^2"""
-
-    def forward(self, x):
-        self.y = np.tanh(x)
-        return self.y
-
-    def backward(self, dy):
-        return dy * (1 - self.y * self.y)
+    p, dp (..., K) -> dz (..., K), the same array as dp."""
+    dp -= np.einsum("...j,...j->...", dp, p)[..., None]
+    dp *= p
+    return dp
 
 
 class ReLU(Module):
@@ -58,15 +46,3 @@ class ReLU(Module):
 
     def backward(self, dy):
         return dy * self.positive
-
-
-class Softmax(Module):
-    r"""p = softmax(z) on the last axis;   dz = p * (dp - sum(dp * p))"""
-
-    def forward(self, z):
-        self.p = softmax(z)
-        return self.p
-
-    def backward(self, dp):
-        p = self.p
-        return p * (dp - np.sum(dp * p, axis=-1, keepdims=True))

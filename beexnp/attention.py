@@ -11,6 +11,7 @@ set to -inf before the softmax, and exp(-inf) is exactly 0.
 """
 import numpy as np
 
+from beexnp.activations import softmax_backward
 from beexnp.linear import make_linear
 from beexnp.module import Module
 
@@ -61,9 +62,7 @@ class BinaryMultiHeadAttention(Module):
         dqkv = np.empty((B, T, 3, h, dh), dout.dtype)                            # filled through the view below
         dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)                               # (B, h, T, dh) views
         np.matmul(P.transpose(0, 1, 3, 2), dA, out=dv)                           # dV = P^T dA
-        dS = dA @ self.v.transpose(0, 1, 3, 2)                                   # dP (B, h, T, T)
-        dS -= np.einsum("bhij,bhij->bhi", dS, P)[..., None]                      # softmax backward:
-        dS *= P                                                                  #   dS = P * (dP - rowsum(dP * P))
+        dS = softmax_backward(P, dA @ self.v.transpose(0, 1, 3, 2))               # dP (B, h, T, T) -> dS
         np.matmul(dS, self.k, out=dq)                                            # d(q scaled) = dS K
         dq *= self.scale                                                         # through the scale
         np.matmul(dS.transpose(0, 1, 3, 2), self.q, out=dk)                      # dK = dS^T (q scaled)

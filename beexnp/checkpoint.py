@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from beexnp.model import BEExformer, ModelConfig
+from beexnp.config import ModelConfig
+from beexnp.model import BEExformer
 
 FORMAT_VERSION = 1
 

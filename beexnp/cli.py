@@ -1,24 +1,327 @@
-"""Command line: ``python -m beexnp <command> ...``.
+"""The command line, all of it: ``python -m beexnp <command> ...``.
 
-Each command lives beside the code it drives and exposes ``register(subparsers)``,
-which adds its sub-parser and sets ``func`` (called with the parsed arguments;
-its return value is the exit status).  This file only lists them.
+Each command is a sub-parser and a ``run_<command>(args)`` function that reads
+the parsed flags and calls the library (which takes plain arguments, never an
+``argparse`` namespace); its return value is the exit status.  A user's mistake
+(bad value, missing file, unreadable checkpoint, diverged training) ends with
+one ``error: <message>`` line and status 1 instead of a traceback.
+
+    gradcheck   every layer's backward against central differences
+    train       train a BEExformer (or its full-precision twin) on a GLUE task
+    evaluate    every exit and early exit on a labelled split: metrics, FLOPs, wall-clock
+    predict     one text (or pair) with early exit
+    sweep       every exit criterion over a threshold grid: table and accuracy-FLOPs plot
+    data        split sizes, labels and token lengths of a GLUE task
+    download    GLUE tasks from the official addresses
+    export      a checkpoint bit-packed (1 bit per binarized weight)
+    size        bytes per component of the packed model against its float32 twin
 """
 import argparse
-import importlib
+import dataclasses
+import json
 import sys
+import time
+import typing
+from pathlib import Path
 
-from beexnp.train import TrainingDiverged
+import numpy as np
 
-# (module, attribute) pairs; each attribute is a register(subparsers) function.
-COMMANDS = [
-    ("beexnp.layer_checks", "register"),
-    ("beexnp.train", "register"),
-    ("beexnp.evaluate", "register"),     # evaluate, predict
-    ("beexnp.sweep", "register"),
-    ("beexnp.glue.cli", "register"),          # data, download
-    ("beexnp.size", "register"),              # export, size
-]
+from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig
+from beexnp.criteria import CRITERIA
+from beexnp.evaluate import evaluate_checkpoint, format_report, predict_texts
+from beexnp.glue import get_task
+from beexnp.glue.download import BASE_URL_ENV, DownloadError, base_url, download_task, parse_task_list
+from beexnp.glue.location import DEFAULT_DIR
+from beexnp.glue.reader import GlueFormatError
+from beexnp.glue.summary import describe_task, format_summary
+from beexnp.gradcheck import format_table
+from beexnp.layer_checks import check_all
+from beexnp.packed import export_checkpoint
+from beexnp.size import checkpoint_size_report, format_size_report
+from beexnp.sweep import run_sweep as sweep
+from beexnp.train import Trainer, TrainingDiverged
+
+GLUE_DIR_HELP = "GLUE folder (default: $GLUE_DIR, then data/glue)"
+
+
+# ---- gradcheck -------------------------------------------------------------------------
+def add_gradcheck(sub):
+    p = sub.add_parser("gradcheck", help="check every layer's backward against central differences",
+                       description="Gradient-check every layer (float64, relaxed mode, random upstream "
+                                   "gradient) and print the table.")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs and parameters (default: 0)")
+    p.add_argument("--batch", type=int, default=3, help="batch size of the layer checks (default: 3)")
+    p.add_argument("--tokens", type=int, default=5, help="tokens per input, some padded (default: 5)")
+    p.add_argument("--dim", type=int, default=8, help="layer width d (default: 8)")
+    p.add_argument("--heads", type=int, default=2, help="attention heads, dividing --dim (default: 2)")
+    p.set_defaults(func=run_gradcheck)
+
+
+def run_gradcheck(args):
+    reports = check_all(np.random.default_rng(args.seed), batch=args.batch, tokens=args.tokens,
+                        dim=args.dim, heads=args.heads)
+    print(format_table(reports))
+    bad = [r.title for r in reports if not r.ok]
+    worst = max(r.max_error for r in reports)
+    print(f"\n{len(reports)} layers, largest relative error {worst:.2e}: "
+          + ("all ok" if not bad else "FAILED: " + ", ".join(bad)))
+    return 1 if bad else 0
+
+
+# ---- train -------------------------------------------------------------------------------
+DERIVED = DATA_DERIVED + ("binarize",)          # no flags: set from the data, or by --full-precision
+
+
+def add_config_options(parser, cls, skip=()):
+    """A flag per field of the config dataclass ``cls`` (``--field-name``), its help, choices and default
+    taken from the field; the flags default to None so that only what is typed overrides --config."""
+    hints = typing.get_type_hints(cls)
+    names = []
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
+        choices = f.metadata.get("choices")
+        if kind is bool:
+            extra = dict(action=argparse.BooleanOptionalAction)
+        else:
+            extra = dict(type=kind, choices=choices, metavar=None if choices else kind.__name__.upper())
+        default = "" if f.default is None else f" (default: {f.default})"
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
+                            help=f.metadata["help"] + default, **extra)
+        names.append(f.name)
+    return names
+
+
+def add_train(sub):
+    p = sub.add_parser(
+        "train", help="train a BEExformer on a GLUE task",
+        description="Train a BEExformer (or its full-precision twin) on a GLUE task. Settings come from the "
+                    "defaults, then --config (JSON {\"model\": {...}, \"train\": {...}}, the same keys as the "
+                    "flags below with '_' for '-'), then the flags. Writes OUT/best, OUT/last (checkpoints) and "
+                    "OUT/history.json.")
+    p.add_argument("--config", help="JSON file with 'model' and/or 'train' sections")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<task>)")
+    p.add_argument("--glue-dir", help=GLUE_DIR_HELP)
+    p.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue the run saved in this checkpoint folder (training flags override its settings)")
+    p.add_argument("--full-precision", action="store_true", help="train the full-precision twin (binarize off)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    model_flags = add_config_options(p.add_argument_group("model (ModelConfig)"), ModelConfig, skip=DERIVED)
+    train_flags = add_config_options(p.add_argument_group("training (TrainConfig)"), TrainConfig)
+    p.set_defaults(func=run_train, model_flags=model_flags, train_flags=train_flags)
+
+
+def given(args, names):
+    """The options among ``names`` typed on the command line."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def run_train(args):
+    if args.resume:
+        trainer = Trainer.resume(args.resume, out_dir=args.out, glue_dir=args.glue_dir,
+                                 progress=not args.no_progress, **given(args, args.train_flags))
+    else:
+        config = json.loads(Path(args.config).read_text()) if args.config else {}
+        unknown = sorted(set(config) - {"model", "train"})
+        if unknown:
+            raise SystemExit(f"{args.config}: unknown sections {unknown}; expected 'model' and 'train'")
+        model = dict(config.get("model", {}), **given(args, args.model_flags))
+        if args.full_precision:
+            model["binarize"] = False
+        cfg = TrainConfig.from_dict(dict(config.get("train", {}), **given(args, args.train_flags)))
+        out = args.out or f"runs/{get_task(cfg.task).name}"
+        trainer = Trainer(cfg, model, out, args.glue_dir, progress=not args.no_progress)
+    print(f"{trainer.task.name}: {len(trainer.train_data)} training rows, vocabulary {len(trainer.tokenizer)}, "
+          f"{trainer.model.num_parameters():,} parameters, {trainer.total_steps} steps; writing to {trainer.out}")
+    start = time.perf_counter()
+    trainer.fit()
+    print(f"done in {time.perf_counter() - start:.0f}s; best checkpoint: {trainer.out / 'best'}")
+    return 0
+
+
+# ---- evaluate, predict, sweep ----------------------------------------------------------
+def add_criterion_flags(p):
+    p.add_argument("--criterion", default="fractional", choices=sorted(CRITERIA),
+                   help="exit rule (default: fractional entropy reduction; relative change for STS-B)")
+    p.add_argument("--delta", type=float, default=None,
+                   help="the criterion's threshold (default: the delta the model was trained with)")
+
+
+def add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="metrics of a checkpoint at every exit and with early exit",
+                       description="Evaluate a checkpoint on a labelled split: the task's metric at "
+                                   "every exit and under early exit, exit histogram, overthinking.")
+    p.add_argument("checkpoint", help="checkpoint folder (e.g. runs/sst2/best)")
+    p.add_argument("--split", help="split to evaluate (default: the task's first dev split)")
+    p.add_argument("--glue-dir", help=GLUE_DIR_HELP)
+    p.add_argument("--limit", type=int, help="evaluate the first N examples only")
+    p.add_argument("--batch-size", type=int, default=256,
+                   help="inputs per batch for the metrics and the batched timing (default: 256)")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    p.add_argument("--no-timing", action="store_true", help="skip the wall-clock measurements")
+    p.add_argument("--single-limit", type=int, default=None,
+                   help="time batch size 1 on the first N inputs only (default: all)")
+    add_criterion_flags(p)
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args):
+    report = evaluate_checkpoint(args.checkpoint, args.split, args.glue_dir, args.criterion, args.delta,
+                                 args.batch_size, args.limit, not args.no_timing, args.single_limit)
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def add_predict(sub):
+    p = sub.add_parser("predict", help="classify one text (or pair) with early exit",
+                       description="Print the label, the probabilities and the block the input exited at.")
+    p.add_argument("checkpoint", help="checkpoint folder")
+    p.add_argument("text", help="the text (the first sentence of a pair)")
+    p.add_argument("text_b", nargs="?", help="the second sentence, for pair tasks")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_criterion_flags(p)
+    p.set_defaults(func=run_predict)
+
+
+def run_predict(args):
+    out = predict_texts(args.checkpoint, args.text, args.text_b, args.criterion, args.delta)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    if "label" in out:
+        probs = ", ".join(f"{k}: {v:.3f}" for k, v in out["probabilities"].items())
+        print(f"label: {out['label']}   ({probs})")
+    else:
+        print(f"score: {out['score']:.3f}")
+    print(f"exited at block {out['exit_block']} of {out['blocks']}")
+    return 0
+
+
+def add_sweep(sub):
+    p = sub.add_parser("sweep", help="every exit criterion over a threshold grid: table and Pareto plot",
+                       description="Sweep every early-exit criterion over a grid of its threshold on a "
+                                   "labelled split; write sweep.json, sweep.md and sweep.png (metric vs "
+                                   "mean FLOPs per input), and choose delta on that split.")
+    p.add_argument("checkpoint", help="checkpoint folder")
+    p.add_argument("--out", help="output folder (default: CHECKPOINT/sweep)")
+    p.add_argument("--split", help="labelled split (default: the task's first dev split)")
+    p.add_argument("--glue-dir", help=GLUE_DIR_HELP)
+    p.add_argument("--limit", type=int, help="first N examples only")
+    p.set_defaults(func=run_sweep)
+
+
+def run_sweep(args):
+    result, table, out = sweep(args.checkpoint, args.out, args.split, args.glue_dir, args.limit)
+    print(table)
+    c = result["chosen"]
+    print(f"\nchosen on {result['split']}: {c['criterion']} delta={c['threshold']:g}: {result['metric']} "
+          f"{c['metric']:.4f} vs full depth {result['rows'][0]['metric']:.4f}, {100 * c['flops_cut']:.1f}% FLOPs cut")
+    print(f"wrote {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'sweep.png'}")
+    return 0
+
+
+# ---- data, download ----------------------------------------------------------------------
+def add_data(sub):
+    p = sub.add_parser("data", help="split sizes, label distribution and token lengths of a GLUE task",
+                       description="Read every split of a GLUE task and print its size, label distribution "
+                                   "and token-length percentiles (the package's tokenizer).")
+    p.add_argument("--task", required=True, help="task name: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli")
+    p.add_argument("--glue-dir", default=None, help=GLUE_DIR_HELP)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run_data)
+
+
+def run_data(args):
+    summary = describe_task(args.task, args.glue_dir)   # a missing or malformed file: main() says why
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def add_download(sub):
+    p = sub.add_parser("download", help="download GLUE tasks (MRPC assembled as the official script does)",
+                       description="Download GLUE tasks from the official addresses into --dir: each file "
+                                   "is written to a temporary name and renamed when whole, each archive is "
+                                   "checked before it is unpacked, MRPC is assembled from the MSR files.")
+    p.add_argument("--tasks", required=True, help="comma-separated task names, or 'all'")
+    p.add_argument("--dir", default=str(DEFAULT_DIR), help="GLUE directory to fill (default: %(default)s)")
+    p.add_argument("--base-url", default=None,
+                   help=f"address to download from instead of the official one (also ${BASE_URL_ENV})")
+    p.add_argument("--no-checksum", action="store_true",
+                   help="skip the sha256 check (zips are still tested before extraction)")
+    p.add_argument("--force", action="store_true", help="replace tasks already present")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_download)
+
+
+def run_download(args):
+    try:
+        tasks = parse_task_list(args.tasks)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    url = base_url(args.base_url)
+    status = 0
+    for task in tasks:
+        try:
+            result = download_task(task, args.dir, url, checksums=False if args.no_checksum else None,
+                                   force=args.force, progress=not args.quiet)
+        except (DownloadError, GlueFormatError, ValueError, OSError) as err:
+            print(f"{task.name}: failed: {err}", file=sys.stderr)
+            status = 1
+            continue
+        note = " (use --force to replace it)" if result == "present" else ""
+        print(f"{task.name}: {result} in {args.dir}/{task.dir}{note}")
+    return status
+
+
+# ---- export, size ------------------------------------------------------------------------
+def add_export(sub):
+    p = sub.add_parser("export", help="write a checkpoint bit-packed (1 bit per binarized weight)",
+                       description="Write every binarized matrix as packed sign bits plus its "
+                                   "alphas, the real parameters and alphas as float32 (or float16), and the "
+                                   "config and tokenizer as JSON, into one .npz.  Load it with "
+                                   "beexnp.packed.load_packed.")
+    p.add_argument("checkpoint", help="checkpoint folder (e.g. runs/sst2/best)")
+    p.add_argument("out", help="output file (.npz)")
+    p.add_argument("--float16", action="store_true", help="store the real parameters and the alphas as float16")
+    p.set_defaults(func=run_export)
+
+
+def run_export(args):
+    real_dtype = np.float16 if args.float16 else np.float32
+    arrays = export_checkpoint(args.checkpoint, args.out, real_dtype)
+    n_binary = sum(k.endswith(".bits") for k in arrays)
+    print(f"wrote {args.out}: {Path(args.out).stat().st_size:,} bytes on disk "
+          f"({sum(a.nbytes for a in arrays.values()):,} bytes of arrays; {n_binary} bit-packed matrices, "
+          f"real parameters {np.dtype(real_dtype).name})")
+    print(f"size by component: python -m beexnp size {args.checkpoint}")
+    return 0
+
+
+def add_size(sub):
+    p = sub.add_parser("size", help="bytes per component of the bit-packed model vs. its float32 twin",
+                       description="Pack the checkpoint as `export` does and report bytes per component "
+                                   "(embeddings, attention, SLFN/FFN, norms, exits, alphas), the total, "
+                                   "the full-precision twin's bytes and the ratio, with real and with "
+                                   "binarized embeddings, and the exported file's size on disk.")
+    p.add_argument("checkpoint", help="checkpoint folder")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--float16", action="store_true", help="real parameters as float16 (as export --float16)")
+    p.set_defaults(func=run_size)
+
+
+def run_size(args):
+    report = checkpoint_size_report(args.checkpoint, np.float16 if args.float16 else np.float32)
+    print(json.dumps(report, indent=2) if args.json else format_size_report(report))
+    return 0
+
+
+# ---- the parser and main -------------------------------------------------------------------
+COMMANDS = [add_gradcheck, add_train, add_evaluate, add_predict, add_sweep, add_data, add_download, add_export,
+            add_size]
 
 
 def build_parser():
@@ -28,14 +331,13 @@ def build_parser():
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module_name, attr in COMMANDS:
-        getattr(importlib.import_module(module_name), attr)(sub)
+    for add in COMMANDS:
+        add(sub)
     return parser
 
 
 def main(argv=None):
-    """Run a command; a user's mistake (bad value, missing file, unreadable checkpoint, diverged training)
-    ends with ``error: <message>`` and status 1 instead of a traceback."""
+    """Run a command; a user's mistake ends with ``error: <message>`` and status 1, not a traceback."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0

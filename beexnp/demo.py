@@ -14,10 +14,10 @@ import json
 import os
 from pathlib import Path
 
+from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig
 from beexnp.evaluate import load_for_inference
 from beexnp.glue.tasks import get_task
-from beexnp.model import ModelConfig
-from beexnp.train import DATA_DERIVED, Trainer, TrainConfig
+from beexnp.train import Trainer
 
 FAST_MODEL = dict(token_dim=56, position_dim=8, heads=4, blocks=4)
 FAST_TRAIN = dict(epochs=2, train_subset=6000, dev_subset=400, batch_size=64, lr=2e-3)

@@ -1,19 +1,17 @@
-"""Evaluating a checkpoint: every exit, early exit, and single predictions.
+"""Evaluating a checkpoint on GLUE: every exit, early exit, FLOPs, wall-clock, and single predictions.
 
-    python -m beexnp evaluate CHECKPOINT [--criterion fractional --delta 0.1]
-    python -m beexnp predict CHECKPOINT "a sentence" ["a second sentence"]
+What the ``evaluate`` and ``predict`` commands print (``beexnp.cli``).
 """
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 
 from beexnp.checkpoint import load_model
-from beexnp.early_exit import CRITERIA, NeverExit, early_exit_forward, early_exit_split, make_criterion
+from beexnp.config import SoftRouting
+from beexnp.criteria import NeverExit, make_criterion
 from beexnp.flops import model_flops
 from beexnp.glue import Tokenizer, compute_metrics, encode_examples, get_task, load_split, subset
-from beexnp.train import exit_outputs, predictions
+from beexnp.inference import early_exit_forward, early_exit_split, exit_outputs, predictions
 
 
 def load_for_inference(folder):
@@ -23,8 +21,8 @@ def load_for_inference(folder):
 
 
 def default_delta(card):
-    """The delta the model was trained with (soft routing), else 0.1."""
-    return card.get("train_config", {}).get("delta", 0.1)
+    """The delta the model was trained with (soft routing), else soft routing's default."""
+    return card.get("train_config", {}).get("delta", SoftRouting.delta)
 
 
 def load_labelled_split(folder, split=None, glue_dir=None, limit=None):
@@ -146,60 +144,3 @@ def predict_texts(folder, text_a, text_b=None, criterion="fractional", delta=Non
         out["probabilities"] = {name: float(v) for name, v in zip(task.labels, p)}
         out["entropy_per_block"] = [float(h) for h in result.entropy[0] if np.isfinite(h)]
     return out
-
-
-def _add_criterion_flags(p):
-    p.add_argument("--criterion", default="fractional", choices=sorted(CRITERIA),
-                   help="exit rule (default: fractional entropy reduction; relative change for STS-B)")
-    p.add_argument("--delta", type=float, default=None,
-                   help="the criterion's threshold (default: the delta the model was trained with)")
-
-
-def register(subparsers):
-    p = subparsers.add_parser("evaluate", help="metrics of a checkpoint at every exit and with early exit",
-                              description="Evaluate a checkpoint on a labelled split: the task's metric at "
-                                          "every exit and under early exit, exit histogram, overthinking.")
-    p.add_argument("checkpoint", help="checkpoint folder (e.g. runs/sst2/best)")
-    p.add_argument("--split", help="split to evaluate (default: the task's first dev split)")
-    p.add_argument("--glue-dir", help="GLUE folder (default: $GLUE_DIR, then data/glue)")
-    p.add_argument("--limit", type=int, help="evaluate the first N examples only")
-    p.add_argument("--batch-size", type=int, default=256,
-                   help="inputs per batch for the metrics and the batched timing (default: 256)")
-    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
-    p.add_argument("--no-timing", action="store_true", help="skip the wall-clock measurements")
-    p.add_argument("--single-limit", type=int, default=None,
-                   help="time batch size 1 on the first N inputs only (default: all)")
-    _add_criterion_flags(p)
-    p.set_defaults(func=_run_evaluate)
-
-    p = subparsers.add_parser("predict", help="classify one text (or pair) with early exit",
-                              description="Print the label, the probabilities and the block the input exited at.")
-    p.add_argument("checkpoint", help="checkpoint folder")
-    p.add_argument("text", help="the text (the first sentence of a pair)")
-    p.add_argument("text_b", nargs="?", help="the second sentence, for pair tasks")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    _add_criterion_flags(p)
-    p.set_defaults(func=_run_predict)
-
-
-def _run_evaluate(args):
-    report = evaluate_checkpoint(args.checkpoint, args.split, args.glue_dir, args.criterion, args.delta,
-                                 args.batch_size, args.limit, not args.no_timing, args.single_limit)
-    print(format_report(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    return 0
-
-
-def _run_predict(args):
-    out = predict_texts(args.checkpoint, args.text, args.text_b, args.criterion, args.delta)
-    if args.json:
-        print(json.dumps(out, indent=2))
-        return 0
-    if "label" in out:
-        probs = ", ".join(f"{k}: {v:.3f}" for k, v in out["probabilities"].items())
-        print(f"label: {out['label']}   ({probs})")
-    else:
-        print(f"score: {out['score']:.3f}")
-    print(f"exited at block {out['exit_block']} of {out['blocks']}")
-    return 0

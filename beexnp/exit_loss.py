@@ -19,11 +19,10 @@ Weightings (each sums to 1 over the exits, per input):
 import numpy as np
 
 from beexnp.activations import sigmoid
+from beexnp.config import WEIGHTINGS, SoftRouting
 from beexnp.entropy import entropy, fractional_entropy_drop, relative_change
 from beexnp.losses import MSE, SoftmaxCrossEntropy
 from beexnp.module import Module
-
-WEIGHTINGS = ("uniform", "linear", "soft_routing")
 
 
 def exit_drops(logits, regression=False):
@@ -35,8 +34,9 @@ def exit_drops(logits, regression=False):
     return fractional_entropy_drop(H[:-1], H[1:])
 
 
-def soft_routing_weights(logits, delta=0.1, tau=0.05, beta=0.2, regression=False):
-    """w (N, B) of the soft-routing loss; each column sums to 1."""
+def soft_routing_weights(logits, routing=SoftRouting(), regression=False):
+    """w (N, B) of the soft-routing loss with ``routing`` = (delta, tau, beta); each column sums to 1."""
+    delta, tau, beta = routing.delta, routing.tau, routing.beta
     N, B = len(logits), logits[0].shape[0]
     q = np.ones((N, B), logits[0].dtype)
     q[0] = 0.0                                                           # no exit before block 2
@@ -47,7 +47,7 @@ def soft_routing_weights(logits, delta=0.1, tau=0.05, beta=0.2, regression=False
     return (1 - beta) * pi + beta / N
 
 
-def exit_weights(logits, weighting, regression=False, **soft_routing):
+def exit_weights(logits, weighting, regression=False, routing=SoftRouting()):
     """(N, B) per-exit, per-input loss weights for the given weighting."""
     N, B = len(logits), logits[0].shape[0]
     if weighting == "uniform":
@@ -56,7 +56,7 @@ def exit_weights(logits, weighting, regression=False, **soft_routing):
         depth = np.arange(1, N + 1, dtype=np.float64)[:, None]
         w = depth / depth.sum()
     elif weighting == "soft_routing":
-        return soft_routing_weights(logits, regression=regression, **soft_routing)
+        return soft_routing_weights(logits, routing, regression)
     else:
         raise ValueError(f"unknown exit weighting {weighting!r}; choose one of {WEIGHTINGS}")
     return np.broadcast_to(w.astype(logits[0].dtype), (N, B))
@@ -65,17 +65,16 @@ def exit_weights(logits, weighting, regression=False, **soft_routing):
 class MultiExitLoss(Module):
     r"""L = sum_i (1/B) sum_b w_ib CE(z_ib, y_b)   (MSE for regression)     z: N x (B, C), y (B,)"""
 
-    def __init__(self, num_exits, weighting="soft_routing", regression=False, delta=0.1, tau=0.05, beta=0.2):
+    def __init__(self, num_exits, weighting="soft_routing", regression=False, routing=SoftRouting()):
         if weighting not in WEIGHTINGS:
             raise ValueError(f"unknown exit weighting {weighting!r}; choose one of {WEIGHTINGS}")
-        self.weighting, self.regression = weighting, regression
-        self.soft_routing = dict(delta=delta, tau=tau, beta=beta)
+        self.weighting, self.regression, self.routing = weighting, regression, routing
         loss_class = MSE if regression else SoftmaxCrossEntropy
         self.losses = [loss_class() for _ in range(num_exits)]
 
     def weights(self, logits):
         """(N, B) exit weights for these logits (constants for the backward)."""
-        return exit_weights(logits, self.weighting, self.regression, **self.soft_routing)
+        return exit_weights(logits, self.weighting, self.regression, self.routing)
 
     def forward(self, logits, labels, weights=None):
         """Total loss; ``weights`` (N, B) overrides the computed ones (gradient checks freeze them)."""

@@ -13,8 +13,8 @@ reporting  rel = max|a - n| / max(max(|a| + |n|), eps)  per tensor.  G must be
 random: the gradient of a plain ``sum(out)`` through a softmax or a LayerNorm
 is exactly zero, so a wrong backward there would pass unnoticed.
 
-Everything runs in float64 (the module is cast in place) and, by default, in
-relaxed mode, where binarized layers use g instead of sign so that their
+Everything runs in float64 (the module is cast in place, and cast back to its
+own dtypes afterwards) and, by default, in relaxed mode, where binarized layers use g instead of sign so that their
 forward is differentiable and their backward is its exact derivative.
 """
 from dataclasses import dataclass, field
@@ -121,6 +121,7 @@ def gradcheck(module, inputs=(), constants=None, forward=None, dout=None, rng=No
     rng = rng if rng is not None else np.random.default_rng(0)
     constants = constants or {}
     forward = forward or module.forward
+    dtypes = [(p, p.data.dtype) for _, p in module.parameters()]
     module.astype(np.float64)
     inputs = tuple(np.array(x, dtype=np.float64) for x in inputs)
     before = [(m, m.relaxed) for m in module.modules()]
@@ -150,3 +151,7 @@ def gradcheck(module, inputs=(), constants=None, forward=None, dout=None, rng=No
     finally:
         for m, mode in before:
             m.relaxed = mode
+        for p, dtype in dtypes:
+            p.data, p.grad = p.data.astype(dtype), p.grad.astype(dtype)
+        for m in module.modules():
+            m.forget()

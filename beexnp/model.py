@@ -9,75 +9,11 @@ the gradients of all exits at once, so block i receives the sum of what comes
 from its own exit and from the blocks above.  Early-exit inference runs the
 blocks one at a time (``embed``, ``block_forward``) on the inputs still active.
 """
-import json
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
 from beexnp.block import Block, ExitHead
 from beexnp.embedding import Embedding, SinusoidalPositions
-from beexnp.module import Module, choice_problems, dataclass_from_dict, option
-from beexnp.sign import ESTIMATORS
-
-
-@dataclass
-class ModelConfig:
-    """Everything that fixes the architecture; JSON-serializable."""
-
-    vocab_size: int                    # set from the tokenizer
-    num_classes: int = option(2, "number of classes C (1 with regression, set from the task)")
-    regression: bool = option(False, "one real output and MSE (STS-B; set from the task)")
-    token_dim: int = option(112, "token embedding width d_tok")
-    position_dim: int = option(16, "sinusoidal position width d_pos, concatenated (ignored with 'add')")
-    position_mode: str = option("concat", "join positions to tokens: 'concat' (the paper) or 'add'",
-                                ("concat", "add"))
-    heads: int = option(4, "attention heads (must divide the width d)")
-    blocks: int = option(6, "blocks, hence exits")
-    ffn: str = option("slfn", "the block's second sublayer: 'slfn' or 'ffn' (binarized feed-forward ablation)",
-                      ("slfn", "ffn"))
-    binarize: bool = option(True, "binarized block weights (False: the full-precision twin)")
-    estimator: str = option("second_order", "gradient of sign: 'second_order' approximation or 'ste'",
-                            tuple(ESTIMATORS))
-    alpha_grad: bool = option(True, "gradient through alpha = mean|W| (off: Bi-Real Net, BiBERT, larq)")
-    binarize_activations: bool = option(False, "W1A1: binarize the inputs of binarized layers too")
-    binarize_embeddings: bool = option(False, "token embeddings as sign with a per-row alpha (DESIGN §7)")
-    dropout: float = option(0.1, "dropout probability")
-    max_len: int = option(128, "longest input, in tokens (set from the training config)")
-
-    @property
-    def dim(self):
-        """Model width d."""
-        return self.token_dim + (self.position_dim if self.position_mode == "concat" else 0)
-
-    def validate(self):
-        problems = choice_problems(self)
-        if self.regression and self.num_classes != 1:
-            problems.append(f"regression needs num_classes=1, got {self.num_classes}")
-        if not self.regression and self.num_classes < 2:
-            problems.append(f"classification needs num_classes >= 2, got {self.num_classes}")
-        if min(self.token_dim, self.heads, self.blocks) < 1 or self.position_dim < 0:
-            problems.append("need token_dim, heads, blocks >= 1 and position_dim >= 0")
-        elif self.dim % self.heads:
-            problems.append(f"width d={self.dim} is not divisible by heads={self.heads}")
-        if self.vocab_size < 5:
-            problems.append(f"need vocab_size >= 5 (4 special tokens), got {self.vocab_size}")
-        if not 0 <= self.dropout < 1:
-            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
-        if problems:
-            raise ValueError("invalid model config: " + "; ".join(problems))
-        return self
-
-    def to_dict(self):
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        return dataclass_from_dict(cls, d, "model config").validate()
-
-    @classmethod
-    def from_json(cls, path):
-        with open(path) as f:
-            return cls.from_dict(json.load(f))
+from beexnp.module import Module
 
 
 class BEExformer(Module):
@@ -97,6 +33,13 @@ class BEExformer(Module):
                              binary=config.binarize, **binary_options) for _ in range(config.blocks)]
         self.exits = [ExitHead(config.dim, config.num_classes, rng, dtype=dtype) for _ in range(config.blocks)]
 
+    @property
+    def dtype(self):
+        """The parameters' float type: float32 to train, float64 in gradient checks (``astype``).
+
+        Read from the first exit head, which stays real in every variant (packed ones included)."""
+        return self.exits[0].linear.weight.data.dtype
+
     # ---- pieces, for early-exit inference --------------------------------
     def embed(self, ids):
         """X_0 = [E[ids], PE]          ids (B, T) -> (B, T, d)"""
@@ -112,7 +55,7 @@ class BEExformer(Module):
         """Every exit's logits: a list of N arrays (B, C)."""
         if ids.shape != mask.shape:
             raise ValueError(f"ids {ids.shape} and mask {mask.shape} must have the same shape")
-        mask = mask.astype(self.exits[0].linear.weight.data.dtype)
+        mask = mask.astype(self.dtype)
         X = self.embed(ids)
         logits = []
         for i in range(len(self.blocks)):

@@ -14,7 +14,6 @@ Modes (set on a module and all its children):
   their backward.  ``relax(False)`` (the default) is the real binary forward.
 """
 import contextlib
-import dataclasses
 
 import numpy as np
 
@@ -144,27 +143,6 @@ def mismatches(expected_shapes, given, what):
     return ([f"missing {what}: " + ", ".join(missing)] if missing else []) \
         + ([f"unexpected {what}: " + ", ".join(unexpected)] if unexpected else []) \
         + (["shape mismatch: " + "; ".join(wrong)] if wrong else [])
-
-
-def option(default, help, choices=None):
-    """A config field with its help text and, if given, its allowed values: one place that documents
-    the setting, builds its command-line flag and checks its value."""
-    return dataclasses.field(default=default, metadata=dict(help=help, choices=choices))
-
-
-def choice_problems(config):
-    """One line per field of the dataclass instance ``config`` whose value is not among its ``choices``."""
-    return [f"{f.name} must be one of {', '.join(map(repr, f.metadata['choices']))}, got {getattr(config, f.name)!r}"
-            for f in dataclasses.fields(config)
-            if f.metadata.get("choices") and getattr(config, f.name) not in f.metadata["choices"]]
-
-
-def dataclass_from_dict(cls, d, what):
-    """cls(**d), refusing keys that are not fields of the dataclass ``cls`` (named in the error)."""
-    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-    if unknown:
-        raise ValueError(f"unknown {what} keys: {', '.join(unknown)}")
-    return cls(**d)
 
 
 @contextlib.contextmanager

@@ -211,6 +211,9 @@ class AdamW(Adam):
         super().update(p, lr, m, v)
 
 
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+
+
 def _sum_squares(g):
     """sum(g^2) as a Python float, without a spurious float32 overflow."""
     s = float(np.vdot(g, g))                                       # vdot flattens; BLAS dot in g's dtype

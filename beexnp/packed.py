@@ -40,7 +40,6 @@ round differently and can flip the sign of a value near 0 in the next layer).
 Packed layers are inference only (no backward).
 """
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -48,7 +47,8 @@ from beexnp.checkpoint import atomic_write, interrupts_deferred, load_model
 from beexnp.embedding import Embedding
 from beexnp.glue import Tokenizer
 from beexnp.linear import BinaryLinear, affine_forward
-from beexnp.model import BEExformer, ModelConfig
+from beexnp.config import ModelConfig
+from beexnp.model import BEExformer
 from beexnp.module import Module, Parameter, mismatches
 from beexnp.xnor import as_words, binary_weight, pack_signs, unpack_signs, w1a1_matmul
 
@@ -254,27 +254,3 @@ def load_packed(path, unpack="load"):
     card = dict(meta["card"], model_config=meta["model_config"])
     tokenizer = Tokenizer.from_state_dict(card["tokenizer"]) if "tokenizer" in card else None
     return model_from_packed(arrays, meta, unpack), tokenizer, card
-
-
-# ---- command line (registered by beexnp.size.register) ----------------------------------
-def add_export_parser(subparsers):
-    p = subparsers.add_parser("export", help="write a checkpoint bit-packed (1 bit per binarized weight)",
-                              description="Write every binarized matrix as packed sign bits plus its "
-                                          "alphas, the real parameters and alphas as float32 (or float16), and the "
-                                          "config and tokenizer as JSON, into one .npz.  Load it with "
-                                          "beexnp.packed.load_packed.")
-    p.add_argument("checkpoint", help="checkpoint folder (e.g. runs/sst2/best)")
-    p.add_argument("out", help="output file (.npz)")
-    p.add_argument("--float16", action="store_true", help="store the real parameters and the alphas as float16")
-    p.set_defaults(func=_run_export)
-
-
-def _run_export(args):
-    real_dtype = np.float16 if args.float16 else np.float32
-    arrays = export_checkpoint(args.checkpoint, args.out, real_dtype)
-    n_binary = sum(k.endswith(".bits") for k in arrays)
-    print(f"wrote {args.out}: {Path(args.out).stat().st_size:,} bytes on disk "
-          f"({sum(a.nbytes for a in arrays.values()):,} bytes of arrays; {n_binary} bit-packed matrices, "
-          f"real parameters {np.dtype(real_dtype).name})")
-    print(f"size by component: python -m beexnp size {args.checkpoint}")
-    return 0

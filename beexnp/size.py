@@ -32,7 +32,6 @@ stay real.  DESIGN's formula (1 bit per binary weight, alphas not counted) is
 shown beside the measurement for comparison with the paper's 21.30x.
 """
 import dataclasses
-import json
 import tempfile
 from pathlib import Path
 
@@ -40,7 +39,7 @@ import numpy as np
 
 from beexnp.checkpoint import load_model
 from beexnp.model import BEExformer
-from beexnp.packed import META_KEY, add_export_parser, binary_matrices, pack_model, save_packed
+from beexnp.packed import META_KEY, binary_matrices, pack_model, save_packed
 
 PAPER_RATIO = 21.30
 LIMIT = 32.0
@@ -207,23 +206,3 @@ def format_size_report(report):
               f"Paper: {report['paper_ratio']:.2f}x.  Limit for 1-bit weights: {report['limit']:.0f}x; with one "
               f"{report['alpha_bits']}-bit alpha per row of n weights, 32n/(n+{report['alpha_bits']}): {ceiling}."]
     return "\n".join(lines)
-
-
-# ---- command line: export and size --------------------------------------------------------
-def register(subparsers):
-    add_export_parser(subparsers)
-    p = subparsers.add_parser("size", help="bytes per component of the bit-packed model vs. its float32 twin",
-                              description="Pack the checkpoint as `export` does and report bytes per component "
-                                          "(embeddings, attention, SLFN/FFN, norms, exits, alphas), the total, "
-                                          "the full-precision twin's bytes and the ratio, with real and with "
-                                          "binarized embeddings, and the exported file's size on disk.")
-    p.add_argument("checkpoint", help="checkpoint folder")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--float16", action="store_true", help="real parameters as float16 (as export --float16)")
-    p.set_defaults(func=_run_size)
-
-
-def _run_size(args):
-    report = checkpoint_size_report(args.checkpoint, np.float16 if args.float16 else np.float32)
-    print(json.dumps(report, indent=2) if args.json else format_size_report(report))
-    return 0

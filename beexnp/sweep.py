@@ -1,6 +1,6 @@
 """The accuracy-cost curve: every exit criterion over a grid of its threshold.
 
-    python -m beexnp sweep CHECKPOINT [--out DIR]
+What the ``sweep`` command writes (``python -m beexnp sweep CHECKPOINT [--out DIR]``).
 
 One full forward gives every exit's logits; each criterion's decisions are then
 replayed from them (``simulate_exits``, tested equal to real early exit), so a
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from beexnp.early_exit import make_criterion, simulate_exits
+from beexnp.criteria import make_criterion
 from beexnp.evaluate import load_labelled_split
 from beexnp.flops import model_flops
 from beexnp.glue import compute_metrics
-from beexnp.train import exit_outputs, predictions
+from beexnp.inference import exit_outputs, predictions, simulate_exits
 
 GRIDS = {
     "fractional": [0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8],
@@ -110,26 +110,3 @@ def run_sweep(folder, out_dir=None, split=None, glue_dir=None, limit=None):
     (out / "sweep.md").write_text("```\n" + table + "\n```\n")
     plot_rows(rows, task.main_metric, f"{task.name} {encoded.split}: early-exit criteria", out / "sweep.png")
     return result, table, out
-
-
-def register(subparsers):
-    p = subparsers.add_parser("sweep", help="every exit criterion over a threshold grid: table and Pareto plot",
-                              description="Sweep every early-exit criterion over a grid of its threshold on a "
-                                          "labelled split; write sweep.json, sweep.md and sweep.png (metric vs "
-                                          "mean FLOPs per input), and choose delta on that split.")
-    p.add_argument("checkpoint", help="checkpoint folder")
-    p.add_argument("--out", help="output folder (default: CHECKPOINT/sweep)")
-    p.add_argument("--split", help="labelled split (default: the task's first dev split)")
-    p.add_argument("--glue-dir", help="GLUE folder (default: $GLUE_DIR, then data/glue)")
-    p.add_argument("--limit", type=int, help="first N examples only")
-    p.set_defaults(func=_run)
-
-
-def _run(args):
-    result, table, out = run_sweep(args.checkpoint, args.out, args.split, args.glue_dir, args.limit)
-    print(table)
-    c = result["chosen"]
-    print(f"\nchosen on {result['split']}: {c['criterion']} delta={c['threshold']:g}: {result['metric']} "
-          f"{c['metric']:.4f} vs full depth {result['rows'][0]['metric']:.4f}, {100 * c['flops_cut']:.1f}% FLOPs cut")
-    print(f"wrote {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'sweep.png'}")
-    return 0

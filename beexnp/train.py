@@ -10,87 +10,24 @@ One seed makes a run bitwise repeatable, and ``resume`` continues a run exactly
 as if it had never stopped: the data order is redrawn from the saved state of
 its Generator at the start of the epoch and the batches already done are skipped.
 """
-import argparse
 import copy
-import dataclasses
 import json
 import time
-import typing
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from beexnp.checkpoint import atomic_write, load_arrays, load_model, read_card, save_checkpoint
-from beexnp.exit_loss import WEIGHTINGS, ModelWithLoss, MultiExitLoss
-from beexnp.glue import (TASKS, Tokenizer, compute_metrics, encode_examples, get_task, iterate_batches, load_split,
-                         main_metric, subset)
+from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig
+from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
+from beexnp.glue import Tokenizer, compute_metrics, encode_examples, get_task, load_split, main_metric, subset
 from beexnp.glue.batching import batch_order
-from beexnp.model import BEExformer, ModelConfig
-from beexnp.module import choice_problems, dataclass_from_dict, evaluating, option
-from beexnp.optim import SGD, Adam, AdamW, clip_grad_norm
-from beexnp.schedules import DECAYS, LRSchedule
-
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
-
-
-@dataclass
-class TrainConfig:
-    """How to train; JSON-serializable, stored in every checkpoint."""
-
-    task: str = option("sst2", "GLUE task: " + ", ".join(TASKS) + " (case, '-' and '_' ignored)")
-    epochs: int = option(3, "passes over the training split")
-    max_steps: int | None = option(None, "stop after this many steps in all (default: no limit)")
-    batch_size: int = option(64, "inputs per step")
-    max_len: int = option(64, "tokens per input, [CLS] included; longer inputs are truncated")
-    optimizer: str = option("adamw", "optimizer", tuple(OPTIMIZERS))
-    lr: float = option(1e-3, "peak learning rate")
-    weight_decay: float = option(0.01, "weight decay (decoupled for adamw, L2 for sgd; unused by adam)")
-    schedule: str = option("linear", "learning-rate decay after the warm-up", DECAYS)
-    warmup: float = option(0.05, "fraction of all steps spent warming up")
-    clip_norm: float = option(1.0, "clip the global gradient norm to this")
-    exit_weighting: str = option("soft_routing", "how the exits' losses are weighted (DESIGN §6)", WEIGHTINGS)
-    delta: float = option(0.1, "soft routing: the exit rule's threshold")
-    tau: float = option(0.05, "soft routing: its temperature")
-    beta: float = option(0.2, "soft routing: the share of uniform weight")
-    min_freq: int = option(2, "vocabulary: tokens seen at least this often in the training split")
-    max_vocab: int = option(20000, "vocabulary: at most this many tokens, specials included")
-    train_subset: int | None = option(None, "first n training rows only (default: all)")
-    dev_subset: int | None = option(None, "first n rows of each dev split only (default: all)")
-    bucket: bool = option(True, "batch inputs of similar length together (less padding)")
-    patience: int = option(2, "early stopping: epochs without a better dev score")
-    save_every: int = option(500, "steps between 'last' checkpoints")
-    seed: int = option(0, "one seed for initialization, dropout and data order")
-
-    def __post_init__(self):
-        problems = choice_problems(self)
-        try:
-            get_task(self.task)
-        except ValueError as err:
-            problems.append(str(err))
-        positive = ["epochs", "batch_size", "lr", "clip_norm", "tau", "min_freq", "patience", "save_every"]
-        problems += [f"{name} must be > 0, got {getattr(self, name)}" for name in positive if getattr(self, name) <= 0]
-        problems += [f"{name} must be None or > 0, got {getattr(self, name)}"
-                     for name in ("max_steps", "train_subset", "dev_subset")
-                     if getattr(self, name) is not None and getattr(self, name) <= 0]
-        if self.max_len < 2:
-            problems.append(f"max_len must be >= 2 ([CLS] and one token), got {self.max_len}")
-        if self.max_vocab < 5:
-            problems.append(f"max_vocab must be >= 5 (4 special tokens), got {self.max_vocab}")
-        if self.weight_decay < 0 or not 0 <= self.warmup < 1 or not 0 <= self.beta <= 1:
-            problems.append(f"need weight_decay >= 0, 0 <= warmup < 1, 0 <= beta <= 1; got "
-                            f"{self.weight_decay}, {self.warmup}, {self.beta}")
-        if problems:
-            raise ValueError("invalid training config: " + "; ".join(problems))
-
-    @classmethod
-    def from_dict(cls, d):
-        return dataclass_from_dict(cls, d, "training config")
-
-
-# ModelConfig fields the Trainer sets from the task, the tokenizer and the training config.
-DATA_DERIVED = ("vocab_size", "num_classes", "regression", "max_len")
+from beexnp.inference import evaluate_exits
+from beexnp.model import BEExformer
+from beexnp.optim import OPTIMIZERS, clip_grad_norm
+from beexnp.schedules import LRSchedule
 
 
 class TrainingDiverged(RuntimeError):
@@ -111,26 +48,6 @@ def load_task_data(task, cfg, glue_dir=None, tokenizer=None):
             dev = subset(dev, cfg.dev_subset)
         devs[split] = encode_examples(tokenizer, dev, cfg.max_len)
     return tokenizer, encode_examples(tokenizer, train, cfg.max_len), devs
-
-
-def exit_outputs(model, encoded, batch_size=256):
-    """Every exit's outputs on a whole split, in eval mode: (N, n, C) float32."""
-    chunks = []
-    with evaluating(model):
-        for batch in iterate_batches(encoded, batch_size):
-            chunks.append(np.stack(model.forward(batch.ids, batch.mask)))   # (N, b, C)
-    return np.concatenate(chunks, axis=1)
-
-
-def predictions(outputs, regression):
-    """Class ids (argmax) or the regression value, per exit: (N, n)."""
-    return outputs[..., 0] if regression else outputs.argmax(axis=-1)
-
-
-def evaluate_exits(model, encoded, task, batch_size=256):
-    """The task's metrics at every exit: a list of N dicts."""
-    preds = predictions(exit_outputs(model, encoded, batch_size), task.regression)
-    return [compute_metrics(task, p, encoded.labels) for p in preds]
 
 
 class Trainer:
@@ -154,7 +71,7 @@ class Trainer:
         self.model = BEExformer(self.model_config, self.model_rng)
         self.objective = ModelWithLoss(self.model, MultiExitLoss(
             self.model_config.blocks, train_config.exit_weighting, regression=self.task.regression,
-            delta=train_config.delta, tau=train_config.tau, beta=train_config.beta))
+            routing=train_config.soft_routing))
         opt_class = OPTIMIZERS[train_config.optimizer]
         opt_kwargs = {} if train_config.optimizer == "adam" else {"weight_decay": train_config.weight_decay}
         self.params = list(self.model.parameters())
@@ -242,7 +159,7 @@ class Trainer:
                     ids, mask = self.train_data.padded(index)
                     labels = self.train_data.labels[index]
                     loss = self.train_step(ids, mask, labels)
-                    running.add(loss, self.objective.logits[-1], labels, self.task.regression)
+                    running.add(loss, self.objective, labels, self.task.regression)
                     st["step"] += 1
                     st["batch_in_epoch"] += 1
                     bar.update(1)
@@ -273,16 +190,21 @@ class Trainer:
     def done(self):
         return bool(self.cfg.max_steps) and self.state["step"] >= self.cfg.max_steps
 
+    def evaluate(self, encoded):
+        """The task's metrics at every exit on an encoded labelled split: a list of N dicts."""
+        return evaluate_exits(self.model, encoded, lambda p: compute_metrics(self.task, p, encoded.labels),
+                              self.task.regression)
+
     def end_epoch(self, running, elapsed):
         st = self.state
         metric = main_metric(self.task)
-        dev_metrics = {split: evaluate_exits(self.model, enc, self.task) for split, enc in self.devs.items()}
+        dev_metrics = {split: self.evaluate(enc) for split, enc in self.devs.items()}
         first = dev_metrics[self.task.dev_splits[0]]
         score = max(m[metric] for m in first)
         best_exit = int(np.argmax([m[metric] for m in first])) + 1
         record = dict(epoch=st["epoch"] + 1, step=st["step"], train_loss=running.mean_loss(),
                       train_accuracy=running.accuracy(), dev=dev_metrics, best_exit=best_exit, score=score,
-                      exit_weights=self.objective.loss.w.mean(axis=1).tolist(), seconds=elapsed)
+                      exit_weights=running.mean_exit_weights(), seconds=elapsed)
         self.history.append(record)
         st["epoch"] += 1
         st["batch_in_epoch"] = 0
@@ -300,17 +222,27 @@ class Trainer:
 
 
 class RunningStats:
-    """Mean loss and (classification) accuracy of the last exit over an epoch so far."""
+    """Over an epoch so far: mean loss, (classification) accuracy of the last exit, mean exit weights."""
 
     def __init__(self):
-        self.loss = self.n_loss = self.correct = self.seen = 0
+        self.loss = self.n_loss = self.correct = self.seen = self.n_inputs = 0
+        self.exit_weights = 0.0                                  # sum over inputs of w_ib, per exit (N,)
 
-    def add(self, loss, last_logits, labels, regression):
+    def add(self, loss, objective, labels, regression):
+        """One step's loss, and the objective's logits and exit weights (N, B) of that step."""
         self.loss += loss
         self.n_loss += 1
+        self.exit_weights = self.exit_weights + objective.loss.w.sum(axis=1, dtype=np.float64)
+        self.n_inputs += len(labels)
+        last_logits = objective.logits[-1]
         if not regression:
             self.correct += int(np.sum(last_logits.argmax(axis=-1) == labels))
             self.seen += len(labels)
+
+    def mean_exit_weights(self):
+        """Each exit's weight averaged over every input of the epoch so far (a list of N floats)."""
+        seen = max(self.n_inputs, 1)
+        return (np.asarray(self.exit_weights) / seen).tolist()
 
     def mean_loss(self):
         return self.loss / max(self.n_loss, 1)
@@ -321,75 +253,3 @@ class RunningStats:
     def summary(self):
         acc = self.accuracy()
         return f"loss {self.mean_loss():.4f}" + ("" if acc is None else f" acc {acc:.3f}")
-
-
-# ---- command line --------------------------------------------------------------
-DERIVED = DATA_DERIVED + ("binarize",)          # no flags: set from the data, or by --full-precision
-
-
-def add_config_options(parser, cls, skip=()):
-    """A flag per field of the config dataclass ``cls`` (``--field-name``), its help, choices and default
-    taken from the field; the flags default to None so that only what is typed overrides --config."""
-    hints = typing.get_type_hints(cls)
-    names = []
-    for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
-        kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
-        choices = f.metadata.get("choices")
-        if kind is bool:
-            extra = dict(action=argparse.BooleanOptionalAction)
-        else:
-            extra = dict(type=kind, choices=choices, metavar=None if choices else kind.__name__.upper())
-        default = "" if f.default is None else f" (default: {f.default})"
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
-                            help=f.metadata["help"] + default, **extra)
-        names.append(f.name)
-    return names
-
-
-def register(subparsers):
-    p = subparsers.add_parser(
-        "train", help="train a BEExformer on a GLUE task",
-        description="Train a BEExformer (or its full-precision twin) on a GLUE task. Settings come from the "
-                    "defaults, then --config (JSON {\"model\": {...}, \"train\": {...}}, the same keys as the "
-                    "flags below with '_' for '-'), then the flags. Writes OUT/best, OUT/last (checkpoints) and "
-                    "OUT/history.json.")
-    p.add_argument("--config", help="JSON file with 'model' and/or 'train' sections")
-    p.add_argument("--out", default=None, help="output folder (default: runs/<task>)")
-    p.add_argument("--glue-dir", help="GLUE folder (default: $GLUE_DIR, then data/glue)")
-    p.add_argument("--resume", metavar="CHECKPOINT",
-                   help="continue the run saved in this checkpoint folder (training flags override its settings)")
-    p.add_argument("--full-precision", action="store_true", help="train the full-precision twin (binarize off)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    model_flags = add_config_options(p.add_argument_group("model (ModelConfig)"), ModelConfig, skip=DERIVED)
-    train_flags = add_config_options(p.add_argument_group("training (TrainConfig)"), TrainConfig)
-    p.set_defaults(func=run_train, model_flags=model_flags, train_flags=train_flags)
-
-
-def given(args, names):
-    """The options among ``names`` typed on the command line."""
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-
-
-def run_train(args):
-    if args.resume:
-        trainer = Trainer.resume(args.resume, out_dir=args.out, glue_dir=args.glue_dir,
-                                 progress=not args.no_progress, **given(args, args.train_flags))
-    else:
-        config = json.loads(Path(args.config).read_text()) if args.config else {}
-        unknown = sorted(set(config) - {"model", "train"})
-        if unknown:
-            raise SystemExit(f"{args.config}: unknown sections {unknown}; expected 'model' and 'train'")
-        model = dict(config.get("model", {}), **given(args, args.model_flags))
-        if args.full_precision:
-            model["binarize"] = False
-        cfg = TrainConfig.from_dict(dict(config.get("train", {}), **given(args, args.train_flags)))
-        out = args.out or f"runs/{get_task(cfg.task).name}"
-        trainer = Trainer(cfg, model, out, args.glue_dir, progress=not args.no_progress)
-    print(f"{trainer.task.name}: {len(trainer.train_data)} training rows, vocabulary {len(trainer.tokenizer)}, "
-          f"{trainer.model.num_parameters():,} parameters, {trainer.total_steps} steps; writing to {trainer.out}")
-    start = time.perf_counter()
-    trainer.fit()
-    print(f"done in {time.perf_counter() - start:.0f}s; best checkpoint: {trainer.out / 'best'}")
-    return 0

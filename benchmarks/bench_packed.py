@@ -35,7 +35,8 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402  (after the thread count is set)
 
-from beexnp.model import BEExformer, ModelConfig  # noqa: E402
+from beexnp.config import ModelConfig  # noqa: E402
+from beexnp.model import BEExformer
 from beexnp.packed import model_from_packed, pack_model, packed_meta  # noqa: E402
 from beexnp.sign import sign  # noqa: E402
 from beexnp.xnor import as_words, binary_weight, pack_signs, pack_words, popcount_matmul, w1a1_matmul  # noqa: E402

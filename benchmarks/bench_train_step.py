@@ -41,9 +41,10 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402  (after the thread count is set)
 
+from beexnp.config import ModelConfig
 from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
 from beexnp.flops import block_layers, train_step_flops
-from beexnp.model import BEExformer, ModelConfig
+from beexnp.model import BEExformer
 from beexnp.optim import AdamW, clip_grad_norm
 from beexnp.schedules import LRSchedule
 
@@ -96,6 +97,8 @@ def parse_args(argv=None):
         p.error("need --repeats >= 1, --warmup >= 0, --matmul-repeats >= 1")
     if args.breakdown_repeats is None:
         args.breakdown_repeats = min(args.repeats, 5)
+    if args.breakdown_repeats < 1:
+        p.error(f"--breakdown-repeats must be >= 1 (the breakdown averages over them), got {args.breakdown_repeats}")
     if args.min_length is None:
         args.min_length = max(1, args.tokens // 2)
     if not 1 <= args.min_length <= args.tokens:

@@ -18,11 +18,12 @@ import sys
 import time
 from pathlib import Path
 
+from beexnp.config import TrainConfig
 from beexnp.evaluate import evaluate_checkpoint
 from beexnp.glue import get_task
 from beexnp.glue.location import find_glue_dir
 from beexnp.sweep import choose, run_sweep
-from beexnp.train import Trainer, TrainConfig
+from beexnp.train import Trainer
 
 HERE = Path(__file__).resolve().parent
 FAST_MODEL = dict(token_dim=24, position_dim=8, heads=2, blocks=3)

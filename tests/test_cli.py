@@ -3,9 +3,8 @@ import argparse
 
 import pytest
 
-from beexnp.cli import build_parser, main
-from beexnp.model import ModelConfig
-from beexnp.train import DERIVED, TrainConfig
+from beexnp.cli import DERIVED, build_parser, main
+from beexnp.config import ModelConfig, TrainConfig
 
 
 def subcommands():
@@ -35,7 +34,7 @@ def test_train_has_a_flag_for_every_config_field():
 def test_train_flags_reach_the_configs():
     args = build_parser().parse_args(["train", "--ffn", "ffn", "--no-alpha-grad", "--epochs", "2", "--no-bucket",
                                       "--train-subset", "10"])
-    from beexnp.train import given
+    from beexnp.cli import given
     assert given(args, args.model_flags) == {"ffn": "ffn", "alpha_grad": False}
     assert given(args, args.train_flags) == {"epochs": 2, "bucket": False, "train_subset": 10}
 

@@ -4,11 +4,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beexnp.early_exit import (CRITERIA, EntropyThreshold, FractionalEntropy, MaxProbability, NeverExit, Patience,
-                               RelativeChange, early_exit_forward, make_criterion, simulate_exits)
+from beexnp.config import ModelConfig
+from beexnp.criteria import CRITERIA, EntropyThreshold, FractionalEntropy, MaxProbability, NeverExit, Patience, RelativeChange, make_criterion
 from beexnp.entropy import entropy, fractional_entropy_drop
+from beexnp.inference import early_exit_forward, simulate_exits
 from beexnp.layer_checks import padding_mask
-from beexnp.model import BEExformer, ModelConfig
+from beexnp.model import BEExformer
 
 BLOCKS = 5
 

@@ -9,7 +9,8 @@ import pytest
 import beexnp.linear
 from beexnp.flops import (Cost, block_flops, block_layers, flops_cut, flops_table, format_table,
                           model_flops, train_step_flops)
-from beexnp.model import BEExformer, ModelConfig
+from beexnp.config import ModelConfig
+from beexnp.model import BEExformer
 
 
 def tiny(**overrides):

@@ -18,7 +18,7 @@ import pytest
 
 import beexnp
 from beexnp import layer_checks
-from beexnp.activations import Softmax
+from beexnp.activations import softmax, softmax_backward
 from beexnp.gradcheck import gradcheck, numerical_gradient, randomize_parameters, rel_error
 from beexnp.layer_checks import kink_free, layer_cases
 from beexnp.linear import BinaryLinear
@@ -198,6 +198,24 @@ class LayerNormWithoutProjection(LayerNorm):
         return self.inv_sigma * (dxhat - dxhat.mean(axis=-1, keepdims=True))
 
 
+class Softmax(Module):
+    """p = softmax(z) as a layer of its own, built on the package's softmax and softmax_backward
+    (the attention's): the correct layer the broken ones below start from."""
+
+    def forward(self, z):
+        self.p = softmax(z)
+        return self.p
+
+    def backward(self, dp):
+        return softmax_backward(self.p, dp.copy())
+
+
+def test_softmax_backward_matches_central_differences(rng):
+    report = gradcheck(Softmax(), (kink_free(rng, (3, 4, 6)),), rng=rng, tol=TOL)
+    print(f"\n{report}")
+    assert report.ok
+
+
 class SoftmaxReturningDp(Softmax):
     """Broken: passes the upstream gradient through unchanged."""
 
@@ -245,3 +263,13 @@ def test_only_a_random_upstream_gradient_exposes_it(rng, kind):
     numeric = numerical_gradient(lambda: np.sum(layer.forward(x)), x)
     assert np.max(np.abs(analytic - numeric)) < 1e-8, "with dout = 1 the bug is invisible"
     assert not gradcheck(layer, (x,), rng=rng, tol=TOL).ok
+
+
+def test_gradcheck_gives_the_module_back_in_its_own_dtype(rng):
+    layer = BinaryLinear(4, 3, rng)                                       # float32
+    before = layer.state_dict()
+    report = gradcheck(layer, (kink_free(rng, (2, 4)),), rng=rng)
+    assert report.ok
+    assert {n: p.data.dtype for n, p in layer.parameters()} == {n: np.dtype(np.float32) for n in before}
+    for name, p in layer.parameters():
+        np.testing.assert_array_equal(p.data, before[name])

@@ -4,9 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from beexnp.config import ModelConfig, SoftRouting
 from beexnp.exit_loss import MultiExitLoss, exit_weights, soft_routing_weights
 from beexnp.layer_checks import model_cases
-from beexnp.model import BEExformer, ModelConfig
+from beexnp.model import BEExformer
 
 CASE_NAMES = [c.name for c in model_cases(np.random.default_rng(0))]
 
@@ -30,7 +31,7 @@ def logits_strategy(n_exits, batch, classes):
 @settings(max_examples=40, deadline=None)
 @given(logits_strategy(4, 3, 2), st.floats(0.0, 0.5), st.floats(0.0, 1.0))
 def test_soft_routing_weights_are_a_distribution(logits, delta, beta):
-    w = soft_routing_weights(logits, delta=delta, beta=beta)
+    w = soft_routing_weights(logits, SoftRouting(delta=delta, beta=beta))
     assert w.shape == (4, 3)
     np.testing.assert_allclose(w.sum(axis=0), 1.0, atol=1e-12)
     assert np.all(w >= beta / 4 - 1e-12)
@@ -43,8 +44,9 @@ def test_soft_routing_follows_the_exit_rule():
     one whose entropy keeps falling is routed to the last exit."""
     stalls = [np.array([[0.1, 0.0]]), np.array([[2.0, 0.0]]), np.array([[2.01, 0.0]]), np.array([[2.02, 0.0]])]
     keeps = [np.array([[0.1, 0.0]]), np.array([[1.0, 0.0]]), np.array([[2.5, 0.0]]), np.array([[5.0, 0.0]])]
-    w_stall = soft_routing_weights(stalls, delta=0.1, tau=0.01, beta=0.0)[:, 0]
-    w_keep = soft_routing_weights(keeps, delta=0.1, tau=0.01, beta=0.0)[:, 0]
+    sharp = SoftRouting(delta=0.1, tau=0.01, beta=0.0)
+    w_stall = soft_routing_weights(stalls, sharp)[:, 0]
+    w_keep = soft_routing_weights(keeps, sharp)[:, 0]
     assert w_stall.argmax() == 2 and w_stall[2] > 0.99     # r_2 = 0.45, r_3 = 0.005 < delta: leaves at block 3
     assert w_keep.argmax() == 3
     assert w_keep[3] > 0.99

@@ -3,7 +3,7 @@ gradients, modes, dtypes and checkpoints."""
 import numpy as np
 import pytest
 
-from beexnp.activations import ReLU, Sigmoid, Softmax, Tanh
+from beexnp.activations import ReLU
 from beexnp.attention import BinaryMultiHeadAttention
 from beexnp.block import Block, ExitHead
 from beexnp.dropout import Dropout
@@ -219,7 +219,7 @@ def builders(rng, dtype, dim, heads, classes, vocab, **_):
         "BinaryLinear": lambda: BinaryLinear(dim, classes, rng, **t),
         "BinaryLinear (STE)": lambda: BinaryLinear(dim, classes, rng, estimator="ste", **t),
         "BinaryLinear (W1A1)": lambda: BinaryLinear(dim, classes, rng, binarize_input=True, **t),
-        "Sigmoid": Sigmoid, "Tanh": Tanh, "ReLU": ReLU, "Softmax": Softmax,
+        "ReLU": ReLU,
         "LayerNorm": lambda: LayerNorm(dim, **t),
         "SinusoidalPositions (concat)": lambda: SinusoidalPositions(4),
         "SinusoidalPositions (add)": lambda: SinusoidalPositions(dim, mode="add"),

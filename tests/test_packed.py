@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from beexnp.checkpoint import load_model, save_checkpoint
 from beexnp.cli import main
-from beexnp.early_exit import FractionalEntropy, early_exit_forward
+from beexnp.config import ModelConfig
+from beexnp.criteria import FractionalEntropy
 from beexnp.glue import Tokenizer
-from beexnp.model import BEExformer, ModelConfig
+from beexnp.inference import early_exit_forward
+from beexnp.model import BEExformer
 from beexnp.packed import (PackedBinaryLinear, PackedEmbedding, load_packed, model_from_packed, pack_model,
                            packed_meta, read_packed, save_packed)
 

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from beexnp.checkpoint import save_checkpoint
 from beexnp.cli import main
-from beexnp.model import BEExformer, ModelConfig
+from beexnp.config import ModelConfig
+from beexnp.model import BEExformer
 from beexnp.size import analytical_bytes, by_component, twin_config, variant_report
 
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from beexnp.train import Trainer, TrainConfig
+from beexnp.config import TrainConfig
+from beexnp.train import Trainer
 
 GLUE_DIR = os.environ.get("GLUE_DIR")
 pytestmark = [pytest.mark.slow, pytest.mark.glue, pytest.mark.skipif(

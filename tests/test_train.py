@@ -6,7 +6,8 @@ import pytest
 
 from beexnp.checkpoint import CheckpointError, load_model, read_card, save_checkpoint
 from beexnp.cli import build_parser, main
-from beexnp.train import Trainer, TrainConfig, TrainingDiverged
+from beexnp.config import TrainConfig
+from beexnp.train import Trainer, TrainingDiverged
 from conftest import TINY_MODEL
 
 
@@ -35,6 +36,24 @@ def test_trainer_learns_a_separable_task(glue_dir, tmp_path):
     card = read_card(tmp_path / "run" / "best")
     assert card["task"] == "sst2" and card["metrics"]["dev"][0].keys() == {"accuracy"}
     assert len(json.loads((tmp_path / "run" / "history.json").read_text())) == len(history)
+
+
+def test_history_records_the_epochs_mean_exit_weights(glue_dir, tmp_path):
+    """history.json's exit weights average w over every input of the epoch, not the last batch's."""
+    trainer = make_trainer(glue_dir, tmp_path / "run", epochs=1)
+    seen = []
+    step = trainer.train_step
+
+    def recording_step(ids, mask, labels):
+        loss = step(ids, mask, labels)
+        seen.append(trainer.objective.loss.w.astype(np.float64))          # (N, B) of this step
+        return loss
+
+    trainer.train_step = recording_step
+    history = trainer.fit()
+    expected = np.concatenate(seen, axis=1).mean(axis=1)
+    np.testing.assert_allclose(history[0]["exit_weights"], expected, rtol=1e-9)
+    assert not np.allclose(expected, seen[-1].mean(axis=1)), "the last batch alone would pass too"
 
 
 def test_same_seed_same_run_bitwise(glue_dir, tmp_path):

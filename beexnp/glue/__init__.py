@@ -10,7 +10,7 @@
 
 Modules, one idea each: ``tasks`` (registry), ``location`` (where the files
 are), ``reader`` (TSV parsing), ``download`` (fetching, MRPC assembly),
-``tokenizer``, ``batching``, ``metrics``, ``summary`` and ``cli`` (the
+``tokenizer``, ``batching``, ``metrics`` and ``summary`` (what the
 ``data`` and ``download`` commands).
 """
 from beexnp.glue.batching import Batch, EncodedSplit, encode_examples, iterate_batches, subset

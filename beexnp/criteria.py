@@ -1,12 +1,8 @@
-r"""Early exit at inference: exit criteria, and a forward pass that really skips work (DESIGN §6).
+r"""Exit criteria: when an input may leave the model (DESIGN §6).
 
-A batch goes through the blocks one at a time.  After block i the criterion
-looks at exit i's logits of the rows still active and picks the ones that
-leave; only the rows that stay are gathered (not masked) into the next block,
-and the padded length is cut to the longest row still active, so later blocks
-run on fewer, and often shorter, rows.  Saved FLOPs become saved time.
-
-Every criterion has the same small interface::
+Every criterion has the same small interface, used both by real early exit
+(``beexnp.inference.early_exit_forward``) and by its replay from precomputed
+logits (``beexnp.inference.simulate_exits``)::
 
     state = criterion.start(n)                      # per-row memory (dict of arrays)
     leave, state = criterion.decide(i, z, state)     # block i (0-based), z (n, C) -> bool (n,)
@@ -14,14 +10,10 @@ Every criterion has the same small interface::
 The engine gathers ``state`` along with the rows, and makes every row still
 active leave at the last block.
 """
-from dataclasses import dataclass
-
 import numpy as np
 
 from beexnp.activations import softmax
 from beexnp.entropy import entropy, fractional_entropy_drop, relative_change
-from beexnp.glue import iterate_batches
-from beexnp.module import evaluating
 
 
 class FractionalEntropy:
@@ -141,77 +133,3 @@ def make_criterion(name, value=None, regression=False):
     if value is None and name != "never":
         raise ValueError(f"criterion {name!r} needs a threshold value")
     return CRITERIA[name](value)
-
-
-@dataclass
-class EarlyExitResult:
-    """Per input: ``logits`` (n, C) at its exit, ``exit_block`` (n,) 1-based,
-    ``entropy`` (n, N) at every block it passed (NaN after it left)."""
-
-    logits: np.ndarray
-    exit_block: np.ndarray
-    entropy: np.ndarray
-
-    def predictions(self, regression=False):
-        return self.logits[:, 0] if regression else self.logits.argmax(axis=-1)
-
-    def probabilities(self):
-        return softmax(self.logits)
-
-
-def early_exit_forward(model, ids, mask, criterion):
-    """Run ``model`` block by block (eval mode); each row leaves when ``criterion`` says so."""
-    with evaluating(model):
-        return _early_exit_forward(model, ids, mask, criterion)
-
-
-def _early_exit_forward(model, ids, mask, criterion):
-    n, N = len(ids), len(model.blocks)
-    mask = mask.astype(model.exits[0].linear.weight.data.dtype)
-    X = model.embed(ids)                                             # (n, T, d)
-    active = np.arange(n)                                            # rows of the batch still inside
-    state = criterion.start(n)
-    logits = np.zeros((n, model.config.num_classes), X.dtype)
-    exit_block = np.zeros(n, np.int64)
-    entropies = np.full((n, N), np.nan)
-    for i in range(N):
-        X, z = model.block_forward(i, X, mask)                       # only the active rows
-        if not model.config.regression:
-            entropies[active, i] = entropy(z)
-        leave, state = criterion.decide(i, z, state)
-        if i == N - 1:
-            leave = np.ones(len(active), bool)
-        logits[active[leave]] = z[leave]
-        exit_block[active[leave]] = i + 1
-        stay = ~leave
-        if not stay.any():
-            break
-        active, state = active[stay], {k: v[stay] for k, v in state.items()}
-        T = int(mask[stay].sum(axis=1).max())                        # the longest row still active
-        X, mask = X[stay, :T], mask[stay, :T]                        # gather: fewer rows, fewer columns
-    return EarlyExitResult(logits, exit_block, entropies)
-
-
-def early_exit_split(model, encoded, criterion, batch_size=256):
-    """``early_exit_forward`` over a whole ``EncodedSplit``, in batches; one result."""
-    with evaluating(model):
-        parts = [_early_exit_forward(model, b.ids, b.mask, criterion) for b in iterate_batches(encoded, batch_size)]
-    return EarlyExitResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                             ("logits", "exit_block", "entropy")))
-
-
-def simulate_exits(all_logits, criterion):
-    """Exit block (1-based) of every input, decided from precomputed logits at every exit.
-
-    all_logits (N, n, C): the full forward's exits.  Gives the same decisions as
-    ``early_exit_forward`` (which computes only what it needs), at the cost of
-    one full forward for any number of criteria: what a threshold sweep wants."""
-    N, n = all_logits.shape[:2]
-    exit_block = np.full(n, N, np.int64)
-    inside = np.ones(n, bool)
-    state = criterion.start(n)
-    for i in range(N - 1):
-        leave, state = criterion.decide(i, all_logits[i], state)
-        exit_block[inside & leave] = i + 1
-        inside &= ~leave
-    return exit_block

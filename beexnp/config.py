@@ -1,0 +1,205 @@
+"""Every setting in one place: the model's architecture and how it is trained.
+
+Each field is declared once, with ``option(default, help, choices)``: that one
+line documents the setting, builds its command-line flag (``beexnp.cli``) and
+checks its value.  Both configs are plain dataclasses, JSON-serializable, and
+stored in every checkpoint.
+
+    ModelConfig     what fixes the architecture (width, heads, blocks, binarization)
+    TrainConfig     the task, the optimizer and its schedule, the exit loss, the data
+    SoftRouting     the soft-routing loss's (delta, tau, beta), one value passed by name
+"""
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import asdict, dataclass
+
+from beexnp.glue.tasks import TASKS, get_task
+from beexnp.optim import OPTIMIZERS
+from beexnp.schedules import DECAYS
+from beexnp.sign import ESTIMATORS
+
+WEIGHTINGS = ("uniform", "linear", "soft_routing")
+
+
+def option(default, help, choices=None):
+    """A config field with its help text and, if given, its allowed values: one place that documents
+    the setting, builds its command-line flag and checks its value."""
+    return dataclasses.field(default=default, metadata=dict(help=help, choices=choices))
+
+
+def field_problems(config):
+    """One line per field of the dataclass instance ``config`` whose value has the wrong type or is not
+    among its ``choices`` (an int is accepted for a float field; a bool is never a number)."""
+    hints = typing.get_type_hints(type(config))
+    problems = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        allowed = [t for t in typing.get_args(hints[f.name]) or (hints[f.name],)]
+        kinds = tuple({float: (int, float)}.get(t, (t,)) for t in allowed)
+        kinds = tuple(k for group in kinds for k in group)
+        numeric_bool = isinstance(value, bool) and bool not in allowed
+        if numeric_bool or not isinstance(value, kinds):
+            names = " or ".join("None" if t is type(None) else t.__name__ for t in allowed)
+            problems.append(f"{f.name} must be {names}, got {value!r}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{f.name} must be a finite number, got {value!r}")
+        elif f.metadata.get("choices") and value not in f.metadata["choices"]:
+            problems.append(f"{f.name} must be one of {', '.join(map(repr, f.metadata['choices']))}, got {value!r}")
+    return problems
+
+
+def dataclass_from_dict(cls, d, what):
+    """cls(**d), refusing keys that are not fields of the dataclass ``cls`` (named in the error)."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{what} must be a JSON object, got {type(d).__name__}")
+    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"unknown {what} keys: {', '.join(unknown)}")
+    return cls(**d)
+
+
+@dataclass(frozen=True)
+class SoftRouting:
+    r"""The soft-routing exit loss's settings (DESIGN §6): the exit rule's threshold ``delta``, the
+    sigmoid's temperature ``tau``, and ``beta``, the share of uniform weight every exit keeps."""
+
+    delta: float = 0.1
+    tau: float = 0.05
+    beta: float = 0.2
+
+
+@dataclass
+class ModelConfig:
+    """Everything that fixes the architecture; JSON-serializable."""
+
+    vocab_size: int                    # set from the tokenizer
+    num_classes: int = option(2, "number of classes C (1 with regression, set from the task)")
+    regression: bool = option(False, "one real output and MSE (STS-B; set from the task)")
+    token_dim: int = option(112, "token embedding width d_tok")
+    position_dim: int = option(16, "sinusoidal position width d_pos, concatenated (ignored with 'add')")
+    position_mode: str = option("concat", "join positions to tokens: 'concat' (the paper) or 'add'",
+                                ("concat", "add"))
+    heads: int = option(4, "attention heads (must divide the width d)")
+    blocks: int = option(6, "blocks, hence exits")
+    ffn: str = option("slfn", "the block's second sublayer: 'slfn' or 'ffn' (binarized feed-forward ablation)",
+                      ("slfn", "ffn"))
+    binarize: bool = option(True, "binarized block weights (False: the full-precision twin)")
+    estimator: str = option("second_order", "gradient of sign: 'second_order' approximation or 'ste'",
+                            tuple(ESTIMATORS))
+    alpha_grad: bool = option(True, "gradient through alpha = mean|W| (off: Bi-Real Net, BiBERT, larq)")
+    binarize_activations: bool = option(False, "W1A1: binarize the inputs of binarized layers too")
+    binarize_embeddings: bool = option(False, "token embeddings as sign with a per-row alpha (DESIGN §7)")
+    dropout: float = option(0.1, "dropout probability")
+    max_len: int = option(128, "longest input, in tokens (set from the training config)")
+
+    @property
+    def dim(self):
+        """Model width d."""
+        return self.token_dim + (self.position_dim if self.position_mode == "concat" else 0)
+
+    def validate(self):
+        problems = field_problems(self)
+        if not problems:
+            problems = self._range_problems()
+        if problems:
+            raise ValueError("invalid model config: " + "; ".join(problems))
+        return self
+
+    def _range_problems(self):
+        problems = []
+        if self.regression and self.num_classes != 1:
+            problems.append(f"regression needs num_classes=1, got {self.num_classes}")
+        if not self.regression and self.num_classes < 2:
+            problems.append(f"classification needs num_classes >= 2, got {self.num_classes}")
+        if min(self.token_dim, self.heads, self.blocks) < 1 or self.position_dim < 0:
+            problems.append("need token_dim, heads, blocks >= 1 and position_dim >= 0")
+        elif self.dim % self.heads:
+            problems.append(f"width d={self.dim} is not divisible by heads={self.heads}")
+        if self.vocab_size < 5:
+            problems.append(f"need vocab_size >= 5 (4 special tokens), got {self.vocab_size}")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+        return problems
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        return dataclass_from_dict(cls, d, "model config").validate()
+
+    @classmethod
+    def from_json(cls, path):
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+
+# ModelConfig fields the Trainer sets from the task, the tokenizer and the training config.
+DATA_DERIVED = ("vocab_size", "num_classes", "regression", "max_len")
+
+
+@dataclass
+class TrainConfig:
+    """How to train; JSON-serializable, stored in every checkpoint."""
+
+    task: str = option("sst2", "GLUE task: " + ", ".join(TASKS) + " (case, '-' and '_' ignored)")
+    epochs: int = option(3, "passes over the training split")
+    max_steps: int | None = option(None, "stop after this many steps in all (default: no limit)")
+    batch_size: int = option(64, "inputs per step")
+    max_len: int = option(64, "tokens per input, [CLS] included; longer inputs are truncated")
+    optimizer: str = option("adamw", "optimizer", tuple(OPTIMIZERS))
+    lr: float = option(1e-3, "peak learning rate")
+    weight_decay: float = option(0.01, "weight decay (decoupled for adamw, L2 for sgd; unused by adam)")
+    schedule: str = option("linear", "learning-rate decay after the warm-up", DECAYS)
+    warmup: float = option(0.05, "fraction of all steps spent warming up")
+    clip_norm: float = option(1.0, "clip the global gradient norm to this")
+    exit_weighting: str = option("soft_routing", "how the exits' losses are weighted (DESIGN §6)", WEIGHTINGS)
+    delta: float = option(SoftRouting.delta, "soft routing: the exit rule's threshold")
+    tau: float = option(SoftRouting.tau, "soft routing: its temperature")
+    beta: float = option(SoftRouting.beta, "soft routing: the share of uniform weight")
+    min_freq: int = option(2, "vocabulary: tokens seen at least this often in the training split")
+    max_vocab: int = option(20000, "vocabulary: at most this many tokens, specials included")
+    train_subset: int | None = option(None, "first n training rows only (default: all)")
+    dev_subset: int | None = option(None, "first n rows of each dev split only (default: all)")
+    bucket: bool = option(True, "batch inputs of similar length together (less padding)")
+    patience: int = option(2, "early stopping: epochs without a better dev score")
+    save_every: int = option(500, "steps between 'last' checkpoints")
+    seed: int = option(0, "one seed for initialization, dropout and data order")
+
+    def __post_init__(self):
+        problems = field_problems(self)
+        if not problems:
+            problems = self._range_problems()
+        if problems:
+            raise ValueError("invalid training config: " + "; ".join(problems))
+
+    def _range_problems(self):
+        problems = []
+        try:
+            get_task(self.task)
+        except ValueError as err:
+            problems.append(str(err))
+        positive = ["epochs", "batch_size", "lr", "clip_norm", "tau", "min_freq", "patience", "save_every"]
+        problems += [f"{name} must be > 0, got {getattr(self, name)}" for name in positive if getattr(self, name) <= 0]
+        problems += [f"{name} must be None or > 0, got {getattr(self, name)}"
+                     for name in ("max_steps", "train_subset", "dev_subset")
+                     if getattr(self, name) is not None and getattr(self, name) <= 0]
+        if self.max_len < 2:
+            problems.append(f"max_len must be >= 2 ([CLS] and one token), got {self.max_len}")
+        if self.max_vocab < 5:
+            problems.append(f"max_vocab must be >= 5 (4 special tokens), got {self.max_vocab}")
+        if self.weight_decay < 0 or not 0 <= self.warmup < 1 or not 0 <= self.beta <= 1:
+            problems.append(f"need weight_decay >= 0, 0 <= warmup < 1, 0 <= beta <= 1; got "
+                            f"{self.weight_decay}, {self.warmup}, {self.beta}")
+        return problems
+
+    @property
+    def soft_routing(self):
+        """This run's ``SoftRouting`` value."""
+        return SoftRouting(self.delta, self.tau, self.beta)
+
+    @classmethod
+    def from_dict(cls, d):
+        return dataclass_from_dict(cls, d, "training config")
