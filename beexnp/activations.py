@@ -1,6 +1,6 @@
 r"""Elementwise nonlinearities and the softmax, each a module with its backward.
 
-The plain functions (``sigmoid``, ``softmax``, ``log_softmax``) are shared with
+The plain functions (``sigmoid``, ``softmax``, ``log_softmax``) are also used by
 the losses and the early-exit criteria; the classes wrap them for the chain rule.
 """
 import numpy as np

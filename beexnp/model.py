@@ -40,7 +40,7 @@ class ModelConfig:
                             tuple(ESTIMATORS))
     alpha_grad: bool = option(True, "gradient through alpha = mean|W| (off: Bi-Real Net, BiBERT, larq)")
     binarize_activations: bool = option(False, "W1A1: binarize the inputs of binarized layers too")
-    binarize_embeddings: bool = option(False, "token embeddings as sign with a per-row alpha (DESIGN §7)")
+    binarize_embeddings: bool = option(False, "token embeddings as sign with a per-row alpha (DESIGN §2.3)")
     dropout: float = option(0.1, "dropout probability")
     max_len: int = option(128, "longest input, in tokens (set from the training config)")
 
