@@ -52,7 +52,7 @@ def masked_mean(Y, mask):
 class ExitHead(Module):
     r"""z = Linear(masked_mean(Y, mask))        Y (B, T, d), mask (B, T) -> z (B, C)
 
-    Real precision (DESIGN §1).  C = 1 for regression (STS-B)."""
+    Real precision (DESIGN §1.6, §5.4).  C = 1 for regression (STS-B)."""
 
     def __init__(self, dim, num_outputs, rng, dtype=np.float32):
         self.linear = Linear(dim, num_outputs, rng, dtype=dtype)

@@ -62,7 +62,7 @@ def dataclass_from_dict(cls, d, what):
 
 @dataclass(frozen=True)
 class SoftRouting:
-    r"""The soft-routing exit loss's settings (DESIGN §6): the exit rule's threshold ``delta``, the
+    r"""The soft-routing exit loss's settings (DESIGN §6.8): the exit rule's threshold ``delta``, the
     sigmoid's temperature ``tau``, and ``beta``, the share of uniform weight every exit keeps."""
 
     delta: float = 0.1
@@ -90,7 +90,7 @@ class ModelConfig:
                             tuple(ESTIMATORS))
     alpha_grad: bool = option(True, "gradient through alpha = mean|W| (off: Bi-Real Net, BiBERT, larq)")
     binarize_activations: bool = option(False, "W1A1: binarize the inputs of binarized layers too")
-    binarize_embeddings: bool = option(False, "token embeddings as sign with a per-row alpha (DESIGN §7)")
+    binarize_embeddings: bool = option(False, "token embeddings as sign with a per-row alpha (DESIGN §2.3)")
     dropout: float = option(0.1, "dropout probability")
     max_len: int = option(128, "longest input, in tokens (set from the training config)")
 
@@ -155,7 +155,8 @@ class TrainConfig:
     schedule: str = option("linear", "learning-rate decay after the warm-up", DECAYS)
     warmup: float = option(0.05, "fraction of all steps spent warming up")
     clip_norm: float = option(1.0, "clip the global gradient norm to this")
-    exit_weighting: str = option("soft_routing", "how the exits' losses are weighted (DESIGN §6)", WEIGHTINGS)
+    exit_weighting: str = option("soft_routing", "how the exits' losses are weighted (DESIGN §6.6-§6.8)",
+                                 WEIGHTINGS)
     delta: float = option(SoftRouting.delta, "soft routing: the exit rule's threshold")
     tau: float = option(SoftRouting.tau, "soft routing: its temperature")
     beta: float = option(SoftRouting.beta, "soft routing: the share of uniform weight")

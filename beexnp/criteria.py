@@ -1,4 +1,4 @@
-r"""Exit criteria: when an input may leave the model (DESIGN §6).
+r"""Exit criteria: when an input may leave the model (DESIGN §6.2-§6.4).
 
 Every criterion has the same small interface, used both by real early exit
 (``beexnp.inference.early_exit_forward``) and by its replay from precomputed

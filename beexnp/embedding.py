@@ -15,7 +15,7 @@ class Embedding(Module):
 
     The padding row (id ``padding_idx``) starts at zero and gets no gradient.
     With ``binarize=True`` each row is stored as one bit per entry and a real
-    scale (DESIGN §7): E_b[r] = alpha_r sign(E[r]), alpha_r = mean_k |E_rk|.
+    scale (DESIGN §2.3): E_b[r] = alpha_r sign(E[r]), alpha_r = mean_k |E_rk|.
     Since alpha is per row, binarizing only the looked-up rows is the same thing.
     """
 

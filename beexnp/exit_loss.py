@@ -1,4 +1,4 @@
-r"""The multi-exit training loss and its exit weights (DESIGN §6).
+r"""The multi-exit training loss and its exit weights (DESIGN §6.6-§6.8).
 
     L = sum_i (1/B) sum_b w_ib loss(z_ib, y_b)          all exits trained together
 
@@ -6,8 +6,10 @@ Weightings (each sums to 1 over the exits, per input):
 
 * ``uniform``:       w_i = 1/N
 * ``linear``:        w_i = i / (1 + 2 + ... + N)        deeper exits weigh more
-* ``soft_routing``:  a soft version of the exit rule.  With r_i the fractional
-  entropy drop (regression: the relative change of the prediction),
+* ``soft_routing``:  this project's own weights, not the paper's (the paper
+  names a soft-routing loss but gives no equation; DESIGN §6.8).  A soft
+  version of the exit rule: with r_i the fractional entropy drop
+  (regression: the relative change of the prediction),
 
       q_1 = 0,  q_i = sigmoid((delta - r_i) / tau)  (1 < i < N),  q_N = 1
       pi_i = q_i prod_{j<i} (1 - q_j)                   probability of leaving at i

@@ -1,4 +1,4 @@
-r"""Inference: every exit's outputs, predictions, and early exit that really skips work (DESIGN §6).
+r"""Inference: every exit's outputs, predictions, and early exit that really skips work (DESIGN §6.5).
 
 Two ways to run a trained BEExformer on a split (anything with ``len`` and
 ``padded(rows) -> (ids, mask)``, such as ``beexnp.glue.EncodedSplit``):

@@ -10,7 +10,7 @@ Modes (set on a module and all its children):
 
 * ``train()`` / ``eval()``: dropout is active only in training.
 * ``relax(True)``: binarized layers use the smooth approximation g in place of
-  sign in their forward (DESIGN §1), so that central differences can check
+  sign in their forward (DESIGN §1.3), so that central differences can check
   their backward.  ``relax(False)`` (the default) is the real binary forward.
 """
 import contextlib
@@ -22,7 +22,7 @@ class Parameter:
     """A tensor the optimizer updates, with its accumulated gradient.
 
     ``binary`` marks latent weights that the forward binarizes; optimizers
-    clip those to [-1, 1] after each step (DESIGN §1: g' is 0 outside).
+    clip those to [-1, 1] after each step (DESIGN §1.7: g' is 0 outside).
     """
 
     def __init__(self, data, binary=False):

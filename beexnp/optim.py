@@ -13,7 +13,7 @@ An optimizer takes the (dotted name, Parameter) pairs of ``model.parameters()``
 ("slots": SGD's velocity, Adam's m and v).  Each ``step()`` uses the current
 ``opt.lr`` attribute, so a schedule only has to set it.
 
-Decisions (DESIGN §1 for the binary weights):
+Decisions (DESIGN §1.7 for the binary weights, §9 for the recipe):
 
 * **Weight decay only on real weight matrices** (``ndim >= 2`` and not
   ``binary``): the matrices of the real linear layers, the exit heads and the

@@ -1,5 +1,10 @@
-r"""The Selective Learn-Forget Network, the block's second sub-layer (DESIGN §4),
-and the binarized feed-forward network that replaces it in the ablation.
+r"""The Selective Learn-Forget Network, the block's second sub-layer (DESIGN §4.1),
+and the binarized feed-forward network that replaces it in the ablation (DESIGN §4.3).
+
+The equations below are this project's own formulation, not the paper's: the
+paper names the SLFN's parts (two forget gates and a selective-learn gate) and
+what they are for, but gives no equations.  DESIGN §4.1 says why we chose this
+form (each gate one job, a bounded output, 4 d^2 binary weights).
 
     f1 = sigmoid(H Wf1_b + bf1)     forget gate 1: which parts of the context H to retain
     l  = sigmoid(H Wl_b  + bl)      selective-learn gate: how much new information to admit
@@ -52,7 +57,9 @@ class SLFN(Module):
 class BinaryFeedForward(Module):
     r"""FFN(H) = ReLU(H W1_b + b1) W2_b + b2        H (B, T, d) -> (B, T, d), hidden d_ff
 
-    The "no SLFN" ablation; d_ff = 2d matches the SLFN's 4 d^2 weights."""
+    The "no SLFN" ablation; d_ff = 2d matches the SLFN's 4 d^2 weights.  With
+    ``binarize_input`` (W1A1) the second layer reads sign(ReLU(.)), which is +1
+    everywhere (sign(0) = +1), so its output does not depend on H (DESIGN §1.5)."""
 
     def __init__(self, dim, rng, hidden=None, binary=True, **binary_options):
         hidden = hidden or 2 * dim

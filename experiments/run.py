@@ -49,7 +49,7 @@ def available(task, glue_dir):
     except (FileNotFoundError, ValueError):
         return f"no {t.dir} folder in the GLUE directory"
     if not (Path(folder) / t.dir / t.splits["train"]).exists():
-        return f"{t.dir}/{t.splits['train']} is not in {folder}"
+        return f"{t.dir}/{t.splits['train']} is not in the GLUE directory used"
     return None
 
 

@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from beexnp.config import ModelConfig
-from beexnp.criteria import CRITERIA, EntropyThreshold, FractionalEntropy, MaxProbability, NeverExit, Patience, RelativeChange, make_criterion
+from beexnp.criteria import (CRITERIA, EntropyThreshold, FractionalEntropy, MaxProbability, NeverExit, Patience,
+                             RelativeChange, make_criterion)
 from beexnp.entropy import entropy, fractional_entropy_drop
 from beexnp.inference import early_exit_forward, simulate_exits
 from beexnp.layer_checks import padding_mask

@@ -36,7 +36,7 @@ CELL_TIMEOUT = 600                     # seconds per cell, in fast mode
 KERNEL = "python3"                     # resolves to sys.executable when ipykernel is installed here
 
 FAST_LINE = re.compile(r"""FAST\s*=\s*os\.environ\.get\(\s*["']BEEXNP_FAST["']\s*\)\s*==\s*["']1["']""")
-ABSOLUTE_PATH = re.compile(r"(?<![\w.~])(/work/|/tmp/|/home/|/root/|/Users/|/mnt/|/var/)")
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(work|tmp|home|root|Users|mnt|var)/")
 GLOBAL_RANDOM = re.compile(r"np\.random\.(?!default_rng\b|Generator\b)\w+")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 READS_GLUE = re.compile(r"""["']sst2["']""")

@@ -10,7 +10,7 @@ unpack them (``SST-2/``, ``CoLA/``, ``MRPC/`` ...).
   checkout that holds the ``beexnp`` package -- when that is a different
   folder (notebooks run from ``notebooks/``, where ``./data/glue`` is not the
   one ``python -m beexnp download`` filled).  The first that holds the
-  task's folder wins, so a shared read-only copy in ``GLUE_DIR`` can be
+  task's folder wins, so a read-only copy named by ``GLUE_DIR`` can be
   completed by tasks downloaded into ``data/glue/``.
 
 When nothing is found the error names every place looked at and the command
