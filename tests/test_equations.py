@@ -26,17 +26,17 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-# Every name this file takes from the package, in one place.  (Planned moves: ModelConfig
-# to beexnp.config; FractionalEntropy, RelativeChange to beexnp.criteria; early_exit_forward
-# and simulate_exits to beexnp.inference.)
+# Every name this file takes from the package, in one place.
 from beexnp.attention import BinaryMultiHeadAttention
 from beexnp.block import Block, ExitHead
-from beexnp.early_exit import FractionalEntropy, RelativeChange, early_exit_forward, simulate_exits
+from beexnp.config import ModelConfig, SoftRouting
+from beexnp.criteria import FractionalEntropy, RelativeChange
 from beexnp.embedding import Embedding, SinusoidalPositions
 from beexnp.entropy import entropy, fractional_entropy_drop, relative_change
 from beexnp.exit_loss import MultiExitLoss, exit_weights
+from beexnp.inference import early_exit_forward, simulate_exits
 from beexnp.linear import BinaryLinear, Linear
-from beexnp.model import BEExformer, ModelConfig
+from beexnp.model import BEExformer
 from beexnp.norm import LayerNorm
 from beexnp.sign import SecondOrderSign, StraightThroughSign, binarize_weight, sign
 from beexnp.slfn import SLFN, BinaryFeedForward
@@ -688,7 +688,7 @@ def test_exit_weights(weighting, regression, N):
         logits = list(rule_logits(rng, N=N))
     for delta, tau, beta in [(0.1, 0.05, 0.2), (0.3, 0.2, 0.0), (0.05, 0.5, 0.6)]:
         soft = dict(delta=delta, tau=tau, beta=beta)
-        w = exit_weights(logits, weighting, regression, **soft)
+        w = exit_weights(logits, weighting, regression, SoftRouting(**soft))
         assert_close(w, ref_exit_weights(logits, weighting, regression, **soft))
 
 
@@ -704,7 +704,7 @@ def test_weighted_multi_exit_loss(weighting, regression):
         logits = list(rule_logits(rng, N=N, n=B))
         y = rng.integers(0, 3, B)
     soft = dict(delta=0.2, tau=0.1, beta=0.3)
-    loss = MultiExitLoss(N, weighting, regression=regression, **soft)
+    loss = MultiExitLoss(N, weighting, regression=regression, routing=SoftRouting(**soft))
     total = loss.forward(logits, y)
     w = ref_exit_weights(logits, weighting, regression, **soft)
     assert_close(total, ref_multi_exit_loss(logits, y, w, regression))

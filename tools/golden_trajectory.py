@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:                                    # `python tools/golden_trajectory.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-# The package names used here, in one place (TrainConfig is planned to move to beexnp.config).
-from beexnp.train import Trainer, TrainConfig  # noqa: E402
+# The package names used here, in one place.
+from beexnp.config import TrainConfig  # noqa: E402
+from beexnp.train import Trainer
 
 DATA = ROOT / "tests" / "data" / "golden_glue"
 GOLDEN = ROOT / "tests" / "data" / "golden_trajectory.json"

@@ -40,12 +40,11 @@ TIMEOUT = 600      # seconds for one run of the core tests
 @dataclass
 class Mutation:
     name: str
-    file: str                   # relative to the repository root; "a.py|b.py": the first of these that exists
+    file: str                   # relative to the repository root
     edits: tuple                # ((old, new), ...): each old must occur exactly once
 
     def path(self, root):
-        candidates = self.file.split("|")
-        return next((root / f for f in candidates if (root / f).is_file()), root / candidates[-1])
+        return root / self.file
 
 
 MUTATIONS = [
@@ -98,10 +97,10 @@ MUTATIONS = [
     Mutation("relative change without abs", "beexnp/entropy.py",
              (("return np.abs(cur - prev) / np.maximum(np.abs(prev), eps)",
                "return (cur - prev) / np.maximum(np.abs(prev), eps)"),)),
-    Mutation("exit rule: first eligible block 3 instead of 2", "beexnp/criteria.py|beexnp/early_exit.py",
+    Mutation("exit rule: first eligible block 3 instead of 2", "beexnp/criteria.py",
              (("leave = np.zeros(len(z), bool) if i == 0 else fractional_entropy_drop",
                "leave = np.zeros(len(z), bool) if i <= 1 else fractional_entropy_drop"),)),
-    Mutation("early-exit engine writes logits to the wrong rows", "beexnp/inference.py|beexnp/early_exit.py",
+    Mutation("early-exit engine writes logits to the wrong rows", "beexnp/inference.py",
              (("logits[active[leave]] = z[leave]", "logits[np.flatnonzero(leave)] = z[leave]"),)),
     Mutation("soft routing with q_1 != 0", "beexnp/exit_loss.py",
              (("q[0] = 0.0 ", "q[0] = 0.5 "),)),
