@@ -26,16 +26,15 @@ SUBCOMMANDS = {"beexnp", "jupyter"}         # programs whose first word is a com
 NOT_RUN = {"venv", "pip"}                   # the setup line's parts
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 SPAN = re.compile(r"`([^`\n]+)`")
-
-
-COMMAND = re.compile(r"\s*(?:[A-Z_][A-Z0-9_]*=\S*\s+)*(?:python3?|jupyter|source)\s|\s*(?:[A-Z_][A-Z0-9_]*=\S*\s+)*\.venv/bin/")
+ASSIGNMENT = r"[A-Z_][A-Z0-9_]*=\S*"                   # VAR=value before a command
+COMMAND = re.compile(rf"\s*(?:{ASSIGNMENT}\s+)*(?:(?:python3?|jupyter|source)\s|\.venv/bin/)")
 
 
 def split_command(text):
     """The words of one shell command: comments dropped, ``VAR=value`` prefixes dropped, the
     brackets of optional parts removed ("[--json]" -> "--json")."""
     words = [word.strip("[]") for word in shlex.split(text, comments=True)]
-    while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
+    while words and re.fullmatch(ASSIGNMENT, words[0]):
         words = words[1:]
     return [word for word in words if word]
 
