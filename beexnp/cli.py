@@ -26,11 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from beexnp.checkpoint import read_card
 from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig
 from beexnp.criteria import CRITERIA
 from beexnp.evaluate import evaluate_checkpoint, format_report, predict_texts
 from beexnp.glue import get_task
-from beexnp.glue.download import BASE_URL_ENV, DownloadError, base_url, download_task, parse_task_list
+from beexnp.glue.download import (BASE_URL_ENV, NO_DOWNLOAD_ENV, DownloadError, base_url, download_task,
+                                  ensure_task, parse_task_list)
 from beexnp.glue.location import DEFAULT_DIR
 from beexnp.glue.reader import GlueFormatError
 from beexnp.glue.summary import describe_task, format_summary
@@ -42,6 +44,20 @@ from beexnp.sweep import run_sweep as sweep
 from beexnp.train import Trainer, TrainingDiverged
 
 GLUE_DIR_HELP = "GLUE folder (default: $GLUE_DIR, then data/glue)"
+
+
+def add_glue_flags(p):
+    """--glue-dir and --no-download: the flags of every command that reads a GLUE task."""
+    p.add_argument("--glue-dir", help=GLUE_DIR_HELP)
+    p.add_argument("--no-download", action="store_true",
+                   help=f"never download a missing task (also {NO_DOWNLOAD_ENV}=1); by default it is fetched "
+                        f"into the GLUE folder on first use (from ${BASE_URL_ENV} if set)")
+
+
+def glue_for(args, task):
+    """The GLUE folder that holds ``task``, fetched on first use unless --no-download (``ensure_task``)."""
+    return ensure_task(task, args.glue_dir, download=not args.no_download,
+                       progress=not getattr(args, "no_progress", False))
 
 
 # ---- gradcheck -------------------------------------------------------------------------
@@ -102,7 +118,7 @@ def add_train(sub):
                     "OUT/history.json.")
     p.add_argument("--config", help="JSON file with 'model' and/or 'train' sections")
     p.add_argument("--out", default=None, help="output folder (default: runs/<task>)")
-    p.add_argument("--glue-dir", help=GLUE_DIR_HELP)
+    add_glue_flags(p)
     p.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue the run saved in this checkpoint folder (training flags override its settings)")
     p.add_argument("--full-precision", action="store_true", help="train the full-precision twin (binarize off)")
@@ -119,7 +135,8 @@ def given(args, names):
 
 def run_train(args):
     if args.resume:
-        trainer = Trainer.resume(args.resume, out_dir=args.out, glue_dir=args.glue_dir,
+        glue = glue_for(args, read_card(args.resume)["train_config"]["task"])
+        trainer = Trainer.resume(args.resume, out_dir=args.out, glue_dir=glue,
                                  progress=not args.no_progress, **given(args, args.train_flags))
     else:
         config = json.loads(Path(args.config).read_text()) if args.config else {}
@@ -131,7 +148,7 @@ def run_train(args):
             model["binarize"] = False
         cfg = TrainConfig.from_dict(dict(config.get("train", {}), **given(args, args.train_flags)))
         out = args.out or f"runs/{get_task(cfg.task).name}"
-        trainer = Trainer(cfg, model, out, args.glue_dir, progress=not args.no_progress)
+        trainer = Trainer(cfg, model, out, glue_for(args, cfg.task), progress=not args.no_progress)
     print(f"{trainer.task.name}: {len(trainer.train_data)} training rows, vocabulary {len(trainer.tokenizer)}, "
           f"{trainer.model.num_parameters():,} parameters, {trainer.total_steps} steps; writing to {trainer.out}")
     start = time.perf_counter()
@@ -154,7 +171,7 @@ def add_evaluate(sub):
                                    "every exit and under early exit, exit histogram, overthinking.")
     p.add_argument("checkpoint", help="checkpoint folder (e.g. runs/sst2/best)")
     p.add_argument("--split", help="split to evaluate (default: the task's first dev split)")
-    p.add_argument("--glue-dir", help=GLUE_DIR_HELP)
+    add_glue_flags(p)
     p.add_argument("--limit", type=int, help="evaluate the first N examples only")
     p.add_argument("--batch-size", type=int, default=256,
                    help="inputs per batch for the metrics and the batched timing (default: 256)")
@@ -167,7 +184,8 @@ def add_evaluate(sub):
 
 
 def run_evaluate(args):
-    report = evaluate_checkpoint(args.checkpoint, args.split, args.glue_dir, args.criterion, args.delta,
+    glue = glue_for(args, read_card(args.checkpoint)["task"])
+    report = evaluate_checkpoint(args.checkpoint, args.split, glue, args.criterion, args.delta,
                                  args.batch_size, args.limit, not args.no_timing, args.single_limit)
     print(format_report(report))
     if args.json:
@@ -208,13 +226,14 @@ def add_sweep(sub):
     p.add_argument("checkpoint", help="checkpoint folder")
     p.add_argument("--out", help="output folder (default: CHECKPOINT/sweep)")
     p.add_argument("--split", help="labelled split (default: the task's first dev split)")
-    p.add_argument("--glue-dir", help=GLUE_DIR_HELP)
+    add_glue_flags(p)
     p.add_argument("--limit", type=int, help="first N examples only")
     p.set_defaults(func=run_sweep)
 
 
 def run_sweep(args):
-    result, table, out = sweep(args.checkpoint, args.out, args.split, args.glue_dir, args.limit)
+    glue = glue_for(args, read_card(args.checkpoint)["task"])
+    result, table, out = sweep(args.checkpoint, args.out, args.split, glue, args.limit)
     print(table)
     c = result["chosen"]
     print(f"\nchosen on {result['split']}: {c['criterion']} delta={c['threshold']:g}: {result['metric']} "
@@ -229,13 +248,13 @@ def add_data(sub):
                        description="Read every split of a GLUE task and print its size, label distribution "
                                    "and token-length percentiles (the package's tokenizer).")
     p.add_argument("--task", required=True, help="task name: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli")
-    p.add_argument("--glue-dir", default=None, help=GLUE_DIR_HELP)
+    add_glue_flags(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_data)
 
 
 def run_data(args):
-    summary = describe_task(args.task, args.glue_dir)   # a missing or malformed file: main() says why
+    summary = describe_task(args.task, glue_for(args, args.task))   # missing or malformed: main() says why
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
 

@@ -8,6 +8,8 @@ training split, the same run as ``python -m beexnp train``.  Either way the
 checkpoint is kept under ``runs/`` and reused the next time -- but only if the
 configs stored in its ``checkpoint.json`` match the ones it would be trained
 with now; otherwise it is retrained (overwritten) and the difference printed.
+A task missing from every GLUE directory is downloaded first, as the ``train``
+command does (``beexnp.glue.download.ensure_task``).
 """
 import dataclasses
 import json
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig
 from beexnp.evaluate import load_for_inference
+from beexnp.glue.download import ensure_task
 from beexnp.glue.tasks import get_task
 from beexnp.train import Trainer
 
@@ -71,9 +74,13 @@ def stale_reasons(best, model, train):
     return config_differences(card, model, train)
 
 
-def load_or_train(task="sst2", fast=None, binarize=True, out=None, glue_dir=None, progress=True, seed=0):
+def load_or_train(task="sst2", fast=None, binarize=True, out=None, glue_dir=None, progress=True, seed=0,
+                  download=True):
     """(model, tokenizer, task, card) of a trained checkpoint; trains it first if it is missing
-    or was trained with other settings than these (then it is overwritten)."""
+    or was trained with other settings than these (then it is overwritten).  The task's files are
+    downloaded first if no GLUE directory holds them (unless ``download=False`` or
+    ``$BEEXNP_NO_DOWNLOAD``), so that the notebook's own ``load_split`` finds them too."""
+    glue_dir = ensure_task(task, glue_dir, download=download, progress=progress)
     fast = fast_mode() if fast is None else fast
     kind = "binarized" if binarize else "full_precision"
     out = Path(out or Path("runs") / "notebooks" / f"{task}_{kind}{'_fast' if fast else ''}")

@@ -6,6 +6,13 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def no_downloads_from_the_internet(monkeypatch):
+    """A missing GLUE task is an error in every test, never fetched from the official address
+    (``BEEXNP_NO_DOWNLOAD``); the tests of data on first use turn it back on against a local server."""
+    monkeypatch.setenv("BEEXNP_NO_DOWNLOAD", "1")
+
+
 @pytest.fixture
 def rng(request):
     """A Generator seeded from the test's id: reproducible run to run, different per test."""

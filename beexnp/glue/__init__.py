@@ -9,7 +9,7 @@
     compute_metrics("sst2", predictions, labels)      # {"accuracy": ...}
 
 Modules, one idea each: ``tasks`` (registry), ``location`` (where the files
-are), ``reader`` (TSV parsing), ``download`` (fetching, MRPC assembly),
+are), ``reader`` (TSV parsing), ``download`` (fetching, on first use too; MRPC assembly),
 ``tokenizer``, ``batching``, ``metrics`` and ``summary`` (what the
 ``data`` and ``download`` commands).
 """

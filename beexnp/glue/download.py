@@ -20,10 +20,18 @@ Safety, in order:
 
 The remote paths below are relative to the base address (official:
 ``https://dl.fbaipublicfiles.com``), so a mirror only needs the same layout.
+
+``ensure_task`` is "data on first use": the commands that read a task (``train``,
+``evaluate``, ``sweep``, ``data``) and ``beexnp.demo.load_or_train`` call it, and it
+downloads a task no GLUE directory holds, unless ``--no-download`` or
+``$BEEXNP_NO_DOWNLOAD`` says not to.
 """
 import hashlib
+import http.client
 import os
+import shlex
 import shutil
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -33,12 +41,13 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from beexnp.glue.location import DEFAULT_DIR
+from beexnp.glue.location import DEFAULT_DIR, ENV_VAR, download_dir, find_glue_dir
 from beexnp.glue.reader import GlueFormatError
 from beexnp.glue.tasks import TASKS, get_task
 
 OFFICIAL_BASE_URL = "https://dl.fbaipublicfiles.com"
 BASE_URL_ENV = "BEEXNP_GLUE_BASE_URL"
+NO_DOWNLOAD_ENV = "BEEXNP_NO_DOWNLOAD"       # set (to anything but 0): a missing task is an error, never fetched
 
 
 @dataclass(frozen=True)
@@ -222,6 +231,59 @@ def download_task(task, glue_dir=DEFAULT_DIR, url=None, checksums=None, force=Fa
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return "downloaded"
+
+
+def writable(folder):
+    """True when ``folder`` (or, if it does not exist yet, its nearest existing parent) is a folder
+    this process may write in and that is not marked read-only (no write bit for anyone: root could
+    still write there, but it is someone's read-only copy)."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
+
+
+def download_command(task, glue_dir, url=None):
+    """The ``download`` command that fetches ``task`` into ``glue_dir``, to paste into a shell."""
+    into = "" if Path(glue_dir) == DEFAULT_DIR else f" --dir {shlex.quote(str(glue_dir))}"
+    return f"python -m beexnp download --tasks {task.name}{into}" + (f" --base-url {url}" if url else "")
+
+
+def ensure_task(task, glue_dir=None, download=True, url=None, progress=True):
+    """The GLUE directory that holds ``task`` (``find_glue_dir``); when none does, download the task
+    first (``download_task``) into ``download_dir(glue_dir)`` -- ``glue_dir``, else ``$GLUE_DIR``,
+    else ``data/glue`` -- and say so in one line on stderr.
+
+    Nothing is written when the task is found.  ``download=False``, or ``$BEEXNP_NO_DOWNLOAD`` set
+    to anything but 0, turns the download off: a missing task raises ``find_glue_dir``'s
+    FileNotFoundError (every place looked at).  A failed download, or a target folder this process
+    cannot write, raises a one-line FileNotFoundError naming ``GLUE_DIR`` and the command to run."""
+    task = get_task(task)
+    try:
+        return find_glue_dir(glue_dir, task)
+    except FileNotFoundError:
+        if not download or os.environ.get(NO_DOWNLOAD_ENV, "0") not in ("", "0"):
+            raise
+    where, target = download_dir(glue_dir)
+    missing = f"GLUE task {task.name}: {task.dir}/ is in no GLUE directory"
+    if not writable(target):
+        elsewhere = (f"fetch it into data/glue, which is read after ${ENV_VAR}: {download_command(task, DEFAULT_DIR)}"
+                     if where == f"${ENV_VAR}" else
+                     f"fetch it into a folder you can write ({download_command(task, 'DIR')}) and point {ENV_VAR} "
+                     f"(or --glue-dir) at that folder")
+        raise FileNotFoundError(f"{missing}, and {target} ({where}) is not writable, so it cannot be "
+                                f"downloaded there; {elsewhere}")
+    url = base_url(url)
+    print(f"{missing}; downloading it from {url} into {target / task.dir} "
+          f"(--no-download or {NO_DOWNLOAD_ENV}=1 turns this off)", file=sys.stderr, flush=True)
+    try:
+        download_task(task, target, url, progress=progress)
+    except (DownloadError, GlueFormatError, ValueError, OSError, http.client.HTTPException) as err:
+        reason = " ".join(str(err).split())                   # one line, whatever the server said
+        raise FileNotFoundError(f"{missing}, and downloading it failed ({reason}); set {ENV_VAR} (or --glue-dir) "
+                                f"to a folder that holds {task.dir}/, or fetch it from a mirror: "
+                                f"{download_command(task, target, 'URL')}") from err
+    return target
 
 
 def parse_task_list(text):

@@ -14,7 +14,10 @@ unpack them (``SST-2/``, ``CoLA/``, ``MRPC/`` ...).
   completed by tasks downloaded into ``data/glue/``.
 
 When nothing is found the error names every place looked at and the command
-that fetches the task.
+that fetches the task.  A task fetched on first use (``download.ensure_task``)
+goes to ``download_dir``: the explicit path, else ``$GLUE_DIR``, else
+``data/glue/`` -- the project's when the current directory is inside the
+project, so that all of the places above find it.
 """
 import os
 from pathlib import Path
@@ -42,6 +45,20 @@ def candidate_dirs(glue_dir=None):
     if project_glue_dir() != DEFAULT_DIR.resolve():
         places.append(("the default, in the project", project_glue_dir()))
     return places
+
+
+def download_dir(glue_dir=None):
+    """Where a missing task is downloaded to, as a (description, Path) pair: ``glue_dir``, else
+    ``$GLUE_DIR``, else ``data/glue`` -- the project's one when the current directory is inside
+    the project (notebooks run from ``notebooks/``), else the current directory's."""
+    if glue_dir is not None:
+        return "the path given", Path(glue_dir)
+    if os.environ.get(ENV_VAR):
+        return f"${ENV_VAR}", Path(os.environ[ENV_VAR])
+    cwd = Path.cwd().resolve()
+    if cwd != PROJECT_DIR and cwd.is_relative_to(PROJECT_DIR):
+        return "the default, in the project", Path(os.path.relpath(project_glue_dir(), cwd))
+    return "the default", DEFAULT_DIR
 
 
 def find_glue_dir(glue_dir=None, task=None):
