@@ -18,17 +18,20 @@ from beexnp.slfn import SLFN, BinaryFeedForward
 class Block(Module):
     r"""Y = LN2(H + Drop(F(H))),  H = LN1(X + Drop(MHA(X, mask)))     X (B, T, d) -> Y (B, T, d)
 
-    F is the SLFN (``ffn="slfn"``) or the binarized feed-forward (``ffn="ffn"``)."""
+    F is the SLFN (``ffn="slfn"``, with the gates ``slfn_gates``: DESIGN §4.4) or the
+    binarized feed-forward (``ffn="ffn"``)."""
 
-    def __init__(self, dim, heads, rng, ffn="slfn", dropout=0.1, binary=True, **binary_options):
+    def __init__(self, dim, heads, rng, ffn="slfn", dropout=0.1, binary=True, slfn_gates="all", **binary_options):
         if ffn not in ("slfn", "ffn"):
             raise ValueError(f"ffn must be 'slfn' or 'ffn', got {ffn!r}")
         dtype = binary_options.get("dtype", np.float32)
         self.attn = BinaryMultiHeadAttention(dim, heads, rng, binary=binary, **binary_options)
         self.drop1 = Dropout(dropout, rng)
         self.norm1 = LayerNorm(dim, dtype=dtype)
-        ffn_class = SLFN if ffn == "slfn" else BinaryFeedForward
-        self.ffn = ffn_class(dim, rng, binary=binary, **binary_options)
+        if ffn == "slfn":
+            self.ffn = SLFN(dim, rng, binary=binary, gates=slfn_gates, **binary_options)
+        else:
+            self.ffn = BinaryFeedForward(dim, rng, binary=binary, **binary_options)
         self.drop2 = Dropout(dropout, rng)
         self.norm2 = LayerNorm(dim, dtype=dtype)
 
@@ -50,17 +53,27 @@ def masked_mean(Y, mask):
 
 
 class ExitHead(Module):
-    r"""z = Linear(masked_mean(Y, mask))        Y (B, T, d), mask (B, T) -> z (B, C)
+    r"""z = Linear(features(masked_mean(Y, mask)))        Y (B, T, d), mask (B, T) -> z (B, C)
 
-    Real precision (DESIGN §1.6, §5.4).  C = 1 for regression (STS-B)."""
+    Real precision (DESIGN §1.6, §5.4).  C = 1 for regression (STS-B).  Here the
+    features are the pooled vector itself; ``beexnp.pairs.PairExitHead`` compares
+    the two sentences of a pair instead (DESIGN §5.6)."""
+
+    width = 1                                                             # features per pooled unit
 
     def __init__(self, dim, num_outputs, rng, dtype=np.float32):
-        self.linear = Linear(dim, num_outputs, rng, dtype=dtype)
+        self.linear = Linear(self.width * dim, num_outputs, rng, dtype=dtype)
+
+    def features(self, pooled):
+        return pooled
+
+    def features_backward(self, dfeatures):
+        return dfeatures
 
     def forward(self, Y, mask):
         pooled, self.w = masked_mean(Y, mask)                             # (B, d)
-        return self.linear.forward(pooled)                                # (B, C)
+        return self.linear.forward(self.features(pooled))                 # (B, C)
 
     def backward(self, dz):
-        dpooled = self.linear.backward(dz)                                # (B, d)
+        dpooled = self.features_backward(self.linear.backward(dz))        # (B, d)
         return self.w.astype(dz.dtype)[:, :, None] * dpooled[:, None, :]   # (B, T, d): spread over real tokens

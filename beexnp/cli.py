@@ -154,6 +154,13 @@ def run_train(args):
     start = time.perf_counter()
     trainer.fit()
     print(f"done in {time.perf_counter() - start:.0f}s; best checkpoint: {trainer.out / 'best'}")
+    if trainer.cfg.select_on == "heldout" and (trainer.out / "best" / "checkpoint.json").exists():
+        # every choice was made on the held-out rows: dev is scored once, now
+        report = evaluate_checkpoint(trainer.out / "best", glue_dir=args.glue_dir, limit=trainer.cfg.dev_subset,
+                                     timing=False)
+        metric = report["main_metric"]
+        print(f"dev {metric} per exit of the best checkpoint (chosen on the held-out rows): "
+              + " ".join(f"{m[metric]:.4f}" for m in report["per_exit"]))
     return 0
 
 
@@ -170,7 +177,8 @@ def add_evaluate(sub):
                        description="Evaluate a checkpoint on a labelled split: the task's metric at "
                                    "every exit and under early exit, exit histogram, overthinking.")
     p.add_argument("checkpoint", help="checkpoint folder (e.g. runs/sst2/best)")
-    p.add_argument("--split", help="split to evaluate (default: the task's first dev split)")
+    p.add_argument("--split", help="split to evaluate (default: the task's first dev split; 'heldout': the "
+                                   "held-out training rows a --select-on heldout run was selected on)")
     add_glue_flags(p)
     p.add_argument("--limit", type=int, help="evaluate the first N examples only")
     p.add_argument("--batch-size", type=int, default=256,
@@ -226,18 +234,22 @@ def add_sweep(sub):
     p.add_argument("checkpoint", help="checkpoint folder")
     p.add_argument("--out", help="output folder (default: CHECKPOINT/sweep)")
     p.add_argument("--split", help="labelled split (default: the task's first dev split)")
+    p.add_argument("--select-on", choices=("dev", "heldout"), default=None,
+                   help="choose delta on the reported split ('dev') or on the held-out training rows ('heldout'); "
+                        "default: the split the checkpoint was selected on")
     add_glue_flags(p)
-    p.add_argument("--limit", type=int, help="first N examples only")
+    p.add_argument("--limit", type=int, help="first N examples only (of each split)")
     p.set_defaults(func=run_sweep)
 
 
 def run_sweep(args):
     glue = glue_for(args, read_card(args.checkpoint)["task"])
-    result, table, out = sweep(args.checkpoint, args.out, args.split, glue, args.limit)
+    result, table, out = sweep(args.checkpoint, args.out, args.split, glue, args.limit, args.select_on)
     print(table)
     c = result["chosen"]
-    print(f"\nchosen on {result['split']}: {c['criterion']} delta={c['threshold']:g}: {result['metric']} "
-          f"{c['metric']:.4f} vs full depth {result['rows'][0]['metric']:.4f}, {100 * c['flops_cut']:.1f}% FLOPs cut")
+    print(f"\nchosen on {result['selected_on']}: {c['criterion']} delta={c['threshold']:g}; on {result['split']}: "
+          f"{result['metric']} {c['metric']:.4f} vs full depth {result['rows'][0]['metric']:.4f}, "
+          f"{100 * c['flops_cut']:.1f}% FLOPs cut")
     print(f"wrote {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'sweep.png'}")
     return 0
 

@@ -21,6 +21,10 @@ from beexnp.schedules import DECAYS
 from beexnp.sign import ESTIMATORS
 
 WEIGHTINGS = ("uniform", "linear", "soft_routing")
+SLFN_GATES = ("all", "learn", "forget")           # DESIGN §4.4: which of the SLFN's gates are present
+PAIR_ENCODINGS = ("joint", "siamese")             # DESIGN §5.6: how a sentence pair reaches the exits
+SELECT_ON = ("dev", "heldout")                    # DESIGN §9.1: the split every choice is made on
+DISTILL_FROM = ("last", "matching")               # DESIGN §6.9: which teacher exit each student exit learns from
 
 
 def option(default, help, choices=None):
@@ -85,6 +89,13 @@ class ModelConfig:
     blocks: int = option(6, "blocks, hence exits")
     ffn: str = option("slfn", "the block's second sublayer: 'slfn' or 'ffn' (binarized feed-forward ablation)",
                       ("slfn", "ffn"))
+    slfn_gates: str = option("all", "the SLFN's gates: 'all' three, the 'learn' gate only, or the two 'forget' "
+                                    "gates only (DESIGN §4.4)", SLFN_GATES)
+    segments: bool = option(False, "segment (token-type) embeddings added to the tokens: sentence a, sentence b "
+                                   "(DESIGN §2.5)")
+    pair_encoding: str = option("joint", "sentence pairs: 'joint' ([CLS] a [SEP] b in one sequence) or 'siamese' "
+                                         "(each sentence through the shared blocks, exits read [u, v, |u-v|, u*v]; "
+                                         "DESIGN §5.6)", PAIR_ENCODINGS)
     binarize: bool = option(True, "binarized block weights (False: the full-precision twin)")
     estimator: str = option("second_order", "gradient of sign: 'second_order' approximation or 'ste'",
                             tuple(ESTIMATORS))
@@ -98,6 +109,11 @@ class ModelConfig:
     def dim(self):
         """Model width d."""
         return self.token_dim + (self.position_dim if self.position_mode == "concat" else 0)
+
+    @property
+    def exit_width(self):
+        """Width of what an exit classifier reads: d, or 4d for [u, v, |u - v|, u * v] (DESIGN §5.6)."""
+        return 4 * self.dim if self.pair_encoding == "siamese" else self.dim
 
     def validate(self):
         problems = field_problems(self)
@@ -165,7 +181,17 @@ class TrainConfig:
     train_subset: int | None = option(None, "first n training rows only (default: all)")
     dev_subset: int | None = option(None, "first n rows of each dev split only (default: all)")
     bucket: bool = option(True, "batch inputs of similar length together (less padding)")
-    patience: int = option(2, "early stopping: epochs without a better dev score")
+    patience: int = option(2, "early stopping: epochs without a better score on the selection split")
+    select_on: str = option("dev", "the split every choice is made on (best epoch, early stopping; DESIGN §9.1): "
+                                   "'dev', or 'heldout', a fixed seeded slice of the training split", SELECT_ON)
+    heldout_fraction: float = option(0.1, "select_on heldout: the fraction of the training rows held out")
+    heldout_seed: int = option(0, "select_on heldout: the seed of the held-out draw (not the run's seed)")
+    teacher: str | None = option(None, "distil from this checkpoint (the full-precision twin; DESIGN §6.9); "
+                                       "its tokenizer is used")
+    distill_weight: float = option(0.5, "with a teacher: lambda, the soft-target loss's share of each exit's loss")
+    distill_temperature: float = option(2.0, "with a teacher: the softmax temperature T of the soft targets")
+    distill_from: str = option("last", "with a teacher: every exit learns from the teacher's 'last' exit, or "
+                                       "from its 'matching' exit (same number of blocks)", DISTILL_FROM)
     save_every: int = option(500, "steps between 'last' checkpoints")
     seed: int = option(0, "one seed for initialization, dropout and data order")
 
@@ -182,7 +208,8 @@ class TrainConfig:
             get_task(self.task)
         except ValueError as err:
             problems.append(str(err))
-        positive = ["epochs", "batch_size", "lr", "clip_norm", "tau", "min_freq", "patience", "save_every"]
+        positive = ["epochs", "batch_size", "lr", "clip_norm", "tau", "min_freq", "patience", "save_every",
+                    "distill_temperature"]
         problems += [f"{name} must be > 0, got {getattr(self, name)}" for name in positive if getattr(self, name) <= 0]
         problems += [f"{name} must be None or > 0, got {getattr(self, name)}"
                      for name in ("max_steps", "train_subset", "dev_subset")
@@ -194,6 +221,10 @@ class TrainConfig:
         if self.weight_decay < 0 or not 0 <= self.warmup < 1 or not 0 <= self.beta <= 1:
             problems.append(f"need weight_decay >= 0, 0 <= warmup < 1, 0 <= beta <= 1; got "
                             f"{self.weight_decay}, {self.warmup}, {self.beta}")
+        if not 0 < self.heldout_fraction < 1:
+            problems.append(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
+        if not 0 <= self.distill_weight <= 1:
+            problems.append(f"distill_weight must be in [0, 1], got {self.distill_weight}")
         return problems
 
     @property

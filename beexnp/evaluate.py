@@ -9,8 +9,10 @@ import numpy as np
 from beexnp.checkpoint import load_model
 from beexnp.config import SoftRouting
 from beexnp.criteria import NeverExit, make_criterion
-from beexnp.flops import model_flops
+from beexnp.flops import input_lengths, model_flops
 from beexnp.glue import Tokenizer, compute_metrics, encode_examples, get_task, load_split, subset
+from beexnp.glue.heldout import SPLIT as HELDOUT
+from beexnp.glue.heldout import load_heldout
 from beexnp.inference import early_exit_forward, early_exit_split, exit_outputs, predictions
 
 
@@ -26,16 +28,32 @@ def default_delta(card):
 
 
 def load_labelled_split(folder, split=None, glue_dir=None, limit=None):
-    """(model, task, card, encoded split) for evaluating a checkpoint on a labelled split."""
+    """(model, task, card, encoded split) for evaluating a checkpoint on a labelled split.
+
+    ``split="heldout"``: the held-out training rows the checkpoint was selected on (DESIGN §9.1)."""
     model, tokenizer, task, card = load_for_inference(folder)
+    return model, task, card, labelled_split(tokenizer, task, card, split, glue_dir, limit)
+
+
+def labelled_split(tokenizer, task, card, split=None, glue_dir=None, limit=None):
+    """A labelled split (default: the task's first dev split; or "heldout") encoded as the checkpoint's run did."""
     split = split or task.dev_splits[0]
-    examples = load_split(task, split, glue_dir)
+    examples = heldout_of(card, glue_dir) if split == HELDOUT else load_split(task, split, glue_dir)
     if examples.labels is None:
         raise ValueError(f"{task.name} {split} has no labels (test labels are not public): use a dev split")
     if limit:
         examples = subset(examples, limit)
-    max_len = card.get("train_config", {}).get("max_len", model.config.max_len)
-    return model, task, card, encode_examples(tokenizer, examples, max_len)
+    max_len = card.get("train_config", {}).get("max_len", card["model_config"]["max_len"])
+    return encode_examples(tokenizer, examples, max_len)
+
+
+def heldout_of(card, glue_dir=None):
+    """The held-out rows (``Examples``) of the run a checkpoint card describes; an error if it trained on them."""
+    cfg = card.get("train_config", {})
+    if cfg.get("select_on", "dev") != HELDOUT:
+        raise ValueError("this checkpoint was selected on dev and trained on every training row: it has no "
+                         "held-out slice (train with --select-on heldout)")
+    return load_heldout(card["task"], glue_dir, cfg["heldout_fraction"], cfg["heldout_seed"], cfg.get("train_subset"))
 
 
 def seconds(run, repeats=3):
@@ -82,8 +100,9 @@ def evaluate_checkpoint(folder, split=None, glue_dir=None, criterion="fractional
     if not task.regression:
         correct = per_exit_preds == encoded.labels[None, :]                  # (N, n)
         report["overthinking"] = int(np.sum(correct[:-1].any(axis=0) & ~correct[-1]))
-    full = model_flops(model.config, encoded.lengths)                        # per input, every block
-    early = model_flops(model.config, encoded.lengths, result.exit_block)    # per input, up to its exit
+    lengths = input_lengths(model.config, encoded)                           # siamese: (n, 2)
+    full = model_flops(model.config, lengths)                                # per input, every block
+    early = model_flops(model.config, lengths, result.exit_block)            # per input, up to its exit
     report["flops"] = dict(full=float(full.flops.mean()), early_exit=float(early.flops.mean()),
                            cut=1 - float(early.flops.mean() / full.flops.mean()), w1a1=full.w1a1,
                            real_macs_full=float(full.real_macs.mean()),

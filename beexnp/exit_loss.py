@@ -17,13 +17,21 @@ Weightings (each sums to 1 over the exits, per input):
 
   pi is treated as a constant (no gradient flows through the weights): the
   exit an input would take weighs most, and every exit keeps learning.
+
+With a teacher (distillation, DESIGN §6.9), each exit's loss mixes the task
+loss with a soft-target loss against the teacher's outputs t_i, under the
+same weights:
+
+    L = sum_i (1/B) sum_b w_ib [(1 - lambda) loss(z_ib, y_b) + lambda soft(z_ib, t_ib)]
+    soft = T^2 KL(softmax(t / T) || softmax(z / T))      classes
+    soft = (yhat - t)^2                                  regression: MSE to the teacher's prediction
 """
 import numpy as np
 
 from beexnp.activations import sigmoid
 from beexnp.config import WEIGHTINGS, SoftRouting
 from beexnp.entropy import entropy, fractional_entropy_drop, relative_change
-from beexnp.losses import MSE, SoftmaxCrossEntropy
+from beexnp.losses import MSE, SoftmaxCrossEntropy, SoftTargetKL
 from beexnp.module import Module
 
 
@@ -65,42 +73,62 @@ def exit_weights(logits, weighting, regression=False, routing=SoftRouting()):
 
 
 class MultiExitLoss(Module):
-    r"""L = sum_i (1/B) sum_b w_ib CE(z_ib, y_b)   (MSE for regression)     z: N x (B, C), y (B,)"""
+    r"""L = sum_i (1/B) sum_b w_ib CE(z_ib, y_b)   (MSE for regression)     z: N x (B, C), y (B,)
 
-    def __init__(self, num_exits, weighting="soft_routing", regression=False, routing=SoftRouting()):
+    With teacher outputs (``targets`` in ``forward``), each exit's loss is
+    (1 - lambda) task + lambda soft-target (DESIGN §6.9), lambda = ``distill_weight``."""
+
+    def __init__(self, num_exits, weighting="soft_routing", regression=False, routing=SoftRouting(),
+                 distill_weight=0.0, temperature=1.0):
         if weighting not in WEIGHTINGS:
             raise ValueError(f"unknown exit weighting {weighting!r}; choose one of {WEIGHTINGS}")
         self.weighting, self.regression, self.routing = weighting, regression, routing
+        self.distill_weight = distill_weight
         loss_class = MSE if regression else SoftmaxCrossEntropy
         self.losses = [loss_class() for _ in range(num_exits)]
+        self.soft = [MSE() if regression else SoftTargetKL(temperature) for _ in range(num_exits)]
 
     def weights(self, logits):
         """(N, B) exit weights for these logits (constants for the backward)."""
         return exit_weights(logits, self.weighting, self.regression, self.routing)
 
-    def forward(self, logits, labels, weights=None):
-        """Total loss; ``weights`` (N, B) overrides the computed ones (gradient checks freeze them)."""
+    def forward(self, logits, labels, weights=None, targets=None):
+        """Total loss; ``weights`` (N, B) overrides the computed ones (gradient checks freeze them);
+        ``targets``: the teacher's outputs, N arrays (B, C), or None (no distillation)."""
         self.w = self.weights(logits) if weights is None else np.asarray(weights)
-        self.per_exit = [loss.forward(z, labels, w) for loss, z, w in zip(self.losses, logits, self.w)]
+        self.lam = 0.0 if targets is None else self.distill_weight
+        self.per_exit = [(1 - self.lam) * loss.forward(z, labels, w)
+                         for loss, z, w in zip(self.losses, logits, self.w)]
+        if targets is not None:
+            soft_targets = [t[:, 0] if self.regression else t for t in targets]     # regression: (B,)
+            self.per_exit = [task + self.lam * soft.forward(z, t, w) for task, soft, z, t, w in
+                             zip(self.per_exit, self.soft, logits, soft_targets, self.w)]
         return sum(self.per_exit)
 
     def backward(self, dloss=1.0):
         """dL/dz_i for every exit: a list of N arrays (B, C)."""
-        return [loss.backward(dloss) for loss in self.losses]
+        grads = [loss.backward(dloss * (1 - self.lam)) for loss in self.losses]
+        if self.lam:
+            grads = [g + soft.backward(dloss * self.lam) for g, soft in zip(grads, self.soft)]
+        return grads
 
 
 class ModelWithLoss(Module):
     r"""The training objective: L = MultiExitLoss(model(ids, mask), y).
 
     ``forward`` returns the scalar loss (the logits stay in ``self.logits``);
-    ``backward(dL)`` runs the loss's backward, then the model's."""
+    ``backward(dL)`` runs the loss's backward, then the model's.  ``teacher``
+    (``beexnp.distill.Teacher``, not a Module: its weights are no parameter of
+    the objective) gives the soft targets of distillation for each batch."""
 
-    def __init__(self, model, loss):
-        self.model, self.loss = model, loss
+    def __init__(self, model, loss, teacher=None):
+        self.model, self.loss, self.teacher = model, loss, teacher
 
-    def forward(self, ids, mask, labels, weights=None):
+    def forward(self, ids, mask, labels, weights=None, targets=None):
         self.logits = self.model.forward(ids, mask)
-        return self.loss.forward(self.logits, labels, weights)
+        if targets is None and self.teacher is not None:
+            targets = self.teacher(ids, mask)
+        return self.loss.forward(self.logits, labels, weights, targets)
 
     def backward(self, dloss=1.0):
         return self.model.backward(self.loss.backward(dloss))

@@ -11,10 +11,10 @@ included, padding excluded), d = model width, h heads, C classes:
     attention scores Q K^T      L·L·d           real (h heads · L·L·d/h)
     attention context P V       L·L·d           real (h heads · L·L·d/h)
     attention out projection    L·d·d           BinaryLinear(d, d)
-    SLFN gates [f1|l|f2|c]      4·L·d·d         BinaryLinear(d, 4d)
+    SLFN gates [f1|l|f2|c]      4·L·d·d         BinaryLinear(d, 4d); (k+1)·L·d·d with k gates (DESIGN §4.4)
       or FFN up + down          2·L·d·d_ff      BinaryLinear(d, d_ff), (d_ff, d); d_ff = 2d
     exit pooling                L·d             masked mean: sum_t w_t Y_t, w_t = 1/L
-    exit classifier             d·C             real Linear(d, C)
+    exit classifier             d·C             real Linear(d, C); 4d·C for the siamese pair head
 
 (The FFN ablation with d_ff = 2d costs 4·L·d·d, exactly the SLFN's count.)
 Not counted (O(L·d) elementwise work each, a few percent at most): biases,
@@ -48,6 +48,11 @@ multiply and one float add per MAC.  This is the convention of hardware
 throughput (an n×n matmul is 2n³ FLOP), so ``float_ops / seconds`` compares
 directly with a BLAS's GFLOP/s (``benchmarks/bench_train_step.py``).
 
+The siamese pair encoding (DESIGN §5.6) runs every block on the two sentences
+apart: a pair is given as its two real lengths (L_a, L_b) (``input_lengths``),
+every layer but the exit classifier costs cost(L_a) + cost(L_b), and the
+classifier reads [u, v, |u - v|, u * v], 4d wide, once per input.
+
 Early exit: an input leaving at block e has paid for blocks 1..e and exits
 1..e (each exit's logits are needed to decide whether to leave), so
 
@@ -66,6 +71,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from beexnp.pairs import part_lengths
+from beexnp.slfn import GATE_SETS
 
 BINARY_MAC_FLOPS = 1 / 64       # one W1A1 MAC in FLOPs (Bi-Real Net, BiBERT)
 TRAIN_FACTOR = 3                # forward + backward (2 products per forward product)
@@ -160,10 +168,17 @@ def output_projection(config, L):
     return _weights(config, L * d * d)
 
 
+def slfn_width(config):
+    """Columns of the SLFN's fused matrix, in units of d: the gates present and the candidate (4 with all three)."""
+    return len(GATE_SETS[config.slfn_gates]) + 1
+
+
 def slfn_gates(config, L):
-    r"""[f1 | l | f2 | c] pre-activations = H [Wf1 | Wl | Wf2 | Wc]:   (L, d) x (d, 4d)  ->  4·L·d·d MACs"""
+    r"""[f1 | l | f2 | c] pre-activations = H [Wf1 | Wl | Wf2 | Wc]:   (L, d) x (d, 4d)  ->  4·L·d·d MACs
+
+    With fewer gates (DESIGN §4.4), k + 1 column blocks: (k+1)·L·d·d."""
     d = config.dim
-    return _weights(config, 4 * L * d * d)
+    return _weights(config, slfn_width(config) * L * d * d)
 
 
 def ffn_hidden(config):
@@ -190,8 +205,8 @@ def exit_pooling(config, L):
 
 
 def exit_classifier(config, L):
-    r"""z = m Wexit:   (1, d) x (d, C)  ->  d·C MACs, whatever L"""
-    return _real(config, 0 * L + config.dim * config.num_classes)
+    r"""z = m Wexit:   (1, d) x (d, C)  ->  d·C MACs, whatever L  (siamese: (1, 4d) x (4d, C), 4d·C)"""
+    return _real(config, 0 * L + config.exit_width * config.num_classes)
 
 
 def embedding(config, L):
@@ -208,7 +223,7 @@ def block_layers(config):
     benchmark can match them to its timings; ``attn.scores`` and
     ``attn.context`` are the two products inside ``BinaryMultiHeadAttention``."""
     if config.ffn == "slfn":
-        ffn = [("ffn.gates", "4·L·d·d", slfn_gates)]
+        ffn = [("ffn.gates", f"{slfn_width(config)}·L·d·d", slfn_gates)]
     else:
         ffn = [("ffn.up", "L·d·d_ff", ffn_up), ("ffn.down", "L·d_ff·d", ffn_down)]
     return ([("attn.qkv", "3·L·d·d", qkv_projection),
@@ -217,7 +232,7 @@ def block_layers(config):
              ("attn.out", "L·d·d", output_projection)]
             + ffn
             + [("exit.pool", "L·d", exit_pooling),
-               ("exit.linear", "d·C", exit_classifier)])
+               ("exit.linear", "4d·C" if config.pair_encoding == "siamese" else "d·C", exit_classifier)])
 
 
 def _lengths(lengths):
@@ -229,18 +244,45 @@ def _lengths(lengths):
     return L.astype(np.int64)
 
 
+def _parts(config, L):
+    """The lengths each layer runs on: [L], or [L_a, L_b] for the siamese pair encoding (L (..., 2))."""
+    if config.pair_encoding != "siamese":
+        return [L]
+    if L.ndim == 0 or L.shape[-1] != 2:
+        raise ValueError(f"the siamese pair encoding is costed on the two sentences' lengths, shape (..., 2), "
+                         f"got shape {L.shape} (see input_lengths)")
+    return [L[..., 0], L[..., 1]]
+
+
+def _layer_cost(config, name, cost, L):
+    """One layer's cost for lengths L: summed over the sentences of a siamese pair, except the exit
+    classifier, which runs once per input."""
+    parts = _parts(config, L)
+    if name == "exit.linear":
+        return cost(config, parts[0])
+    return sum((cost(config, P) for P in parts[1:]), cost(config, parts[0]))
+
+
+def input_lengths(config, data):
+    """What ``model_flops`` takes for a split ``data`` (anything with ``lengths`` and ``padded``):
+    the real lengths (n,), or for the siamese pair encoding those of [CLS] a and [SEP] b, (n, 2)."""
+    if config.pair_encoding != "siamese":
+        return data.lengths
+    return part_lengths(*data.padded(np.arange(len(data))))
+
+
 def block_flops(config, length, exit_head=True):
     r"""Cost of one block (and, by default, its exit head) on an input of real length L.
 
         block = (3 + 1 + 4)·L·d·d  [binary when config.binarize]  +  2·L·L·d  [real]
         exit  = L·d + d·C                                                    [real]
 
-    ``length`` may be an int array: the cost of each input, elementwise."""
+    ``length`` may be an int array: the cost of each input, elementwise (siamese: (..., 2))."""
     L = _lengths(length)
-    total = _real(config, 0 * L)                                       # zero, shaped like L
+    total = _real(config, 0 * _parts(config, L)[0])                    # zero, shaped like one length per input
     for name, _, cost in block_layers(config):
         if exit_head or not name.startswith("exit."):
-            total = total + cost(config, L)
+            total = total + _layer_cost(config, name, cost, L)
     return total
 
 
@@ -252,7 +294,7 @@ def model_flops(config, lengths, exit_blocks=None):
     all ``config.blocks`` blocks.  Returns a Cost of per-input arrays; the
     average cost under early exit is ``.flops.mean()``."""
     L = _lengths(lengths)
-    e = np.full_like(L, config.blocks) if exit_blocks is None else np.asarray(exit_blocks)
+    e = np.full_like(_parts(config, L)[0], config.blocks) if exit_blocks is None else np.asarray(exit_blocks)
     if not np.issubdtype(e.dtype, np.integer):
         raise TypeError(f"exit_blocks must be integers (1-based), got {e.dtype}")
     if np.any((e < 1) | (e > config.blocks)):
@@ -285,22 +327,23 @@ def train_step_flops(config, batch, tokens):
     For throughput compare ``float_ops`` (2 per MAC) with a matmul's 2n³."""
     if batch < 1 or tokens < 1:
         raise ValueError(f"batch and tokens must be >= 1, got {batch} and {tokens}")
-    forward = model_flops(config, tokens) * batch
+    padded = [tokens, tokens] if config.pair_encoding == "siamese" else tokens   # siamese: both parts padded to T
+    forward = model_flops(config, padded) * batch
     return Cost(int(forward.real_macs) * TRAIN_FACTOR, int(forward.binary_macs) * TRAIN_FACTOR, w1a1=False)
 
 
 # ---- a printable breakdown ---------------------------------------------------------
 
 def flops_table(config, length):
-    r"""Per-layer rows for one input of real length L: the embedding, each layer
-    of a block, the block with its exit, and the whole model (N blocks).
+    r"""Per-layer rows for one input of real length L (siamese: the pair (L_a, L_b)): the
+    embedding, each layer of a block, the block with its exit, and the whole model (N blocks).
 
     Each row is a dict: layer, equation, real_macs, binary_macs, flops, share
     (of one block + exit's FLOPs; None for the whole-model row)."""
-    L = int(_lengths(length))
+    L = _lengths(length)
     block = block_flops(config, L)
-    rows = [("embedding", "0", embedding(config, L))]
-    rows += [(name, equation, cost(config, L)) for name, equation, cost in block_layers(config)]
+    rows = [("embedding", "0", embedding(config, _parts(config, L)[0]))]
+    rows += [(name, equation, _layer_cost(config, name, cost, L)) for name, equation, cost in block_layers(config)]
     rows += [("block + exit", "sum of the above", block),
              (f"model ({config.blocks} blocks)", "N · (block + exit)", model_flops(config, L))]
     return [dict(layer=name, equation=equation, real_macs=int(c.real_macs), binary_macs=int(c.binary_macs),

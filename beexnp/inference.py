@@ -70,8 +70,7 @@ def early_exit_forward(model, ids, mask, criterion):
 
 def _early_exit_forward(model, ids, mask, criterion):
     n, N = len(ids), len(model.blocks)
-    mask = mask.astype(model.dtype)
-    X = model.embed(ids)                                             # (n, T, d)
+    X, mask = model.start(ids, mask)                                 # (n, T, d); siamese: (2n, T', d)
     active = np.arange(n)                                            # rows of the batch still inside
     state = criterion.start(n)
     logits = np.zeros((n, model.config.num_classes), X.dtype)
@@ -90,8 +89,7 @@ def _early_exit_forward(model, ids, mask, criterion):
         if not stay.any():
             break
         active, state = active[stay], {k: v[stay] for k, v in state.items()}
-        T = int(mask[stay].sum(axis=1).max())                        # the longest row still active
-        X, mask = X[stay, :T], mask[stay, :T]                        # gather: fewer rows, fewer columns
+        X, mask = model.keep_rows(X, mask, stay)                     # gather: fewer rows, fewer columns
     return EarlyExitResult(logits, exit_block, entropies)
 
 

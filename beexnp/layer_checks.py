@@ -19,9 +19,11 @@ from beexnp.config import WEIGHTINGS, ModelConfig
 from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
 from beexnp.gradcheck import gradcheck, randomize_parameters
 from beexnp.linear import BinaryLinear, Linear
-from beexnp.losses import MSE, SoftmaxCrossEntropy
+from beexnp.glue.tokenizer import CLS_ID, SEP_ID
+from beexnp.losses import MSE, SoftmaxCrossEntropy, SoftTargetKL
 from beexnp.model import BEExformer
 from beexnp.norm import LayerNorm
+from beexnp.pairs import PairExitHead
 from beexnp.sign import Sign
 from beexnp.slfn import SLFN, BinaryFeedForward
 
@@ -120,32 +122,71 @@ def layer_cases(rng, batch=3, tokens=5, dim=8, heads=2, classes=3, vocab=11):
                       {"labels": labels, "weights": weights}))
     cases.append(Case("MSE", MSE(), (rng.standard_normal(B),),
                       {"target": rng.standard_normal(B), "weights": weights}))
+
+    # this project's additions (DESIGN §4.4, §5.6, §6.9): drawn last, so the cases above keep their inputs
+    for gates, name in (("learn", "learn gate only"), ("forget", "forget gates only")):
+        cases.append(Case(f"SLFN ({name})", prepared(SLFN(d, rng, gates=gates, dtype=dt)), (x,)))
+    cases.append(Case("PairExitHead", prepared(PairExitHead(d, C, rng, dtype=dt)), (kink_free(rng, (2 * B, T, d)),),
+                      {"mask": padding_mask(rng, 2 * B, T)}))
+    cases.append(Case("SoftTargetKL (T = 2)", SoftTargetKL(2.0), (rng.standard_normal((B, C)),),
+                      {"teacher_logits": 2 * rng.standard_normal((B, C)), "weights": weights}))
     return cases
+
+
+def pair_batch(rng, batch, tokens, vocab):
+    """(ids, mask) of sentence pairs [CLS] a [SEP] b, padded: every row at least [CLS] [SEP], one row full."""
+    lengths = rng.integers(2, tokens + 1, size=batch)
+    lengths[rng.integers(batch)] = tokens
+    mask = (np.arange(tokens)[None, :] < lengths[:, None]).astype(np.float64)
+    ids = rng.integers(4, vocab, size=(batch, tokens))
+    ids[:, 0] = CLS_ID
+    ids[np.arange(batch), rng.integers(1, lengths)] = SEP_ID                  # one [SEP] inside each row
+    return ids * mask.astype(np.int64), mask
 
 
 def model_cases(rng, batch=3, tokens=5, vocab=13, classes=3):
-    """The whole model and its loss, for each exit weighting, binarized and full precision.
+    """The whole model and its loss, for each exit weighting, binarized and full precision; then this
+    project's pair options (segments, the siamese encoding) and distillation (DESIGN §2.5, §5.6, §6.9).
 
     Tiny config: width 8 (6 token + 2 position), 2 heads, 3 blocks.  The
     soft-routing weights are computed once and frozen: the loss treats them as
-    constants, so the numerical gradient must too."""
+    constants, so the numerical gradient must too; so are the teacher's outputs."""
     mask = padding_mask(rng, batch, tokens)
     ids = rng.integers(4, vocab, size=(batch, tokens)) * mask.astype(np.int64)
     variants = [(w, binarize, False) for binarize in (True, False) for w in WEIGHTINGS] + [("soft_routing", True, True)]
-    cases = []
-    for weighting, binarize, regression in variants:
-        config = ModelConfig(vocab_size=vocab, num_classes=1 if regression else classes, regression=regression,
-                             token_dim=6, position_dim=2, heads=2, blocks=3, binarize=binarize, dropout=0.1)
-        model = randomize_parameters(BEExformer(config, rng, dtype=np.float64), rng)
-        model.embedding.weight.data[0] = 0
-        objective = ModelWithLoss(model, MultiExitLoss(config.blocks, weighting, regression=regression))
-        labels = rng.standard_normal(batch) if regression else rng.integers(0, classes, size=batch)
-        weights = objective.loss.weights(model.relax().forward(ids, mask))
-        name = ("BEExformer" if binarize else "BEExformer (full precision)") + f" + {weighting} loss"
-        cases.append(Case(name + (" (regression)" if regression else ""), objective, (),
-                          {"ids": ids, "mask": mask, "labels": labels, "weights": weights},
-                          forward=with_fresh_dropout(objective)))
+    cases = [model_case(rng, f"{'BEExformer' if binarize else 'BEExformer (full precision)'} + {weighting} loss"
+                        + (" (regression)" if regression else ""), ids, mask, weighting, regression, classes,
+                        dict(vocab_size=vocab, binarize=binarize))
+             for weighting, binarize, regression in variants]
+    pair_ids, pair_mask = pair_batch(rng, batch, tokens, vocab)
+    pairs = [("segments (joint pairs)", False, dict(segments=True)),
+             ("segments + siamese pairs", False, dict(segments=True, pair_encoding="siamese")),
+             ("segments + siamese pairs", True, dict(segments=True, pair_encoding="siamese"))]
+    for name, regression, options in pairs:
+        cases.append(model_case(rng, f"BEExformer, {name} + soft_routing loss" + (" (regression)" * regression),
+                                pair_ids, pair_mask, "soft_routing", regression, classes,
+                                dict(vocab_size=vocab, **options)))
+    for regression in (False, True):
+        cases.append(model_case(rng, "BEExformer + soft_routing loss + distillation" + (" (regression)" * regression),
+                                ids, mask, "soft_routing", regression, classes, dict(vocab_size=vocab), distill=True))
     return cases
+
+
+def model_case(rng, name, ids, mask, weighting, regression, classes, overrides, distill=False):
+    """One whole-model Case: a tiny random float64 BEExformer (``overrides`` on its config) and its loss."""
+    batch = len(ids)
+    config = ModelConfig(num_classes=1 if regression else classes, regression=regression, token_dim=6,
+                         position_dim=2, heads=2, blocks=3, dropout=0.1, **overrides)
+    model = randomize_parameters(BEExformer(config, rng, dtype=np.float64), rng)
+    model.embedding.weight.data[0] = 0
+    loss = MultiExitLoss(config.blocks, weighting, regression=regression, distill_weight=0.4, temperature=2.0)
+    objective = ModelWithLoss(model, loss)
+    labels = rng.standard_normal(batch) if regression else rng.integers(0, classes, size=batch)
+    constants = {"ids": ids, "mask": mask, "labels": labels,
+                 "weights": objective.loss.weights(model.relax().forward(ids, mask))}
+    if distill:                                          # the teacher's outputs: constants, as in training
+        constants["targets"] = [2 * rng.standard_normal((batch, config.num_classes)) for _ in range(config.blocks)]
+    return Case(name, objective, (), constants, forward=with_fresh_dropout(objective))
 
 
 def check_all(rng, **shape):

@@ -1,4 +1,5 @@
-r"""Losses: softmax cross-entropy for classes, mean squared error for STS-B.
+r"""Losses: softmax cross-entropy for classes, mean squared error for STS-B, and the
+soft-target loss of distillation (DESIGN §6.9).
 
 Both take optional per-example weights w (B,) and return the weighted mean
 L = (1/B) sum_b w_b loss_b, so the multi-exit loss can weight each input at
@@ -45,3 +46,27 @@ class MSE(Module):
     def backward(self, dloss=1.0):
         B = self.diff.shape[0]
         return (dloss * 2 * self.w * self.diff / B).reshape(self.shape)
+
+
+class SoftTargetKL(Module):
+    r"""L = (1/B) sum_b w_b T^2 KL(softmax(t_b / T) || softmax(z_b / T));   dz = (w/B) T (q - p)      (DESIGN §6.9)
+
+    z (B, C) the student's logits, t (B, C) the teacher's (a constant), w (B,) or None;
+    p = softmax(t / T), q = softmax(z / T).  The T^2 keeps the gradient's scale as T changes
+    (Hinton et al.)."""
+
+    def __init__(self, temperature=1.0):
+        self.T = float(temperature)
+
+    def forward(self, logits, teacher_logits, weights=None):
+        B, T = logits.shape[0], self.T
+        logq = log_softmax(logits / T)                                     # (B, C)
+        logp = log_softmax(np.asarray(teacher_logits, logits.dtype) / T)   # (B, C)
+        self.q, self.p = np.exp(logq), np.exp(logp)
+        self.w = np.ones(B, logits.dtype) if weights is None else np.asarray(weights, logits.dtype)
+        kl = np.sum(self.p * (logp - logq), axis=-1)                       # (B,) >= 0
+        return T * T * np.sum(self.w * kl) / B
+
+    def backward(self, dloss=1.0):
+        B = self.q.shape[0]
+        return (self.q - self.p) * (dloss * self.T * self.w / B)[:, None]  # T^2 * (1/T) (q - p)

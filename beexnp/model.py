@@ -7,13 +7,20 @@ r"""The BEExformer: embeddings, N binarized blocks, an exit after every block.
 Training uses every exit (``forward`` returns all N logits); ``backward`` takes
 the gradients of all exits at once, so block i receives the sum of what comes
 from its own exit and from the blocks above.  Early-exit inference runs the
-blocks one at a time (``embed``, ``block_forward``) on the inputs still active.
+blocks one at a time (``start``, ``block_forward``, ``keep_rows``) on the
+inputs still active.
+
+Two options for sentence pairs (``beexnp.pairs``): ``segments`` adds a learned
+vector per sentence to the token embeddings (DESIGN §2.5), and
+``pair_encoding="siamese"`` encodes the two sentences separately, as 2B rows,
+with exit heads that compare them (DESIGN §5.6).
 """
 import numpy as np
 
 from beexnp.block import Block, ExitHead
 from beexnp.embedding import Embedding, SinusoidalPositions
 from beexnp.module import Module
+from beexnp.pairs import PairExitHead, segment_ids, split_pair
 
 
 class BEExformer(Module):
@@ -30,8 +37,14 @@ class BEExformer(Module):
         pos_dim = config.position_dim if config.position_mode == "concat" else config.token_dim
         self.positions = SinusoidalPositions(pos_dim, config.position_mode, config.max_len)
         self.blocks = [Block(config.dim, config.heads, rng, ffn=config.ffn, dropout=config.dropout,
-                             binary=config.binarize, **binary_options) for _ in range(config.blocks)]
-        self.exits = [ExitHead(config.dim, config.num_classes, rng, dtype=dtype) for _ in range(config.blocks)]
+                             binary=config.binarize, slfn_gates=config.slfn_gates, **binary_options)
+                       for _ in range(config.blocks)]
+        self.siamese = config.pair_encoding == "siamese"
+        head = PairExitHead if self.siamese else ExitHead
+        self.exits = [head(config.dim, config.num_classes, rng, dtype=dtype) for _ in range(config.blocks)]
+        if config.segments:          # created last and zero: at start, the model without segments (DESIGN §2.5)
+            self.segment = Embedding(2, config.token_dim, rng, padding_idx=None, dtype=dtype)
+            self.segment.weight.data[...] = 0
 
     @property
     def dtype(self):
@@ -41,22 +54,39 @@ class BEExformer(Module):
         return self.exits[0].linear.weight.data.dtype
 
     # ---- pieces, for early-exit inference --------------------------------
-    def embed(self, ids):
-        """X_0 = [E[ids], PE]          ids (B, T) -> (B, T, d)"""
-        return self.positions.forward(self.embedding.forward(ids))
+    def start(self, ids, mask):
+        """(X_0, mask) that the blocks run on:  X_0 = [E[ids] (+ S[segment]), PE]     (B, T, d), (B, T)
+
+        With the siamese pair encoding, the rows are the 2B sentences (``beexnp.pairs.split_pair``)."""
+        mask = mask.astype(self.dtype)
+        segments = (segment_ids(ids),) if self.config.segments else ()
+        if self.siamese:
+            ids, mask, *segments = split_pair(ids, mask, *segments)      # (2B, T') each
+        tokens = self.embedding.forward(ids)                              # (B, T, d_tok)
+        if segments:
+            tokens = tokens + self.segment.forward(segments[0])          # BERT's token types, added
+        return self.positions.forward(tokens), mask
 
     def block_forward(self, i, X, mask):
         """X_i and z_i from X_{i-1} (block index i from 0)."""
         Y = self.blocks[i].forward(X, mask)
         return Y, self.exits[i].forward(Y, mask)
 
+    def keep_rows(self, X, mask, stay):
+        """The state of the inputs ``stay`` (bool (n,)) only, cut to the longest row still inside (DESIGN §6.5).
+
+        Siamese: both sentences of an input stay or leave together."""
+        if self.siamese:
+            stay = np.concatenate([stay, stay])                           # the a rows, then the b rows
+        T = int(mask[stay].sum(axis=1).max())
+        return X[stay, :T], mask[stay, :T]
+
     # ---- training -----------------------------------------------------------
     def forward(self, ids, mask):
         """Every exit's logits: a list of N arrays (B, C)."""
         if ids.shape != mask.shape:
             raise ValueError(f"ids {ids.shape} and mask {mask.shape} must have the same shape")
-        mask = mask.astype(self.dtype)
-        X = self.embed(ids)
+        X, mask = self.start(ids, mask)
         logits = []
         for i in range(len(self.blocks)):
             X, z = self.block_forward(i, X, mask)
@@ -68,5 +98,8 @@ class BEExformer(Module):
         dX = 0
         for block, head, dz in zip(reversed(self.blocks), reversed(self.exits), reversed(dlogits)):
             dX = block.backward(dX + head.backward(dz))      # own exit + the blocks above
-        self.embedding.backward(self.positions.backward(dX))
+        dtokens = self.positions.backward(dX)
+        if self.config.segments:
+            self.segment.backward(dtokens)
+        self.embedding.backward(dtokens)
         return None                                          # token ids have no gradient

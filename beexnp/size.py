@@ -15,9 +15,9 @@ stored as n_out rows of ceil(n_in/8) bytes, its n_out alphas and biases:
 
     binarized matrix   n_out * ceil(n_in / 8)  +  r n_out (alphas)  +  r n_out (bias)
     real matrix        r (n_in n_out + n_out)
-    attention          (d, 3d) and (d, d) per block;  SLFN (d, 4d);  FFN (d, 2d), (2d, d)
-    embeddings         V ceil(d_t / 8) + r V (binarized)   or   r V d_t (real)
-    norms              r 4d per block;   exits  r (d C + C) per block
+    attention          (d, 3d) and (d, d) per block;  SLFN (d, 4d) ((d, (k+1)d) with k gates);  FFN (d, 2d), (2d, d)
+    embeddings         V ceil(d_t / 8) + r V (binarized)   or   r V d_t (real);   + r 2 d_t with segments
+    norms              r 4d per block;   exits  r (d C + C) per block  (4d C + C with the siamese pair head)
 
 with r = 4 bytes (float32) or 2 (``--float16``).  The twin is the same with
 nothing binarized and r = 4.  Tests check that formula and measurement agree.
@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from beexnp.checkpoint import load_model
+from beexnp.flops import slfn_width
 from beexnp.model import BEExformer
 from beexnp.packed import META_KEY, binary_matrices, pack_model, save_packed
 
@@ -51,8 +52,8 @@ def component(name):
     if name.endswith(".alpha"):
         return "alphas"
     parts = name.split(".")
-    if parts[0] in ("embedding", "exits"):
-        return {"embedding": "embeddings", "exits": "exits"}[parts[0]]
+    if parts[0] in ("embedding", "segment", "exits"):
+        return {"embedding": "embeddings", "segment": "embeddings", "exits": "exits"}[parts[0]]
     sub = parts[2]                                                     # blocks.<i>.<sub>...
     return {"attn": "attention", "norm1": "norms", "norm2": "norms"}.get(sub, sub)   # "ffn": slfn or ffn
 
@@ -74,7 +75,7 @@ def twin_config(config):
 def block_matrices(config):
     """(n_in, n_out) of every linear layer of one block, by component."""
     d = config.dim
-    second = [(d, 4 * d)] if config.ffn == "slfn" else [(d, 2 * d), (2 * d, d)]
+    second = [(d, slfn_width(config) * d)] if config.ffn == "slfn" else [(d, 2 * d), (2 * d, d)]
     return {"attention": [(d, 3 * d), (d, d)], config.ffn: second}
 
 
@@ -94,8 +95,9 @@ def analytical_bytes(config, real_bytes=4):
         sizes["alphas"] += real_bytes * V
     else:
         sizes["embeddings"] = real_bytes * V * dt
+    sizes["embeddings"] += real_bytes * 2 * dt if config.segments else 0           # segment vectors, real
     sizes["norms"] = N * real_bytes * 4 * d
-    sizes["exits"] = N * real_bytes * (d * C + C)
+    sizes["exits"] = N * real_bytes * (config.exit_width * C + C)
     return {k: sizes[k] for k in COMPONENTS if k in sizes}
 
 

@@ -6,9 +6,15 @@ One full forward gives every exit's logits; each criterion's decisions are then
 replayed from them (``simulate_exits``, tested equal to real early exit), so a
 sweep of dozens of thresholds costs one pass over the split.  Each point is
 (mean inference FLOPs per input, dev metric); the full-depth model is one more
-point.  delta is chosen on the same dev split (test labels are not public):
-the largest FLOPs cut whose metric is at least the full-depth model's, else the
-best metric.  Chosen on dev and reported on dev, so the point is optimistic.
+point.  delta is chosen by ``choose``: the largest FLOPs cut whose metric is at
+least the full-depth model's, else the best metric.
+
+On which split (DESIGN §9.1): a checkpoint trained with ``select_on="heldout"``
+(or ``select_on="heldout"`` here) has delta, and every other criterion's
+threshold at the fractional rule's FLOPs (``matched``), chosen on its held-out
+training rows, and dev reported at those thresholds: an honest dev number.
+With ``select_on="dev"`` the choice is made on the reported split itself, and
+that point is optimistic.
 """
 import json
 from pathlib import Path
@@ -16,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from beexnp.criteria import make_criterion
-from beexnp.evaluate import load_labelled_split
-from beexnp.flops import model_flops
+from beexnp.evaluate import labelled_split, load_for_inference
+from beexnp.flops import input_lengths, model_flops
 from beexnp.glue import compute_metrics
+from beexnp.glue.heldout import SPLIT as HELDOUT
 from beexnp.inference import exit_outputs, predictions, simulate_exits
 
 GRIDS = {
@@ -48,14 +55,42 @@ def sweep_outputs(outputs, labels, lengths, task, config, grids=None):
     return rows
 
 
+def sweep_split(model, task, encoded):
+    """The sweep's rows on one encoded labelled split (one full forward)."""
+    return sweep_outputs(exit_outputs(model, encoded), encoded.labels, input_lengths(model.config, encoded), task,
+                         model.config)
+
+
 def choose(rows, criterion="fractional"):
-    """The dev-chosen point of ``criterion``: the largest cut that keeps the full-depth metric, else the best metric."""
+    """The chosen point of ``criterion`` on the rows' split: the largest cut that keeps the full-depth metric,
+    else the best metric."""
     full = rows[0]["metric"]
     own = [r for r in rows if r["criterion"] == criterion]
     keeping = [r for r in own if r["metric"] >= full]
     if keeping:
         return max(keeping, key=lambda r: (r["flops_cut"], r["metric"]))
     return max(own, key=lambda r: (r["metric"], r["flops_cut"]))
+
+
+def at_threshold(rows, criterion, threshold):
+    """The row of ``criterion`` at ``threshold`` (the full-depth row for criterion "full depth")."""
+    return next(r for r in rows if r["criterion"] == criterion and r["threshold"] == threshold)
+
+
+def matched(selection_rows, report_rows, slack=1.02):
+    """Every criterion at the fractional rule's FLOPs, each threshold chosen on the selection split.
+
+    The budget is the mean FLOPs of ``choose(selection_rows)``; each criterion takes, among its thresholds
+    whose selection-split FLOPs stay within ``slack`` x budget, the best selection-split metric, and is
+    reported by its row of ``report_rows`` at that threshold (None when no threshold is that cheap)."""
+    budget = choose(selection_rows)["mean_flops"]
+    out = []
+    for name in dict.fromkeys(r["criterion"] for r in selection_rows[1:]):
+        within = [r for r in selection_rows if r["criterion"] == name and r["mean_flops"] <= slack * budget]
+        pick = max(within, key=lambda r: (r["metric"], -r["mean_flops"])) if within else None
+        out.append(dict(criterion=name, threshold=pick and pick["threshold"], selection=pick,
+                        report=pick and at_threshold(report_rows, name, pick["threshold"])))
+    return dict(budget=budget, slack=slack, criteria=out)
 
 
 def format_rows(rows, metric):
@@ -67,14 +102,15 @@ def format_rows(rows, metric):
     return "\n".join(lines)
 
 
-def draw_rows(ax, rows, metric, title):
-    """Onto ``ax``: metric vs mean MFLOPs per input, a line per criterion, the full-depth model a star."""
+def draw_rows(ax, rows, metric, title, chosen=None):
+    """Onto ``ax``: metric vs mean MFLOPs per input, a line per criterion, the full-depth model a star,
+    and the ``chosen`` row (default: ``choose(rows)``) annotated."""
     for name in dict.fromkeys(r["criterion"] for r in rows[1:]):
         own = sorted((r for r in rows if r["criterion"] == name), key=lambda r: r["mean_flops"])
         ax.plot([r["mean_flops"] / 1e6 for r in own], [r["metric"] for r in own], marker="o", ms=3, label=name)
     full = rows[0]
     ax.plot(full["mean_flops"] / 1e6, full["metric"], "k*", ms=12, label="full depth")
-    chosen = choose(rows)
+    chosen = chosen or choose(rows)
     ax.annotate(f"chosen δ={chosen['threshold']:g}", (chosen["mean_flops"] / 1e6, chosen["metric"]),
                 textcoords="offset points", xytext=(8, -14), fontsize=8)
     ax.set_xlabel("mean inference MFLOPs per input")
@@ -83,30 +119,42 @@ def draw_rows(ax, rows, metric, title):
     ax.grid(alpha=0.3)
 
 
-def plot_rows(rows, metric, title, path):
+def plot_rows(rows, metric, title, path, chosen=None):
     """The sweep's figure, saved to ``path``: ``draw_rows`` on a figure of its own."""
     from matplotlib.figure import Figure         # no pyplot: leaves the caller's backend alone
 
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
-    draw_rows(ax, rows, metric, title)
+    draw_rows(ax, rows, metric, title, chosen)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return fig
 
 
-def run_sweep(folder, out_dir=None, split=None, glue_dir=None, limit=None):
-    """Sweep a checkpoint; writes sweep.json, sweep.md and sweep.png into ``out_dir``."""
-    model, task, card, encoded = load_labelled_split(folder, split, glue_dir, limit)
-    rows = sweep_outputs(exit_outputs(model, encoded), encoded.labels, encoded.lengths, task, model.config)
-    chosen = choose(rows)
+def run_sweep(folder, out_dir=None, split=None, glue_dir=None, limit=None, select_on=None):
+    """Sweep a checkpoint on ``split`` (default: dev); writes sweep.json, sweep.md and sweep.png into ``out_dir``.
+
+    The thresholds are chosen on ``select_on`` (default: the split the checkpoint was selected on):
+    "heldout" chooses them on the held-out training rows, "dev" on ``split`` itself."""
+    model, tokenizer, task, card = load_for_inference(folder)
+    encoded = labelled_split(tokenizer, task, card, split, glue_dir, limit)
+    rows = sweep_split(model, task, encoded)
+    select_on = select_on or card.get("train_config", {}).get("select_on", "dev")
+    selection_rows = rows
+    if select_on == HELDOUT:
+        selection_rows = sweep_split(model, task, labelled_split(tokenizer, task, card, HELDOUT, glue_dir, limit))
+    picked = choose(selection_rows)
+    chosen = at_threshold(rows, picked["criterion"], picked["threshold"])       # reported at the chosen delta
     out = Path(out_dir or Path(folder) / "sweep")
     out.mkdir(parents=True, exist_ok=True)
+    selection_split = HELDOUT if select_on == HELDOUT else encoded.split
     result = dict(checkpoint=str(folder), task=task.name, split=encoded.split, metric=task.main_metric,
-                  rows=rows, chosen=chosen)
+                  selected_on=selection_split, rows=rows, chosen=chosen, chosen_on_selection=picked,
+                  selection_rows=selection_rows, matched=matched(selection_rows, rows))
     (out / "sweep.json").write_text(json.dumps(result, indent=2))
     table = format_rows(rows, task.main_metric)
     (out / "sweep.md").write_text("```\n" + table + "\n```\n")
-    plot_rows(rows, task.main_metric, f"{task.name} {encoded.split}: early-exit criteria", out / "sweep.png")
+    plot_rows(rows, task.main_metric, f"{task.name} {encoded.split}: early-exit criteria (δ chosen on "
+              f"{selection_split})", out / "sweep.png", chosen)
     return result, table, out

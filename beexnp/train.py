@@ -21,9 +21,11 @@ from tqdm.auto import tqdm
 
 from beexnp.checkpoint import atomic_write, load_arrays, load_model, read_card, save_checkpoint
 from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig
+from beexnp.distill import Teacher, load_teacher
 from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
 from beexnp.glue import Tokenizer, compute_metrics, encode_examples, get_task, load_split, main_metric, subset
 from beexnp.glue.batching import batch_order
+from beexnp.glue.heldout import SPLIT, split_heldout, training_rows
 from beexnp.inference import evaluate_exits
 from beexnp.model import BEExformer
 from beexnp.optim import OPTIMIZERS, clip_grad_norm
@@ -35,10 +37,14 @@ class TrainingDiverged(RuntimeError):
 
 
 def load_task_data(task, cfg, glue_dir=None, tokenizer=None):
-    """(tokenizer, encoded train, {dev split: encoded}) for a task and a TrainConfig."""
-    train = load_split(task, "train", glue_dir)
-    if cfg.train_subset:
-        train = subset(train, cfg.train_subset)
+    """(tokenizer, encoded train, {dev split: encoded}, {selection split: encoded}) for a task and a TrainConfig.
+
+    The selection splits are what every choice is made on (DESIGN §9.1): the dev splits, or with
+    ``select_on="heldout"`` the held-out rows, which then leave the training split and its vocabulary."""
+    train = training_rows(task, glue_dir, cfg.train_subset)
+    heldout = None
+    if cfg.select_on == "heldout":
+        train, heldout = split_heldout(train, cfg.heldout_fraction, cfg.heldout_seed)
     if tokenizer is None:
         tokenizer = Tokenizer.fit(train.text_a, train.text_b, min_freq=cfg.min_freq, max_size=cfg.max_vocab)
     devs = {}
@@ -47,7 +53,8 @@ def load_task_data(task, cfg, glue_dir=None, tokenizer=None):
         if cfg.dev_subset:
             dev = subset(dev, cfg.dev_subset)
         devs[split] = encode_examples(tokenizer, dev, cfg.max_len)
-    return tokenizer, encode_examples(tokenizer, train, cfg.max_len), devs
+    selection = devs if heldout is None else {SPLIT: encode_examples(tokenizer, heldout, cfg.max_len)}
+    return tokenizer, encode_examples(tokenizer, train, cfg.max_len), devs, selection
 
 
 class Trainer:
@@ -60,18 +67,26 @@ class Trainer:
         self.out = Path(out_dir)
         self.glue_dir = glue_dir
         self.progress = progress
-        self.tokenizer, self.train_data, self.devs = load_task_data(self.task, train_config, glue_dir, tokenizer)
+        teacher = None
+        if train_config.teacher:                                  # distillation: the teacher's token ids
+            teacher, tokenizer = load_teacher(train_config, self.task, tokenizer)
+        self.tokenizer, self.train_data, self.devs, self.selection = load_task_data(
+            self.task, train_config, glue_dir, tokenizer)
         model_config = dict(model_overrides or {})
         model_config.update(vocab_size=len(self.tokenizer), num_classes=self.task.num_labels,
                             regression=self.task.regression, max_len=max(train_config.max_len, 1))
         self.model_config = ModelConfig.from_dict(model_config)
+        if self.model_config.pair_encoding == "siamese" and not self.task.pair:
+            raise ValueError(f"pair_encoding='siamese' needs a sentence-pair task; {self.task.name} has one sentence")
         init_seq, data_seq = np.random.SeedSequence(train_config.seed).spawn(2)
         self.model_rng = np.random.default_rng(init_seq)          # initialization, then dropout
         self.data_rng = np.random.default_rng(data_seq)           # batch order
         self.model = BEExformer(self.model_config, self.model_rng)
         self.objective = ModelWithLoss(self.model, MultiExitLoss(
             self.model_config.blocks, train_config.exit_weighting, regression=self.task.regression,
-            routing=train_config.soft_routing))
+            routing=train_config.soft_routing, distill_weight=train_config.distill_weight,
+            temperature=train_config.distill_temperature),
+            teacher and Teacher(teacher, self.model_config.blocks, train_config.distill_from))
         opt_class = OPTIMIZERS[train_config.optimizer]
         opt_kwargs = {} if train_config.optimizer == "adam" else {"weight_decay": train_config.weight_decay}
         self.params = list(self.model.parameters())
@@ -197,27 +212,27 @@ class Trainer:
 
     def end_epoch(self, running, elapsed):
         st = self.state
-        metric = main_metric(self.task)
-        dev_metrics = {split: self.evaluate(enc) for split, enc in self.devs.items()}
-        first = dev_metrics[self.task.dev_splits[0]]
+        metric, where = main_metric(self.task), self.cfg.select_on                # the selection split (§9.1)
+        scores = {split: self.evaluate(enc) for split, enc in self.selection.items()}
+        first = next(iter(scores.values()))
         score = max(m[metric] for m in first)
         best_exit = int(np.argmax([m[metric] for m in first])) + 1
         record = dict(epoch=st["epoch"] + 1, step=st["step"], train_loss=running.mean_loss(),
-                      train_accuracy=running.accuracy(), dev=dev_metrics, best_exit=best_exit, score=score,
+                      train_accuracy=running.accuracy(), **{where: scores}, best_exit=best_exit, score=score,
                       exit_weights=running.mean_exit_weights(), seconds=elapsed)
         self.history.append(record)
         st["epoch"] += 1
         st["batch_in_epoch"] = 0
         if st["best_score"] is None or score > st["best_score"]:
             st.update(best_score=score, best_epoch=st["epoch"], epochs_without_gain=0)
-            self.save("best", metrics=dev_metrics)
+            self.save("best", metrics=scores)
         else:
             st["epochs_without_gain"] += 1
-        self.save("last", metrics=dev_metrics)
+        self.save("last", metrics=scores)
         text = json.dumps(self.history, indent=1).encode()
         atomic_write(self.out / "history.json", lambda f: f.write(text))
         per_exit = " ".join(f"{m[metric]:.3f}" for m in first)
-        print(f"epoch {st['epoch']}: dev {metric} per exit [{per_exit}] best exit {best_exit} "
+        print(f"epoch {st['epoch']}: {where} {metric} per exit [{per_exit}] best exit {best_exit} "
               f"({score:.4f}); {elapsed:.0f}s", flush=True)
 
 

@@ -1,44 +1,124 @@
-"""Run the experiments of the results table: train, sweep delta on dev, evaluate, measure size.
+"""Run the experiments of the results tables: train, sweep delta, evaluate, measure size.
 
     python experiments/run.py                      # every run in experiments/runs.json
     python experiments/run.py --only main ablation-sst2
+    python experiments/run.py --only grid --tasks sst2 cola --seeds 0
     python experiments/run.py --fast               # the whole pipeline on tiny slices, in minutes (CI)
 
 Each run writes one record, ``results/experiments/<name>.json``: task, variant,
 seed, dev metrics at full depth (the last exit) and at the best exit, early
-exit at the dev-chosen delta (metric, mean exit block, FLOPs full / early),
+exit at the chosen delta (metric, mean exit block, FLOPs full / early),
 packed size and ratio to the full-precision twin, training wall time.  A run
 whose record exists is skipped (delete the record to redo it); an interrupted
 training resumes from its last checkpoint.  ``experiments/tables.py`` turns the
 records into the README's tables.
+
+Honest selection (DESIGN §9.1).  A group whose ``train`` sets
+``"select_on": "heldout"`` makes every choice on the held-out training rows,
+stored in ``experiments/heldout/<task>.json`` (written on first use, checked
+before every run): the epoch, delta (and every criterion's threshold at
+matched FLOPs, ``record["matched"]``), and across runs:
+
+* ``"grid": {"train.lr": [...], "model.dropout": [...]}`` expands every
+  variant into one run per grid point (named ``<task>-<variant>-<point>-seed<s>``);
+* ``"from_best": {"group": G, "variant": V}`` gives a run the grid point of
+  group G's variant V with the best held-out score averaged over the seeds
+  (``chosen_point``); it waits until every run of that grid has its record;
+* ``"teacher": {"group": G, "variant": V}`` distils from the run of that
+  chosen grid point with the same seed (its ``best`` checkpoint).
+
+Dev is scored once per run, at the end, and never chooses anything.
 """
 import argparse
 import json
 import sys
 import time
+from itertools import product
 from pathlib import Path
 
 from beexnp.config import TrainConfig
 from beexnp.evaluate import evaluate_checkpoint
 from beexnp.glue import get_task
+from beexnp.glue.heldout import ensure_heldout_file
 from beexnp.glue.location import find_glue_dir
-from beexnp.sweep import choose, run_sweep
+from beexnp.sweep import run_sweep
 from beexnp.train import Trainer
+from selection import best_point, heldout_score
 
 HERE = Path(__file__).resolve().parent
 FAST_MODEL = dict(token_dim=24, position_dim=8, heads=2, blocks=3)
 FAST_TRAIN = dict(epochs=1, train_subset=300, dev_subset=100, batch_size=32)
 
 
-def expand(spec):
-    """The runs of one group in runs.json: one per task x variant x seed."""
+def grid_points(grid):
+    """[(point name, {"train.lr": v, ...})] of a grid, in order; one unnamed point without a grid."""
+    if not grid:
+        return [("", {})]
+    keys = list(grid)
+    return [("_".join(f"{k.split('.')[-1]}{v:g}" for k, v in zip(keys, values)), dict(zip(keys, values)))
+            for values in product(*(grid[k] for k in keys))]
+
+
+def with_settings(run, settings):
+    """``run`` with dotted settings ({"train.lr": 1e-3, "model.dropout": 0.3}) written into its sections."""
+    run = dict(run, model=dict(run["model"]), train=dict(run["train"]))
+    for key, value in settings.items():
+        section, name = key.split(".")
+        if section not in ("model", "train"):
+            raise ValueError(f"grid key {key!r} must start with 'model.' or 'train.'")
+        run[section][name] = value
+    return run
+
+
+def expand(spec, seeds=None):
+    """The runs of one group in runs.json: one per task x variant x grid point x seed (``seeds`` restricts)."""
     for task in spec["tasks"]:
         for variant, overrides in spec["variants"].items():
-            for seed in spec.get("seeds", [0]):
-                yield dict(name=f"{task}-{variant}-seed{seed}", group=spec["group"], task=task, variant=variant,
-                           seed=seed, model=dict(spec.get("model", {}), **overrides.get("model", {})),
-                           train=dict(spec.get("train", {}), **spec.get("task_train", {}).get(task, {}),
-                                      **overrides.get("train", {})))
+            for point, settings in grid_points(spec.get("grid")):
+                for seed in spec.get("seeds", [0]):
+                    if seeds is not None and seed not in seeds:
+                        continue
+                    run = dict(name=f"{task}-{variant}{'-' + point if point else ''}-seed{seed}", group=spec["group"],
+                               task=task, variant=variant, point=point, settings=settings, seed=seed,
+                               model=dict(spec.get("model", {}), **overrides.get("model", {})),
+                               train=dict(spec.get("train", {}), **spec.get("task_train", {}).get(task, {}),
+                                          **overrides.get("train", {})),
+                               from_best=spec.get("from_best"), teacher=spec.get("teacher"))
+                    yield with_settings(run, settings)
+
+
+def chosen_point(runs, records, group, variant, task):
+    """(grid point, its settings) of ``group``'s ``variant`` on ``task`` with the best held-out score averaged over
+    the seeds; raises LookupError (why) while a run of that grid has no record yet."""
+    grid = [r for r in runs if (r["group"], r["variant"], r["task"]) == (group, variant, task)]
+    if not grid:
+        raise LookupError(f"no run of group {group!r}, variant {variant!r} on {task} is declared")
+    missing = [r["name"] for r in grid if r["name"] not in records]
+    if missing:
+        raise LookupError(f"waits for {len(missing)} run(s) of group {group!r} ({missing[0]}, ...)")
+    scores = {}
+    for r in grid:
+        score = heldout_score(records[r["name"]])
+        if score is None:
+            raise LookupError(f"{r['name']} was not selected on the held-out rows: it cannot choose a grid point")
+        scores.setdefault(r["point"], []).append(score)
+    best = best_point(scores)
+    return best, next(r["settings"] for r in grid if r["point"] == best)
+
+
+def resolve(run, runs, records, out_root):
+    """``run`` with its ``from_best`` settings and ``teacher`` checkpoint filled in (LookupError while they wait)."""
+    if run["from_best"]:
+        point, settings = chosen_point(runs, records, run["from_best"]["group"], run["from_best"]["variant"],
+                                       run["task"])
+        run = dict(with_settings(run, settings), chosen_point=point)
+    if run["teacher"]:
+        g, v = run["teacher"]["group"], run["teacher"]["variant"]
+        point, _ = chosen_point(runs, records, g, v, run["task"])
+        name = next(r["name"] for r in runs if (r["group"], r["variant"], r["task"], r["point"], r["seed"])
+                    == (g, v, run["task"], point, run["seed"]))
+        run = dict(run, train=dict(run["train"], teacher=str(out_root / "runs" / name / "best")))
+    return run
 
 
 def available(task, glue_dir):
@@ -55,26 +135,32 @@ def available(task, glue_dir):
 
 def run_one(run, out_root, glue_dir, fast):
     """Train (or resume), sweep, evaluate and size one run; returns its record."""
-    model = dict(run["model"], **(FAST_MODEL if fast else {}))
+    model = dict(FAST_MODEL if fast else {}, **run["model"])         # a variant's own setting wins (depth)
     train = dict(run["train"], task=run["task"], seed=run["seed"], **(FAST_TRAIN if fast else {}))
+    cfg = TrainConfig.from_dict(train)
+    if cfg.select_on == "heldout":                  # the stored rows are those the trainer draws, or an error
+        ensure_heldout_file(out_root / "heldout" if fast else HERE / "heldout", cfg.task, glue_dir,
+                            cfg.heldout_fraction, cfg.heldout_seed, cfg.train_subset)
     folder = out_root / "runs" / run["name"]
     start = time.perf_counter()
     last = folder / "last" / "checkpoint.json"
     if last.exists():                               # a previous attempt: resume it, or take it if it finished
         trainer = Trainer.resume(folder / "last", glue_dir=glue_dir, progress=False)
     else:
-        trainer = Trainer(TrainConfig.from_dict(train), model, folder, glue_dir=glue_dir, progress=False)
+        trainer = Trainer(cfg, model, folder, glue_dir=glue_dir, progress=False)
     if not trainer.state.get("finished"):
         trainer.fit()
     history = json.loads((folder / "history.json").read_text())
     best = folder / "best"
     limit = train.get("dev_subset")
     sweep, _, _ = run_sweep(best, folder / "sweep", glue_dir=glue_dir, limit=limit)
-    chosen = choose(sweep["rows"])
+    chosen = sweep["chosen"]                        # delta chosen on the selection split, its row on dev
     report = evaluate_checkpoint(best, glue_dir=glue_dir, criterion="fractional", delta=chosen["threshold"],
                                  limit=limit, timing=not fast, single_limit=200)
     metric = report["main_metric"]
+    best_epoch = trainer.state["best_epoch"]
     record = dict(name=run["name"], group=run["group"], task=run["task"], variant=run["variant"], seed=run["seed"],
+                  point=run.get("point", ""), chosen_point=run.get("chosen_point"),
                   fast=fast, metric=metric, model_config=trainer.model_config.to_dict(), train_config=train,
                   dev_full_depth=report["per_exit"][-1], dev_per_exit=report["per_exit"],
                   best_exit=1 + max(range(len(report["per_exit"])), key=lambda i: report["per_exit"][i][metric]),
@@ -82,6 +168,10 @@ def run_one(run, out_root, glue_dir, fast):
                                   mean_exit_block=report["mean_exit_block"],
                                   exit_histogram=report["exit_histogram"]),
                   flops=report["flops"], wall_clock=report.get("wall_clock"), sweep=sweep["rows"],
+                  selection=dict(split=cfg.select_on, score=trainer.state["best_score"], best_epoch=best_epoch,
+                                 per_exit=history[best_epoch - 1][cfg.select_on] if best_epoch else None,
+                                 sweep=sweep["selection_rows"] if cfg.select_on == "heldout" else None),
+                  matched=sweep["matched"],
                   train_seconds=history[-1]["seconds"], epochs_run=len(history),
                   run_seconds=time.perf_counter() - start)
     record.update(size_record(best))
@@ -103,6 +193,8 @@ def size_record(folder):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", nargs="*", help="groups or run names to run (default: all)")
+    p.add_argument("--tasks", nargs="*", help="these tasks only (default: every task of the groups)")
+    p.add_argument("--seeds", nargs="*", type=int, help="these seeds only; a grid's choice then averages over them")
     p.add_argument("--fast", action="store_true", help="tiny slices and models: checks the pipeline end to end")
     p.add_argument("--results", default=None, help="records folder (default: results/experiments, or "
                                                    "results/experiments-fast with --fast)")
@@ -111,16 +203,22 @@ def main(argv=None):
     args = p.parse_args(argv)
     out_root = Path(args.results or ("results/experiments-fast" if args.fast else "results/experiments"))
     out_root.mkdir(parents=True, exist_ok=True)
-    runs = [r for spec in json.loads(Path(args.runs).read_text()) for r in expand(spec)]
-    if args.only:
-        runs = [r for r in runs if r["group"] in args.only or r["name"] in args.only]
+    runs = [r for spec in json.loads(Path(args.runs).read_text()) for r in expand(spec, args.seeds)]
+    if args.tasks:
+        runs = [r for r in runs if r["task"] in args.tasks]
+    selected = [r for r in runs if not args.only or r["group"] in args.only or r["name"] in args.only]
     skipped = {}
-    for run in runs:
+    for run in selected:
         record_path = out_root / f"{run['name']}.json"
         if record_path.exists():
             print(f"{run['name']}: done already ({record_path})")
             continue
         reason = available(run["task"], args.glue_dir)
+        if not reason:
+            try:
+                run = resolve(run, runs, read_records(out_root), out_root)
+            except LookupError as err:
+                reason = str(err)
         if reason:
             skipped[run["name"]] = reason
             print(f"{run['name']}: skipped, {reason}")
@@ -135,6 +233,12 @@ def main(argv=None):
     if skipped:
         (out_root / "skipped.json").write_text(json.dumps(skipped, indent=1))
     return 0
+
+
+def read_records(folder):
+    """{run name: record} of every record in ``folder``."""
+    return {r["name"]: r for r in (json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))
+                                   if p.name != "skipped.json")}
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from selection import chosen_records, heldout_score
+
 TASK_ORDER = ["sst2", "cola", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
 
 
@@ -126,6 +128,104 @@ def matched_flops_table(records):
     return "\n".join(lines)
 
 
+# ---- runs whose every choice was made on the held-out rows (DESIGN §9.1) ------------------------------
+HONEST_ROWS = [("grid", "full_precision", "full-precision twin"), ("grid", "beexformer", "BEExformer"),
+               ("pairs", "segments", "BEExformer + segments"), ("pairs", "siamese", "BEExformer, siamese pairs"),
+               ("distill", "distilled", "BEExformer distilled from the twin")]
+
+
+def spread(values):
+    """mean ± standard deviation (× 100) over seeds, and how many; one value alone."""
+    v = 100 * np.asarray(values, float)
+    return f"{v[0]:.2f} (1 seed)" if len(v) == 1 else f"{v.mean():.2f} ± {v.std(ddof=1):.2f} ({len(v)} seeds)"
+
+
+def selected(records):
+    """The records selected on the held-out rows, and the others (selected on dev)."""
+    honest = [r for r in records if heldout_score(r) is not None]
+    return honest, [r for r in records if heldout_score(r) is None]
+
+
+def reported(records, group, variant, task):
+    """The runs a table reports for a (group, variant, task): a grid's chosen point, or the variant's runs."""
+    own = [r for r in records if (r["group"], r["variant"], r["task"]) == (group, variant, task)]
+    return chosen_records(records, group, variant, task) if any(r.get("point") for r in own) else own
+
+
+def honest_table(records):
+    """Every model of HONEST_ROWS per task: the grid point chosen on held-out rows, dev scored once per seed."""
+    lines = ["| task | model | chosen on held-out (point) | held-out | dev, full depth | dev, early exit "
+             "(δ on held-out, FLOPs cut) | majority class |", "|---|---|---|---:|---:|---:|---:|"]
+    for task in TASK_ORDER:
+        for group, variant, label in HONEST_ROWS:
+            runs = reported(records, group, variant, task)
+            if not runs:
+                continue
+            m = runs[0]["metric"]
+            point = runs[0].get("point") or runs[0].get("chosen_point") or "–"
+            early = spread([r["early_exit"]["metrics"][m] for r in runs])
+            deltas = "/".join(f"{r['early_exit']['delta']:g}" for r in runs)
+            cut = 100 * np.mean([r["flops"]["cut"] for r in runs])
+            base = majority_baseline(task)
+            lines.append(f"| {task} | {label} | {point} | {spread([heldout_score(r) for r in runs])} | "
+                         f"{spread([r['dev_full_depth'][m] for r in runs])} | {early} (δ={deltas}, {cut:.1f}%) | "
+                         f"{'–' if base is None else pct(base)} |")
+    return "\n".join(lines)
+
+
+def study_rows(records, task, group, variants, base_label):
+    """(label, runs) of a study: the grid's chosen BEExformer (its default setting), then each variant."""
+    rows = [(base_label, reported(records, "grid", "beexformer", task))]
+    return rows + [(v, reported(records, group, v, task)) for v in variants]
+
+
+def study_table(records, group, tasks, variants, base_label):
+    """A depth or gate study: dev at full depth and at its best exit, mean exit, FLOPs and size, seeds' spread."""
+    lines = ["| task | variant | dev, full depth | dev per exit (mean over seeds) | early exit (δ on held-out): "
+             "dev, mean exit, FLOPs cut | MFLOPs full | size ratio |", "|---|---|---:|---|---:|---:|---:|"]
+    for task in tasks:
+        for label, runs in study_rows(records, task, group, variants, base_label):
+            if not runs:
+                continue
+            m = runs[0]["metric"]
+            per_exit = np.mean([[e[m] for e in r["dev_per_exit"]] for r in runs], axis=0)
+            exits = " ".join(f"{100 * x:.1f}" for x in per_exit)
+            early = (f"{spread([r['early_exit']['metrics'][m] for r in runs])}, "
+                     f"{np.mean([r['early_exit']['mean_exit_block'] for r in runs]):.2f}, "
+                     f"{100 * np.mean([r['flops']['cut'] for r in runs]):.1f}%")
+            lines.append(f"| {task} | {label} | {spread([r['dev_full_depth'][m] for r in runs])} | {exits} | {early} | "
+                         f"{np.mean([r['flops']['full'] for r in runs]) / 1e6:.2f} | "
+                         f"{np.mean([r.get('size_ratio', np.nan) for r in runs]):.2f}× |")
+    return "\n".join(lines)
+
+
+def matched_heldout_table(records):
+    """Every criterion at the fractional rule's FLOPs, each threshold chosen on the held-out rows, dev reported."""
+    names = ("fractional", "entropy", "maxprob", "patience")
+    lines = ["| task | fractional δ (FLOPs cut on held-out) | " + " | ".join(names) + " |",
+             "|---|---:|" + "---:|" * len(names)]
+    for task in TASK_ORDER:
+        runs = [r for r in reported(records, "grid", "beexformer", task) if r.get("matched")]
+        if not runs:
+            continue
+        m = runs[0]["metric"]
+        cells = []
+        for name in names:
+            got = [c for r in runs for c in r["matched"]["criteria"] if c["criterion"] == name]
+            if not got:
+                cells.append("–")                                   # regression: the relative-change rule only
+            elif any(c["report"] is None for c in got):
+                cells.append("no threshold within budget")
+            else:
+                cells.append(f"{spread([c['report']['metric'] for c in got])}, cut "
+                             f"{100 * np.mean([c['report']['flops_cut'] for c in got]):.1f}%")
+        frac = [c for r in runs for c in r["matched"]["criteria"] if c["criterion"] == "fractional"]
+        budget = "/".join(f"{c['threshold']:g}" for c in frac)
+        cut = 100 * np.mean([c["selection"]["flops_cut"] for c in frac])
+        lines.append(f"| {task} | {budget} ({cut:.1f}%) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def accuracy_flops_figure(records, path):
     """One panel per task: the BEExformer's sweep (every criterion, full depth a star) and the twin's
     full-depth metric as a dashed line.  Returns the tasks drawn (none: no figure written)."""
@@ -157,7 +257,7 @@ def accuracy_flops_figure(records, path):
 def build(folder, figure=None):
     """The tables as markdown; ``figure``, the link to the accuracy-FLOPs figure, adds it below them."""
     folder = Path(folder)
-    records = load_records(folder)
+    honest, records = selected(load_records(folder))                   # the tables below: runs selected on dev
     skipped_path = folder / "skipped.json"
     skipped = json.loads(skipped_path.read_text()) if skipped_path.exists() else {}
     parts = [
@@ -165,6 +265,17 @@ def build(folder, figure=None):
         "### Ablations", ablation_table(records),
         "### Exit criteria at matched FLOPs (best dev metric within the fractional rule's budget; "
         "threshold and mean MFLOPs per input in brackets)", matched_flops_table(records)]
+    if honest:
+        parts += [
+            "### Every choice on the held-out slice (epoch, grid point, δ), dev scored once (metric × 100)",
+            honest_table(honest),
+            "### Depth (SST-2; the grid's chosen BEExformer has 6 blocks)",
+            study_table(honest, "depth", ["sst2"], ["blocks2", "blocks4", "blocks8", "blocks12"], "blocks6"),
+            "### The SLFN's gates (the grid's chosen BEExformer has all three)",
+            study_table(honest, "gates", ["sst2", "cola"], ["no_slfn", "learn_gate_only", "forget_gates_only"],
+                        "all three gates"),
+            "### Exit criteria at matched FLOPs, thresholds chosen on the held-out slice, dev reported",
+            matched_heldout_table(honest)]
     if figure:
         parts += ["### Accuracy vs. FLOPs per task (dev; every criterion over its threshold grid, the BEExformer "
                   "at full depth a star, the full-precision twin's full-depth metric dashed)",
@@ -191,7 +302,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     folder = Path(args.results)
     figure = folder / "accuracy_flops.png"
-    drawn = accuracy_flops_figure(load_records(folder), figure)
+    drawn = accuracy_flops_figure(selected(load_records(folder))[1], figure)
     text = build(folder, figure.name if drawn else None)
     (folder / "TABLES.md").write_text(text)
     if args.readme:

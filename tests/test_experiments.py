@@ -11,6 +11,7 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 import run as experiments  # noqa: E402  (experiments/run.py)
 import tables  # noqa: E402  (experiments/tables.py)
+from beexnp.sweep import choose  # noqa: E402
 
 GLUE_DIR = os.environ.get("GLUE_DIR")
 pytestmark = [pytest.mark.glue, pytest.mark.skipif(
@@ -40,3 +41,35 @@ def test_fast_pipeline_writes_records_and_tables(tmp_path):
     assert tables.accuracy_flops_figure(tables.load_records(out), tmp_path / "f.png") == ["sst2", "stsb", "rte"]
     # a second call finds the records and trains nothing
     assert experiments.main(["--fast", "--only", "sst2-beexformer-seed0", "--results", str(out)]) == 0
+
+
+def test_fast_honest_groups_choose_everything_on_the_heldout_rows(tmp_path):
+    out = tmp_path / "results"
+    args = ["--fast", "--tasks", "sst2", "--seeds", "0", "--results", str(out)]
+    assert experiments.main(["--only", "depth", *args]) == 0                   # its grid is not there yet: it waits
+    assert "waits for 6 run(s) of group 'grid'" in json.loads((out / "skipped.json").read_text())["sst2-blocks2-seed0"]
+    assert experiments.main(["--only", "grid", "depth", "distill", *args]) == 0
+    records = experiments.read_records(out)
+    grid = [r for r in records.values() if r["group"] == "grid"]
+    assert len(grid) == 12 and all(r["selection"]["split"] == "heldout" for r in grid)
+    for r in grid:                                                             # delta chosen on held-out, dev reported
+        picked = choose(r["selection"]["sweep"])
+        assert r["early_exit"]["delta"] == picked["threshold"]
+        assert r["matched"]["budget"] == picked["mean_flops"]
+    stored = json.loads((out / "heldout" / "sst2.json").read_text())
+    assert (stored["n_rows"], len(stored["rows"]), stored["seed"]) == (300, 30, 0)
+    scores = {r["point"]: r["selection"]["score"] for r in grid if r["variant"] == "beexformer"}
+    point = max(scores, key=lambda p: (scores[p], p))
+    depth = records["sst2-blocks12-seed0"]
+    assert depth["chosen_point"] == point and depth["model_config"]["blocks"] == 12
+    chosen = next(r for r in grid if r["variant"] == "beexformer" and r["point"] == point)
+    assert depth["train_config"]["lr"] == chosen["train_config"]["lr"]
+    assert depth["model_config"]["dropout"] == chosen["model_config"]["dropout"]
+    twins = {r["point"]: r["selection"]["score"] for r in grid if r["variant"] == "full_precision"}
+    twin = max(twins, key=lambda p: (twins[p], p))
+    teacher = records["sst2-distilled-seed0"]["train_config"]["teacher"]
+    assert teacher == str(out / "runs" / f"sst2-full_precision-{twin}-seed0" / "best")
+    assert tables.main(["--results", str(out)]) == 0
+    text = (out / "TABLES.md").read_text()
+    assert "### Every choice on the held-out slice" in text and "| sst2 | blocks12 |" in text
+    assert f"| sst2 | BEExformer | {point} |" in text

@@ -10,9 +10,10 @@ from beexnp.dropout import Dropout
 from beexnp.embedding import Embedding, SinusoidalPositions
 from beexnp.layer_checks import layer_cases, padding_mask, with_fresh_dropout
 from beexnp.linear import BinaryLinear, Linear
-from beexnp.losses import MSE, SoftmaxCrossEntropy
+from beexnp.losses import MSE, SoftmaxCrossEntropy, SoftTargetKL
 from beexnp.module import Module
 from beexnp.norm import LayerNorm
+from beexnp.pairs import PairExitHead
 from beexnp.sign import Sign
 from beexnp.slfn import SLFN, BinaryFeedForward
 
@@ -236,6 +237,10 @@ def builders(rng, dtype, dim, heads, classes, vocab, **_):
         "Embedding (binarized)": lambda: Embedding(vocab, dim, rng, binarize=True, **t),
         "SoftmaxCrossEntropy": SoftmaxCrossEntropy,
         "MSE": MSE,
+        "SLFN (learn gate only)": lambda: SLFN(dim, rng, gates="learn", **t),
+        "SLFN (forget gates only)": lambda: SLFN(dim, rng, gates="forget", **t),
+        "PairExitHead": lambda: PairExitHead(dim, classes, rng, **t),
+        "SoftTargetKL (T = 2)": lambda: SoftTargetKL(2.0),
     }
 
 

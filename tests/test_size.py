@@ -25,11 +25,13 @@ def twin_bytes(config, rng):
 @given(token=st.integers(1, 20), position=st.integers(0, 12), blocks=st.integers(1, 3),
        ffn=st.sampled_from(["slfn", "ffn"]), vocab=st.integers(5, 40), classes=st.integers(2, 4),
        binarize=st.booleans(), embeddings=st.booleans(), real_dtype=st.sampled_from([np.float32, np.float16]),
-       seed=st.integers(0, 2**32 - 1))
+       seed=st.integers(0, 2**32 - 1), gates=st.sampled_from(["all", "learn", "forget"]), segments=st.booleans(),
+       pairs=st.sampled_from(["joint", "siamese"]))
 def test_measured_bytes_equal_the_formula(token, position, blocks, ffn, vocab, classes, binarize, embeddings,
-                                          real_dtype, seed):
+                                          real_dtype, seed, gates, segments, pairs):
     config = ModelConfig(vocab_size=vocab, num_classes=classes, token_dim=token, position_dim=position, heads=1,
-                         blocks=blocks, ffn=ffn, binarize=binarize, binarize_embeddings=embeddings)
+                         blocks=blocks, ffn=ffn, binarize=binarize, binarize_embeddings=embeddings, slfn_gates=gates,
+                         segments=segments, pair_encoding=pairs)
     rng = np.random.default_rng(seed)
     twin, twin_params = twin_bytes(config, rng)
     assert sum(twin.values()) == 4 * twin_params                                 # 32 bits per parameter

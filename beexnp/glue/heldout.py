@@ -1,0 +1,105 @@
+r"""A fixed held-out slice of a task's training split, on which every choice is made (DESIGN §9.1).
+
+GLUE's test labels are not public, so dev is the only split results can be
+reported on, and a choice made on dev (the epoch, a learning rate, delta)
+makes the dev number optimistic.  Honest selection holds out a slice of the
+training split instead:
+
+    k    = round(fraction * n), at least 1 and at most n - 1        n training rows (after train_subset)
+    rows = k row ids drawn without replacement by np.random.default_rng([seed, crc32(task)]), sorted
+
+The rows depend on (task, seed, n) only.  They leave the training split, its
+vocabulary included, and every choice is made on them; dev is scored once,
+at the end.  ``ensure_heldout_file`` stores them as a JSON file beside the
+experiments (``experiments/heldout/<task>.json``) with the sha256 of the
+training file: a changed file, other settings, or a NumPy whose generator
+draws other rows are detected, never silently mixed.
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from beexnp.glue.batching import subset
+from beexnp.glue.reader import load_split
+from beexnp.glue.tasks import get_task
+
+FORMAT = "beexnp.heldout/1"
+SPLIT = "heldout"
+
+
+class HeldoutMismatch(ValueError):
+    """A stored held-out file does not describe the rows this data and these settings give."""
+
+
+def heldout_rows(task, n_rows, fraction=0.1, seed=0):
+    """The held-out row ids (sorted int64) of a training split of ``n_rows`` rows."""
+    name = get_task(task).name
+    if n_rows < 2:
+        raise ValueError(f"holding rows out needs at least 2 training rows, got {n_rows}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"the held-out fraction must be in (0, 1), got {fraction}")
+    k = min(max(int(round(fraction * n_rows)), 1), n_rows - 1)
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    return np.sort(rng.choice(n_rows, size=k, replace=False)).astype(np.int64)
+
+
+def split_heldout(examples, fraction=0.1, seed=0):
+    """(training rows, held-out rows) of the ``Examples`` of a training split; the second is split "heldout"."""
+    held = heldout_rows(examples.task, len(examples), fraction, seed)
+    kept = np.setdiff1d(np.arange(len(examples)), held)
+    return examples.take(kept), dataclasses.replace(examples.take(held), split=SPLIT)
+
+
+def training_rows(task, glue_dir=None, train_subset=None):
+    """The ``Examples`` of the training split, cut to its first ``train_subset`` rows as a run does."""
+    train = load_split(task, "train", glue_dir)
+    return subset(train, train_subset) if train_subset else train
+
+
+def load_heldout(task, glue_dir=None, fraction=0.1, seed=0, train_subset=None):
+    """The held-out rows of a task, as ``Examples`` of split "heldout"."""
+    return split_heldout(training_rows(task, glue_dir, train_subset), fraction, seed)[1]
+
+
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def heldout_record(examples, fraction=0.1, seed=0):
+    """The JSON-able description of the held-out rows of a training split (``Examples`` read from a file)."""
+    task = get_task(examples.task)
+    return dict(format=FORMAT, task=task.name, train_file=f"{task.dir}/{task.splits['train']}",
+                train_sha256=sha256(examples.path), n_rows=len(examples), fraction=fraction, seed=seed,
+                rows=heldout_rows(task, len(examples), fraction, seed).tolist())
+
+
+def ensure_heldout_file(folder, task, glue_dir=None, fraction=0.1, seed=0, train_subset=None):
+    """``folder/<task>.json``: written if missing, else checked against the data and settings; returns its path.
+
+    A ``HeldoutMismatch`` names what differs (training file, row count, fraction,
+    seed, or the rows this NumPy draws); delete the file to draw the rows again."""
+    record = heldout_record(training_rows(task, glue_dir, train_subset), fraction, seed)
+    path = Path(folder) / f"{record['task']}.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        head = "".join(f" {json.dumps(k)}: {json.dumps(v)},\n" for k, v in record.items() if k != "rows")
+        tmp.write_text("{\n" + head + f' "rows": {json.dumps(record["rows"])}\n}}\n')   # the ids on one line
+        os.replace(tmp, path)
+        return path
+    stored = json.loads(path.read_text())
+    why = {"train_sha256": "the training file changed since the rows were drawn",
+           "n_rows": "another number of training rows (train_subset?)",
+           "fraction": "another held-out fraction", "seed": "another held-out seed",
+           "rows": "this NumPy draws other rows from the same seed"}
+    for key, reason in why.items():
+        if stored.get(key) != record[key]:
+            shown = "" if key == "rows" else f" (stored {stored.get(key)!r}, now {record[key]!r})"
+            raise HeldoutMismatch(f"{path}: {reason}{shown}; delete the file to draw the held-out rows "
+                                  "again, and rerun every run selected on them")
+    return path

@@ -1,0 +1,94 @@
+r"""Sentence pairs: segment ids, and the siamese encoding whose exits compare the two sentences.
+
+The tokenizer writes a pair as one sequence, ``[CLS] a [SEP] b`` (DESIGN §2.1),
+and batches carry only ids and a mask, (B, T).  Everything a pair needs is
+derived from the ids here, so batching needs no change:
+
+* ``segment_ids`` (DESIGN §2.5, as BERT's token types): 0 up to and including
+  the first [SEP], 1 after it.
+
+      s_bt = 1  if some t' < t has ids[b, t'] = [SEP],  else 0          (B, T)
+
+* ``split_pair`` (DESIGN §5.6): the siamese encoding cuts every row at its
+  first [SEP] into ``[CLS] a`` and ``[SEP] b`` (each part keeps one marker
+  token, so neither is ever empty), and stacks the parts as 2B rows, the a
+  parts first, each padded to the longest part:
+
+      (B, T) -> (2B, T'),   T' = max over parts of their length
+
+  The shared blocks then encode each sentence on its own (no attention across
+  the pair, positions from 0 in each), and ``PairExitHead`` reads the masked
+  means u (of a) and v (of b) as InferSent and Sentence-BERT do:
+
+      f = [u, v, |u - v|, u * v]        (B, 4d)
+      z = f @ W_exit + b_exit           (B, C)
+"""
+import numpy as np
+
+from beexnp.block import ExitHead
+from beexnp.glue.tokenizer import PAD_ID, SEP_ID
+
+
+def segment_ids(ids):
+    r"""s_bt = 1 after the first [SEP] of row b, else 0         ids (B, T) int -> (B, T) int64"""
+    is_sep = ids == SEP_ID                                                 # (B, T)
+    return ((np.cumsum(is_sep, axis=1) - is_sep) > 0).astype(np.int64)     # [SEP] itself stays segment 0
+
+
+def part_lengths(ids, mask):
+    r"""(B, 2) real lengths of ``[CLS] a`` and ``[SEP] b`` in each row     ids, mask (B, T)
+
+    Every row needs a [SEP] among its real tokens (a clear ValueError otherwise)."""
+    real = mask > 0
+    is_sep = (ids == SEP_ID) & real                                        # (B, T)
+    missing = np.flatnonzero(~is_sep.any(axis=1))
+    if missing.size:
+        raise ValueError(f"pair_encoding='siamese' needs a sentence pair ([CLS] a [SEP] b) in every input; "
+                         f"rows {missing[:5].tolist()} have no [SEP]")
+    sep = is_sep.argmax(axis=1)                                            # (B,) the first [SEP]
+    return np.stack([sep, real.sum(axis=1) - sep], axis=1).astype(np.int64)
+
+
+def split_pair(ids, mask, *more):
+    r"""[CLS] a [SEP] b  ->  rows [CLS] a (first B) and [SEP] b (last B), right-padded.
+
+    ids (B, T) int, mask (B, T) with 1 on real tokens, ``more``: other (B, T)
+    arrays cut the same way (segment ids).  Returns (ids, mask, *more), each
+    (2B, T').  Every row needs a [SEP] among its real tokens."""
+    B = ids.shape[0]
+    parts = part_lengths(ids, mask)                                        # (B, 2)
+    starts = np.concatenate([np.zeros(B, np.int64), parts[:, 0]])          # (2B,) where each part begins
+    lengths = np.concatenate([parts[:, 0], parts[:, 1]])                   # (2B,) [CLS] a | [SEP] b
+    steps = np.arange(lengths.max())                                       # (T',)
+    inside = steps < lengths[:, None]                                      # (2B, T')
+    cols = np.where(inside, starts[:, None] + steps, 0)                    # (2B, T') columns of the pair row
+    rows = np.tile(np.arange(B), 2)[:, None]                               # (2B, 1)  a parts, then b parts
+    new_ids = np.where(inside, ids[rows, cols], PAD_ID)
+    return (new_ids, inside.astype(mask.dtype), *(np.where(inside, m[rows, cols], 0) for m in more))
+
+
+class PairExitHead(ExitHead):
+    r"""z = Linear([u, v, |u - v|, u * v])      Y (2B, T', d), mask (2B, T') -> z (B, C)   (DESIGN §5.6)
+
+    u, v (B, d): the masked means of the a parts (rows :B) and b parts (rows B:).
+    Backward, with df = [du_f, dv_f, dd_f, dp_f] from the Linear and s = sign(u - v):
+
+        du = du_f + s * dd_f + v * dp_f
+        dv = dv_f - s * dd_f + u * dp_f
+    """
+
+    width = 4
+
+    def features(self, pooled):
+        B = pooled.shape[0] // 2
+        self.u, self.v = pooled[:B], pooled[B:]                            # (B, d) each
+        return np.concatenate([self.u, self.v, np.abs(self.u - self.v), self.u * self.v], axis=-1)   # (B, 4d)
+
+    def features_backward(self, df):
+        u, v = self.u, self.v
+        d = u.shape[-1]
+        df_u, df_v, df_diff, df_prod = (df[:, i * d:(i + 1) * d] for i in range(4))
+        s = np.sign(u - v)
+        du = df_u + s * df_diff + v * df_prod                              # (B, d)
+        dv = df_v - s * df_diff + u * df_prod
+        return np.concatenate([du, dv])                                    # (2B, d): the a rows, then the b rows

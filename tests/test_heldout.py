@@ -1,0 +1,157 @@
+"""Honest selection (DESIGN §9.1): the held-out rows, their stored file, the trainer and the sweep choosing
+on them, dev scored at the end; and checkpoints from before these options still load and resume."""
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from beexnp.checkpoint import load_model, read_card
+from beexnp.cli import main
+from beexnp.config import ModelConfig, TrainConfig
+from beexnp.evaluate import evaluate_checkpoint
+from beexnp.glue import Tokenizer, load_split
+from beexnp.glue.heldout import HeldoutMismatch, ensure_heldout_file, heldout_rows, load_heldout, split_heldout
+from beexnp.sweep import choose, run_sweep
+from beexnp.train import Trainer
+from conftest import TINY_MODEL
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(2, 5000), fraction=st.floats(0.01, 0.99), seed=st.integers(0, 2**31))
+def test_heldout_rows_are_a_fixed_fraction_of_distinct_rows(n, fraction, seed):
+    rows = heldout_rows("sst2", n, fraction, seed)
+    assert rows.dtype == np.int64 and np.all(np.diff(rows) > 0) and 0 <= rows[0] and rows[-1] < n
+    assert len(rows) == min(max(round(fraction * n), 1), n - 1)
+    np.testing.assert_array_equal(rows, heldout_rows("SST-2", n, fraction, seed))     # (task, seed, n) only
+
+
+def test_heldout_rows_depend_on_task_and_seed():
+    a = heldout_rows("cola", 1000)
+    assert len(a) == 100
+    assert not np.array_equal(a, heldout_rows("cola", 1000, seed=1))
+    assert not np.array_equal(a, heldout_rows("mrpc", 1000))
+    with pytest.raises(ValueError, match="at least 2 training rows"):
+        heldout_rows("cola", 1)
+
+
+def test_split_heldout_partitions_the_rows(glue_dir):
+    train = load_split("sst2", "train", glue_dir)
+    kept, held = split_heldout(train, 0.1, 0)
+    assert (len(kept), len(held)) == (230, 26) and held.split == "heldout"
+    assert sorted(set(kept.lines) | set(held.lines)) == sorted(train.lines) and not set(kept.lines) & set(held.lines)
+    assert list(held.lines) == list(load_heldout("sst2", glue_dir, 0.1, 0).lines)
+
+
+def test_the_heldout_file_is_written_once_then_checked(glue_dir, tmp_path):
+    folder = tmp_path / "heldout"
+    path = ensure_heldout_file(folder, "sst2", glue_dir)
+    record = json.loads(path.read_text())
+    assert path.name == "sst2.json" and record["n_rows"] == 256 and len(record["rows"]) == 26
+    assert record["train_file"] == "SST-2/train.tsv" and len(record["train_sha256"]) == 64
+    assert ensure_heldout_file(folder, "sst2", glue_dir) == path                 # the same: fine
+    with pytest.raises(HeldoutMismatch, match="another held-out seed"):
+        ensure_heldout_file(folder, "sst2", glue_dir, seed=1)
+    with pytest.raises(HeldoutMismatch, match="another number of training rows"):
+        ensure_heldout_file(folder, "sst2", glue_dir, train_subset=100)
+    path.write_text(json.dumps(dict(record, rows=record["rows"][::-1])))
+    with pytest.raises(HeldoutMismatch, match="draws other rows"):
+        ensure_heldout_file(folder, "sst2", glue_dir)
+    path.write_text(json.dumps(record))
+    train_file = glue_dir / "SST-2" / "train.tsv"
+    train_file.write_text(train_file.read_text().replace("good", "nice"))
+    with pytest.raises(HeldoutMismatch, match="training file changed"):
+        ensure_heldout_file(folder, "sst2", glue_dir)
+
+
+def heldout_trainer(glue_dir, out, **train):
+    cfg = TrainConfig(**{**dict(task="sst2", epochs=2, batch_size=16, min_freq=1, lr=3e-3, select_on="heldout"),
+                         **train})
+    return Trainer(cfg, TINY_MODEL, out, glue_dir=glue_dir, progress=False)
+
+
+def test_trainer_selects_on_the_heldout_rows_and_never_reads_dev(glue_dir, tmp_path):
+    trainer = heldout_trainer(glue_dir, tmp_path / "run")
+    kept, held = split_heldout(load_split("sst2", "train", glue_dir))
+    assert len(trainer.train_data) == len(kept) and list(trainer.selection) == ["heldout"]
+    assert len(trainer.selection["heldout"]) == len(held) == 26
+    assert trainer.tokenizer.vocab == Tokenizer.fit(kept.text_a, min_freq=1).vocab     # no held-out word counted
+    evaluated = []
+    evaluate = trainer.evaluate
+    trainer.evaluate = lambda encoded: evaluated.append(encoded.split) or evaluate(encoded)
+    history = trainer.fit()
+    assert evaluated == ["heldout", "heldout"]                                # dev is not scored while training
+    assert all("heldout" in r and "dev" not in r for r in history)
+    card = read_card(tmp_path / "run" / "best")
+    assert list(card["metrics"]) == ["heldout"] and card["train_config"]["select_on"] == "heldout"
+    assert card["state"]["best_score"] == max(r["score"] for r in history)
+
+
+def test_sweep_chooses_delta_on_heldout_and_reports_dev(glue_dir, tmp_path):
+    trainer = heldout_trainer(glue_dir, tmp_path / "run", epochs=1)
+    trainer.fit()
+    best = tmp_path / "run" / "best"
+    result, _, _ = run_sweep(best, tmp_path / "sweep", glue_dir=glue_dir)
+    assert result["selected_on"] == "heldout" and result["split"] == "dev"
+    picked = choose(result["selection_rows"])
+    assert result["chosen_on_selection"] == picked
+    assert (result["chosen"]["criterion"], result["chosen"]["threshold"]) == ("fractional", picked["threshold"])
+    assert result["chosen"] in result["rows"]                                 # the dev row at that threshold
+    assert result["matched"]["budget"] == picked["mean_flops"]
+    for m in result["matched"]["criteria"]:
+        if m["selection"] is not None:
+            assert m["selection"]["mean_flops"] <= 1.02 * picked["mean_flops"]
+            assert m["report"] in result["rows"] and m["report"]["threshold"] == m["threshold"]
+    on_dev, _, _ = run_sweep(best, tmp_path / "dev_sweep", glue_dir=glue_dir, select_on="dev")
+    assert on_dev["selected_on"] == "dev" and on_dev["chosen"] == choose(on_dev["rows"])
+    report = evaluate_checkpoint(best, split="heldout", glue_dir=glue_dir, timing=False)
+    assert report["split"] == "heldout" and report["examples"] == 26
+
+
+def test_a_dev_selected_checkpoint_has_no_heldout_split(glue_dir, tmp_path):
+    Trainer(TrainConfig(task="sst2", max_steps=2, batch_size=16, min_freq=1), TINY_MODEL, tmp_path / "run",
+            glue_dir=glue_dir, progress=False).fit()
+    with pytest.raises(ValueError, match="selected on dev and trained on every training row"):
+        evaluate_checkpoint(tmp_path / "run" / "last", split="heldout", glue_dir=glue_dir, timing=False)
+
+
+def test_train_command_scores_dev_once_at_the_end(glue_dir, tmp_path, capsys):
+    assert main(["train", "--task", "sst2", "--glue-dir", str(glue_dir), "--out", str(tmp_path / "run"),
+                 "--epochs", "1", "--batch-size", "32", "--min-freq", "1", "--token-dim", "12", "--position-dim", "4",
+                 "--heads", "2", "--blocks", "2", "--select-on", "heldout", "--heldout-fraction", "0.2",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 1: heldout accuracy per exit" in out
+    assert "dev accuracy per exit of the best checkpoint (chosen on the held-out rows)" in out
+    assert len(Trainer.resume(tmp_path / "run" / "last", glue_dir=glue_dir, progress=False).selection["heldout"]) == 51
+
+
+NEW_MODEL_FIELDS = ("slfn_gates", "segments", "pair_encoding")
+NEW_TRAIN_FIELDS = ("select_on", "heldout_fraction", "heldout_seed", "teacher", "distill_weight",
+                    "distill_temperature", "distill_from")
+
+
+def test_checkpoints_from_before_the_new_options_load_and_resume(glue_dir, tmp_path):
+    """A card without the new fields (as every checkpoint before them) gives today's model and run."""
+    cfg = TrainConfig(task="sst2", epochs=1, max_steps=3, batch_size=16, min_freq=1, save_every=3)
+    trainer = Trainer(cfg, TINY_MODEL, tmp_path / "run", glue_dir=glue_dir, progress=False)
+    trainer.fit()
+    last = tmp_path / "run" / "last"
+    card_path = last / "checkpoint.json"
+    card = json.loads(card_path.read_text())
+    for key in NEW_MODEL_FIELDS:
+        del card["model_config"][key]
+    for key in NEW_TRAIN_FIELDS:
+        del card["train_config"][key]
+    card_path.write_text(json.dumps(card))
+    model, _ = load_model(last)
+    assert model.config == trainer.model_config
+    assert ModelConfig.from_dict(card["model_config"]) == trainer.model_config
+    for name, p in trainer.model.parameters():
+        np.testing.assert_array_equal(dict(model.parameters())[name].data, p.data)
+    resumed = Trainer.resume(last, glue_dir=glue_dir, progress=False, max_steps=5)
+    assert resumed.cfg.select_on == "dev" and resumed.cfg.teacher is None
+    assert len(resumed.train_data) == 256 and resumed.objective.teacher is None
+    resumed.fit()
+    assert resumed.state["step"] == 5
