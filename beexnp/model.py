@@ -26,7 +26,7 @@ class BEExformer(Module):
                               binarize_input=config.binarize_activations, dtype=dtype)
         self.embedding = Embedding(config.vocab_size, config.token_dim, rng, padding_idx=0,
                                    binarize=config.binarize_embeddings, estimator=config.estimator,
-                                   dtype=dtype)
+                                   alpha_grad=config.alpha_grad, dtype=dtype)
         pos_dim = config.position_dim if config.position_mode == "concat" else config.token_dim
         self.positions = SinusoidalPositions(pos_dim, config.position_mode, config.max_len)
         self.blocks = [Block(config.dim, config.heads, rng, ffn=config.ffn, dropout=config.dropout,
