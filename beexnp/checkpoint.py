@@ -34,7 +34,6 @@ the 0600 of a temporary file.
 """
 import contextlib
 import errno
-import fcntl
 import hashlib
 import io
 import json
@@ -49,6 +48,11 @@ import numpy as np
 
 from beexnp.config import ModelConfig
 from beexnp.model import BEExformer
+
+try:
+    import fcntl                        # POSIX; elsewhere the output folder is not locked
+except ImportError:                     # pragma: no cover
+    fcntl = None
 
 FORMAT_VERSION = 1
 CARD = "checkpoint.json"
@@ -113,7 +117,9 @@ def check_writable(path):
 
 
 def fsync_dir(folder):
-    """Make a folder's entries (renames, new files) durable."""
+    """Make a folder's entries (renames, new files) durable (POSIX; a no-op where folders cannot be opened)."""
+    if os.name == "nt":                 # pragma: no cover
+        return
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -344,7 +350,8 @@ def output_lock(out):
     else:
         f = open(out / LOCK, "a+")
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fcntl is not None:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             f.seek(0)
             holder = f.read().strip()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from beexnp.checkpoint import atomic_write, check_writable, has_checkpoint, output_lock
+from beexnp.checkpoint import aside, atomic_write, check_writable, has_checkpoint, output_lock
 from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig, value_problems
 from beexnp.criteria import CRITERIA
 from beexnp.evaluate import evaluate_checkpoint, format_report, predict_texts
@@ -62,24 +62,24 @@ class Parser(argparse.ArgumentParser):
 
 def finite_float(text):
     """A float flag's value; NaN and infinities are refused."""
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not math.isfinite(value):
-        raise ValueError(text)
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
-
-
-finite_float.__name__ = "finite number"          # argparse's message: "invalid finite number value: 'nan'"
 
 
 def positive_int(text):
-    """An int flag that counts something: >= 1."""
-    value = int(text)
+    """An int flag that counts something: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
-        raise ValueError(text)
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
     return value
-
-
-positive_int.__name__ = "positive integer"
 
 
 # ---- gradcheck -------------------------------------------------------------------------
@@ -239,7 +239,7 @@ def run_train(args):
 def remove_run(out):
     """--overwrite: delete a previous run's checkpoints and history from ``out``."""
     for name in RUN_FILES:
-        for path in (out / name, out / f".{name}.old"):
+        for path in (out / name, aside(out / name)):
             if path.is_dir():
                 shutil.rmtree(path)
             elif path.exists():

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from beexnp.checkpoint import load_model
+from beexnp.checkpoint import CARD, CheckpointError, load_model
 from beexnp.config import SoftRouting
 from beexnp.criteria import NeverExit, make_criterion
 from beexnp.flops import model_flops
@@ -19,6 +19,9 @@ from beexnp.inference import early_exit_forward, early_exit_split, exit_outputs,
 def load_for_inference(folder):
     """(model, tokenizer, task, card) from a checkpoint folder."""
     model, card = load_model(folder)
+    missing = [key for key in ("task", "tokenizer") if key not in card]
+    if missing:
+        raise CheckpointError(f"{folder}: its {CARD} has no {' or '.join(missing)} (not saved by the trainer?)")
     return model, Tokenizer.from_state_dict(card["tokenizer"]), get_task(card["task"]), card
 
 

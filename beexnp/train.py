@@ -261,7 +261,7 @@ class Trainer:
             for line in recover_checkpoints(self.out, RUN_FILES):
                 print(line, file=sys.stderr)
             if self.best_source is not None and not has_checkpoint(self.out / "best"):
-                copy_checkpoint(self.best_source, self.out / "best")        # the state's best_score is its
+                copy_checkpoint(self.best_source, self.out / "best")        # the state's best_score is its score
             if self.history:
                 self.write_history()
             start = time.perf_counter() - self.state.get("seconds", 0.0)   # a resumed run keeps counting
@@ -273,6 +273,7 @@ class Trainer:
         return self.history
 
     def loop(self, start):
+        """The epochs and their steps; ``last`` every ``save_every`` steps, dev metrics after each epoch."""
         cfg, st = self.cfg, self.state
         while st["epoch"] < cfg.epochs and not self.done():
             self.busy = True

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from beexnp.checkpoint import has_checkpoint
 from beexnp.config import TrainConfig
 from beexnp.evaluate import evaluate_checkpoint
 from beexnp.glue import get_task
@@ -59,8 +60,7 @@ def run_one(run, out_root, glue_dir, fast):
     train = dict(run["train"], task=run["task"], seed=run["seed"], **(FAST_TRAIN if fast else {}))
     folder = out_root / "runs" / run["name"]
     start = time.perf_counter()
-    last = folder / "last" / "checkpoint.json"
-    if last.exists():                               # a previous attempt: resume it, or take it if it finished
+    if has_checkpoint(folder / "last"):             # a previous attempt: resume it, or take it if it finished
         trainer = Trainer.resume(folder / "last", glue_dir=glue_dir, progress=False)
     else:
         trainer = Trainer(TrainConfig.from_dict(train), model, folder, glue_dir=glue_dir, progress=False)

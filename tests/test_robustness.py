@@ -415,6 +415,9 @@ def world(tmp_path_factory):
         for path in (root / "run" / "last").iterdir():
             (folder / path.name).write_bytes(path.read_bytes())
         spoil(folder)
+    model = BEExformer(ModelConfig(vocab_size=9, token_dim=4, position_dim=0, heads=2, blocks=1),
+                       np.random.default_rng(0))
+    save_checkpoint(root / "bare" / "last", model, {"note": "saved without task or tokenizer"})
     (root / "a_file").write_text("not a folder\n")
     (root / "adir").mkdir()
     return root
@@ -441,9 +444,9 @@ BAD_INPUTS = [
     (T + ["--config", "delta_nan.json"], "delta must be a finite number"),
     (T + ["--config", "broken.json"], "broken.json: not valid JSON"),
     (T + ["--config", "missing.json"], "missing.json"),
-    (T + ["--lr", "x"], "argument --lr: invalid finite number value: 'x'"),
-    (T + ["--lr", "nan"], "argument --lr: invalid finite number value: 'nan'"),
-    (T + ["--delta", "nan"], "argument --delta: invalid finite number value: 'nan'"),
+    (T + ["--lr", "x"], "argument --lr: not a number: 'x'"),
+    (T + ["--lr", "nan"], "argument --lr: must be a finite number, got 'nan'"),
+    (T + ["--delta", "nan"], "argument --delta: must be a finite number, got 'nan'"),
     (T + ["--delta", "1.5"], "fractional criterion's threshold) must be in [0, 1), got 1.5"),
     (T + ["--delta", "-0.1"], "must be in [0, 1), got -0.1"),
     (T + ["--heads", "3"], "width d=128 is not divisible by heads=3"),
@@ -467,15 +470,15 @@ BAD_INPUTS = [
     (["train", *G, "--resume", "nocard/last"], "nocard/last is not a checkpoint: checkpoint.json is missing"),
     # evaluate
     (["evaluate", CK, *G, "--delta", "-1"], "fractional criterion's threshold) must be in [0, 1), got -1.0"),
-    (["evaluate", CK, *G, "--delta", "nan"], "argument --delta: invalid finite number value: 'nan'"),
+    (["evaluate", CK, *G, "--delta", "nan"], "argument --delta: must be a finite number, got 'nan'"),
     (["evaluate", CK, *G, "--delta", "5"], "must be in [0, 1), got 5.0"),
     (["evaluate", CK, *G, "--criterion", "patience", "--delta", "-3"], "must be an integer >= 1, got -3.0"),
     (["evaluate", CK, *G, "--criterion", "patience", "--delta", "2.5"], "must be an integer >= 1, got 2.5"),
     (["evaluate", CK, *G, "--criterion", "maxprob", "--delta", "1.5"], "maxprob criterion's threshold) must be in [0, 1]"),
     (["evaluate", CK, *G, "--criterion", "entropy", "--delta", "-0.5"], "entropy criterion's threshold) must be in [0, 1]"),
     (["evaluate", CK, *G, "--criterion", "coinflip"], "argument --criterion: invalid choice: 'coinflip'"),
-    (["evaluate", CK, *G, "--limit", "0"], "argument --limit: invalid positive integer value: '0'"),
-    (["evaluate", CK, *G, "--batch-size", "0"], "argument --batch-size: invalid positive integer value: '0'"),
+    (["evaluate", CK, *G, "--limit", "0"], "argument --limit: must be an integer >= 1, got '0'"),
+    (["evaluate", CK, *G, "--batch-size", "0"], "argument --batch-size: must be an integer >= 1, got '0'"),
     (["evaluate", CK, *G, "--json", "missing/dir/out.json"], "missing/dir does not exist (writing missing/dir/out.json)"),
     (["evaluate", CK, *G, "--json", "adir"], "adir is a directory"),
     (["evaluate", CK, *G, "--split", "test"], "sst2 test has no labels"),
@@ -485,18 +488,20 @@ BAD_INPUTS = [
     (["evaluate", "/no/such/checkpoint", *G], "/no/such/checkpoint is not a checkpoint"),
     # predict, sweep, export, size, gradcheck, data
     (["predict", CK, "a good film", "a second text"], "sst2 is a single-sentence task: give one text, not two"),
-    (["predict", CK, "a good film", "--delta", "nan"], "argument --delta: invalid finite number value: 'nan'"),
+    (["predict", CK, "a good film", "--delta", "nan"], "argument --delta: must be a finite number, got 'nan'"),
     (["predict", CK, "a good film", "--criterion", "patience", "--delta", "0"], "must be an integer >= 1, got 0.0"),
     (["predict", "badnpz/last", "a good film"], "model.npz does not match its checksum"),
     (["predict"], "the following arguments are required: checkpoint, text"),
+    (["predict", "bare/last", "a good film"], "bare/last: its checkpoint.json has no task or tokenizer"),
+    (["train", *G, "--resume", "bare/last"], "bare/last holds no trainer state"),
     (["sweep", CK, *G, "--out", "a_file"], "--out a_file is a file"),
-    (["sweep", CK, *G, "--limit", "0"], "argument --limit: invalid positive integer value: '0'"),
+    (["sweep", CK, *G, "--limit", "0"], "argument --limit: must be an integer >= 1, got '0'"),
     (["export", CK, "adir"], "adir is a directory: give a file name inside it"),
     (["export", CK, "missing/dir/m.npz"], "missing/dir does not exist"),
     (["export", "nocard/last", "m.npz"], "is not a checkpoint"),
     (["size", "badcard/last"], "badcard/last/checkpoint.json: not valid JSON"),
     (["gradcheck", "--dim", "8", "--heads", "3"], "--heads 3 must divide --dim 8"),
-    (["gradcheck", "--batch", "0"], "argument --batch: invalid positive integer value: '0'"),
+    (["gradcheck", "--batch", "0"], "argument --batch: must be an integer >= 1, got '0'"),
     (["data", "--task", "nosuch"], "unknown GLUE task 'nosuch'"),
     (["nosuch-command"], "invalid choice: 'nosuch-command'"),
 ]
