@@ -114,10 +114,15 @@ EPOCHS = 12                                                   # 96 steps: more t
 
 
 def resume_to_the_end(last, glue):
-    done = subprocess.run([sys.executable, "-m", "beexnp", "train", "--resume", str(last), "--glue-dir", str(glue),
-                           "--epochs", str(EPOCHS), "--patience", str(EPOCHS), "--no-progress"],
-                          cwd=ROOT, env=child_env(), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    """Start ``train --resume last`` to the end of the run; ``finished`` waits for it."""
+    return subprocess.Popen([sys.executable, "-m", "beexnp", "train", "--resume", str(last), "--glue-dir", str(glue),
+                             "--epochs", str(EPOCHS), "--patience", str(EPOCHS), "--no-progress"],
+                            cwd=ROOT, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def finished(proc):
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err
 
 
 def run_with_kills(tmp_path, glue, kills, seed, reference):
@@ -129,7 +134,7 @@ def run_with_kills(tmp_path, glue, kills, seed, reference):
     out = tmp_path / "killed"
     common = ["--glue-dir", str(glue), "--epochs", str(EPOCHS), "--patience", str(EPOCHS)]
     rng = np.random.default_rng(seed)
-    events, steps, between = [], [], 0
+    events, steps, between, pending = [], [], 0, None
     for k in range(kills):
         kind, dst = KILL_POINTS[int(rng.integers(len(KILL_POINTS)))]
         nth = 1 if dst == "history.json" else int(rng.integers(1, 4))
@@ -145,14 +150,21 @@ def run_with_kills(tmp_path, glue, kills, seed, reference):
             model, card = load_model(out / "last")
             steps.append(card["state"]["step"])
             assert steps == sorted(steps), steps                    # and never goes back
+            if pending:                                                # the previous kill's copy, resumed
+                check_copy(*pending, reference)
             copy = tmp_path / f"copy{k}"
             shutil.copytree(out, copy)
-            resume_to_the_end(copy / "last", glue)
-            assert_same_arrays(arrays(copy / "last"), reference)
-            shutil.rmtree(copy)
-    resume_to_the_end(out / "last", glue)
+            pending = copy, resume_to_the_end(copy / "last", glue)    # runs beside the next segment
+    check_copy(*pending, reference)
+    finished(resume_to_the_end(out / "last", glue))
     assert not [p.name for p in out.iterdir() if ".tmp-" in p.name or p.name.endswith(".old")]
     return out, events, steps, between
+
+
+def check_copy(copy, proc, reference):
+    finished(proc)
+    assert_same_arrays(arrays(copy / "last"), reference)
+    shutil.rmtree(copy)
 
 
 def uninterrupted(tmp_path, glue):
