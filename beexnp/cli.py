@@ -4,7 +4,9 @@ Each command is a sub-parser and a ``run_<command>(args)`` function that reads
 the parsed flags and calls the library (which takes plain arguments, never an
 ``argparse`` namespace); its return value is the exit status.  A user's mistake
 (bad value, missing file, unreadable checkpoint, diverged training) ends with
-one ``error: <message>`` line and status 1 instead of a traceback.
+one ``error: <message>`` line and status 1 instead of a traceback -- usage
+errors caught by the parser too -- and every option is checked (type, range,
+output paths) before any long work starts.
 
     gradcheck   every layer's backward against central differences
     train       train a BEExformer (or its full-precision twin) on a GLUE task
@@ -19,6 +21,8 @@ one ``error: <message>`` line and status 1 instead of a traceback.
 import argparse
 import dataclasses
 import json
+import math
+import shutil
 import sys
 import time
 import typing
@@ -26,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from beexnp.checkpoint import read_card
-from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig
+from beexnp.checkpoint import aside, atomic_write, check_writable, has_checkpoint, output_lock, read_card
+from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig, value_problems
 from beexnp.criteria import CRITERIA
 from beexnp.evaluate import evaluate_checkpoint, format_report, predict_texts
 from beexnp.glue import get_task
@@ -41,7 +45,7 @@ from beexnp.layer_checks import check_all
 from beexnp.packed import export_checkpoint
 from beexnp.size import checkpoint_size_report, format_size_report
 from beexnp.sweep import run_sweep as sweep
-from beexnp.train import Trainer, TrainingDiverged
+from beexnp.train import RUN_FILES, Trainer, TrainingDiverged, model_config_for
 
 GLUE_DIR_HELP = "GLUE folder (default: $GLUE_DIR, then data/glue)"
 
@@ -60,20 +64,55 @@ def glue_for(args, task):
                        progress=not getattr(args, "no_progress", False))
 
 
+class UsageError(ValueError):
+    """A command line the parser refuses; ``main`` prints it as one line, status 1."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``error:`` line and status 1 (``main``), like every other user error."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def finite_float(text):
+    """A float flag's value; NaN and infinities are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text):
+    """An int flag that counts something: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
 # ---- gradcheck -------------------------------------------------------------------------
 def add_gradcheck(sub):
     p = sub.add_parser("gradcheck", help="check every layer's backward against central differences",
                        description="Gradient-check every layer (float64, relaxed mode, random upstream "
                                    "gradient) and print the table.")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs and parameters (default: 0)")
-    p.add_argument("--batch", type=int, default=3, help="batch size of the layer checks (default: 3)")
-    p.add_argument("--tokens", type=int, default=5, help="tokens per input, some padded (default: 5)")
-    p.add_argument("--dim", type=int, default=8, help="layer width d (default: 8)")
-    p.add_argument("--heads", type=int, default=2, help="attention heads, dividing --dim (default: 2)")
+    p.add_argument("--batch", type=positive_int, default=3, help="batch size of the layer checks (default: 3)")
+    p.add_argument("--tokens", type=positive_int, default=5, help="tokens per input, some padded (default: 5)")
+    p.add_argument("--dim", type=positive_int, default=8, help="layer width d (default: 8)")
+    p.add_argument("--heads", type=positive_int, default=2, help="attention heads, dividing --dim (default: 2)")
     p.set_defaults(func=run_gradcheck)
 
 
 def run_gradcheck(args):
+    if args.dim % args.heads:
+        raise ValueError(f"--heads {args.heads} must divide --dim {args.dim}")
     reports = check_all(np.random.default_rng(args.seed), batch=args.batch, tokens=args.tokens,
                         dim=args.dim, heads=args.heads)
     print(format_table(reports))
@@ -101,7 +140,8 @@ def add_config_options(parser, cls, skip=()):
         if kind is bool:
             extra = dict(action=argparse.BooleanOptionalAction)
         else:
-            extra = dict(type=kind, choices=choices, metavar=None if choices else kind.__name__.upper())
+            extra = dict(type=finite_float if kind is float else kind, choices=choices,
+                         metavar=None if choices else kind.__name__.upper())
         default = "" if f.default is None else f" (default: {f.default})"
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
                             help=f.metadata["help"] + default, **extra)
@@ -115,12 +155,17 @@ def add_train(sub):
         description="Train a BEExformer (or its full-precision twin) on a GLUE task. Settings come from the "
                     "defaults, then --config (JSON {\"model\": {...}, \"train\": {...}}, the same keys as the "
                     "flags below with '_' for '-'), then the flags. Writes OUT/best, OUT/last (checkpoints) and "
-                    "OUT/history.json.")
+                    "OUT/history.json; a folder that holds a run already is refused unless --resume or --overwrite "
+                    "is given, and one in use by another run always. Ctrl-C stops at the end of the step and "
+                    "saves OUT/last.")
     p.add_argument("--config", help="JSON file with 'model' and/or 'train' sections")
     p.add_argument("--out", default=None, help="output folder (default: runs/<task>)")
     add_glue_flags(p)
     p.add_argument("--resume", metavar="CHECKPOINT",
-                   help="continue the run saved in this checkpoint folder (training flags override its settings)")
+                   help="continue the run saved in this checkpoint folder; only --epochs, --max-steps, --patience "
+                        "and --save-every may differ from its settings (others must match or be left out)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an --out that holds a run: its checkpoints and history are deleted")
     p.add_argument("--full-precision", action="store_true", help="train the full-precision twin (binarize off)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     model_flags = add_config_options(p.add_argument_group("model (ModelConfig)"), ModelConfig, skip=DERIVED)
@@ -133,43 +178,107 @@ def given(args, names):
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
-def run_train(args):
-    if args.resume:
-        glue = glue_for(args, read_card(args.resume)["train_config"]["task"])
-        trainer = Trainer.resume(args.resume, out_dir=args.out, glue_dir=glue,
-                                 progress=not args.no_progress, **given(args, args.train_flags))
-    else:
-        config = json.loads(Path(args.config).read_text()) if args.config else {}
-        unknown = sorted(set(config) - {"model", "train"})
+def config_sections(args):
+    """(model settings, training settings) asked for: --config's sections, then the flags typed.
+    A problem in the file is one line naming the file and the field."""
+    config = {}
+    if args.config:
+        try:
+            config = json.loads(Path(args.config).read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{args.config}: not valid JSON ({err})") from None
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{args.config}: not UTF-8 text ({err.reason})") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{args.config}: expected a JSON object with 'model' and/or 'train' sections")
+        unknown = sorted(map(str, set(config) - {"model", "train"}))
         if unknown:
-            raise SystemExit(f"{args.config}: unknown sections {unknown}; expected 'model' and 'train'")
-        model = dict(config.get("model", {}), **given(args, args.model_flags))
-        if args.full_precision:
-            model["binarize"] = False
-        cfg = TrainConfig.from_dict(dict(config.get("train", {}), **given(args, args.train_flags)))
-        out = args.out or f"runs/{get_task(cfg.task).name}"
-        trainer = Trainer(cfg, model, out, glue_for(args, cfg.task), progress=not args.no_progress)
-    print(f"{trainer.task.name}: {len(trainer.train_data)} training rows, vocabulary {len(trainer.tokenizer)}, "
-          f"{trainer.model.num_parameters():,} parameters, {trainer.total_steps} steps; writing to {trainer.out}")
-    start = time.perf_counter()
-    trainer.fit()
-    print(f"done in {time.perf_counter() - start:.0f}s; best checkpoint: {trainer.out / 'best'}")
-    if trainer.cfg.select_on == "heldout" and (trainer.out / "best" / "checkpoint.json").exists():
+            raise ValueError(f"{args.config}: unknown sections {unknown}; expected 'model' and 'train'")
+        for section, cls, derived in (("model", ModelConfig, DATA_DERIVED), ("train", TrainConfig, ())):
+            values = config.get(section, {})
+            if not isinstance(values, dict):
+                raise ValueError(f"{args.config}: '{section}' must be a JSON object, got {type(values).__name__}")
+            fields = {f.name for f in dataclasses.fields(cls)} - set(derived)
+            extra = sorted(set(values) - fields)
+            problems = [f"unknown {section} keys: {', '.join(extra)}"] if extra else []
+            problems += [f"{k} is set from the data; remove it" for k in derived if k in values]
+            problems += value_problems(cls, values)
+            if problems:
+                raise ValueError(f"{args.config}: {section}: " + "; ".join(problems))
+    model = dict(config.get("model", {}), **given(args, args.model_flags))
+    if args.full_precision:
+        model["binarize"] = False
+    return model, dict(config.get("train", {}), **given(args, args.train_flags))
+
+
+def check_output_folder(out, resume=None, overwrite=False):
+    """Refuse (one line) an --out that is a file, or that holds a run when neither --resume of that
+    run nor --overwrite was asked for."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder")
+    existing = [name for name in RUN_FILES if has_checkpoint(out / name) or (out / name).exists()]
+    same = resume is not None and out.resolve() == Path(resume).parent.resolve()
+    if same and overwrite:
+        raise ValueError(f"--overwrite would delete the checkpoint --resume {resume} continues from")
+    if existing and not (same or overwrite):
+        hint = f"continue it with --resume {out / 'last'}, " if has_checkpoint(out / "last") else ""
+        raise FileExistsError(f"{out} already holds a run ({', '.join(existing)}): {hint}"
+                              "start again with --overwrite, or choose another --out")
+
+
+def run_train(args):
+    model, train = config_sections(args)
+    if args.resume:
+        Trainer.resumable(args.resume, model, train)           # checked before anything is written
+        out = Path(args.out) if args.out else Path(args.resume).parent
+        task = read_card(args.resume)["train_config"]["task"]
+    else:
+        cfg = TrainConfig.from_dict(train)                     # every setting checked before the data is read
+        model_config_for(cfg, model)
+        out = Path(args.out or f"runs/{get_task(cfg.task).name}")
+        task = cfg.task
+    check_output_folder(out, args.resume, args.overwrite)
+    glue = glue_for(args, task)                                # fetched on first use
+    with output_lock(out):                                     # refused if another run writes there
+        if args.overwrite:
+            remove_run(out)
+        if args.resume:
+            trainer = Trainer.resume(args.resume, out_dir=out, glue_dir=glue, progress=not args.no_progress,
+                                     model_overrides=model, **train)
+        else:
+            trainer = Trainer(cfg, model, out, glue, progress=not args.no_progress)
+        print(f"{trainer.task.name}: {len(trainer.train_data)} training rows, vocabulary {len(trainer.tokenizer)}, "
+              f"{trainer.model.num_parameters():,} parameters, {trainer.total_steps} steps; writing to {trainer.out}")
+        start = time.perf_counter()
+        trainer.fit()
+    print(f"done in {time.perf_counter() - start:.0f}s; {trainer.final_note()}")
+    if trainer.cfg.select_on == "heldout" and has_checkpoint(trainer.out / "best"):
         # every choice was made on the held-out rows: dev is scored once, now
-        report = evaluate_checkpoint(trainer.out / "best", glue_dir=args.glue_dir, limit=trainer.cfg.dev_subset,
-                                     timing=False)
+        report = evaluate_checkpoint(trainer.out / "best", glue_dir=glue, limit=trainer.cfg.dev_subset, timing=False)
         metric = report["main_metric"]
         print(f"dev {metric} per exit of the best checkpoint (chosen on the held-out rows): "
               + " ".join(f"{m[metric]:.4f}" for m in report["per_exit"]))
     return 0
 
 
+def remove_run(out):
+    """--overwrite: delete a previous run's checkpoints and history from ``out``."""
+    for name in RUN_FILES:
+        for path in (out / name, aside(out / name)):
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+
 # ---- evaluate, predict, sweep ----------------------------------------------------------
 def add_criterion_flags(p):
     p.add_argument("--criterion", default="fractional", choices=sorted(CRITERIA),
                    help="exit rule (default: fractional entropy reduction; relative change for STS-B)")
-    p.add_argument("--delta", type=float, default=None,
-                   help="the criterion's threshold (default: the delta the model was trained with)")
+    p.add_argument("--delta", type=finite_float, default=None,
+                   help="the criterion's threshold: fractional in [0, 1) (relative change >= 0 for STS-B), entropy "
+                        "(H / log C) and maxprob in [0, 1], patience an integer >= 1 (default: the delta the "
+                        "model was trained with)")
 
 
 def add_evaluate(sub):
@@ -180,30 +289,35 @@ def add_evaluate(sub):
     p.add_argument("--split", help="split to evaluate (default: the task's first dev split; 'heldout': the "
                                    "held-out training rows a --select-on heldout run was selected on)")
     add_glue_flags(p)
-    p.add_argument("--limit", type=int, help="evaluate the first N examples only")
-    p.add_argument("--batch-size", type=int, default=256,
+    p.add_argument("--limit", type=positive_int, help="evaluate the first N examples only")
+    p.add_argument("--batch-size", type=positive_int, default=256,
                    help="inputs per batch for the metrics and the batched timing (default: 256)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     p.add_argument("--no-timing", action="store_true", help="skip the wall-clock measurements")
-    p.add_argument("--single-limit", type=int, default=None,
+    p.add_argument("--single-limit", type=positive_int, default=None,
                    help="time batch size 1 on the first N inputs only (default: all)")
     add_criterion_flags(p)
     p.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args):
+    if args.json:
+        check_writable(args.json)                          # before the evaluation, not after
     glue = glue_for(args, read_card(args.checkpoint)["task"])
     report = evaluate_checkpoint(args.checkpoint, args.split, glue, args.criterion, args.delta,
                                  args.batch_size, args.limit, not args.no_timing, args.single_limit)
     print(format_report(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        text = json.dumps(report, indent=2).encode()
+        atomic_write(args.json, lambda f: f.write(text))
     return 0
 
 
 def add_predict(sub):
     p = sub.add_parser("predict", help="classify one text (or pair) with early exit",
-                       description="Print the label, the probabilities and the block the input exited at.")
+                       description="Print the label (by name), the probabilities and the block the input exited "
+                                   "at; warn (stderr) when the text is empty, holds no known word, or is cut to "
+                                   "the model's length.")
     p.add_argument("checkpoint", help="checkpoint folder")
     p.add_argument("text", help="the text (the first sentence of a pair)")
     p.add_argument("text_b", nargs="?", help="the second sentence, for pair tasks")
@@ -214,6 +328,8 @@ def add_predict(sub):
 
 def run_predict(args):
     out = predict_texts(args.checkpoint, args.text, args.text_b, args.criterion, args.delta)
+    for warning in out["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -238,11 +354,13 @@ def add_sweep(sub):
                    help="choose delta on the reported split ('dev') or on the held-out training rows ('heldout'); "
                         "default: the split the checkpoint was selected on")
     add_glue_flags(p)
-    p.add_argument("--limit", type=int, help="first N examples only (of each split)")
+    p.add_argument("--limit", type=positive_int, help="first N examples only (of each split)")
     p.set_defaults(func=run_sweep)
 
 
 def run_sweep(args):
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise NotADirectoryError(f"--out {args.out} is a file, not a folder")
     glue = glue_for(args, read_card(args.checkpoint)["task"])
     result, table, out = sweep(args.checkpoint, args.out, args.split, glue, args.limit, args.select_on)
     print(table)
@@ -322,6 +440,7 @@ def add_export(sub):
 
 
 def run_export(args):
+    check_writable(args.out)
     real_dtype = np.float16 if args.float16 else np.float32
     arrays = export_checkpoint(args.checkpoint, args.out, real_dtype)
     n_binary = sum(k.endswith(".bits") for k in arrays)
@@ -356,7 +475,7 @@ COMMANDS = [add_gradcheck, add_train, add_evaluate, add_predict, add_sweep, add_
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m beexnp",
         description="BEExformer in plain NumPy: binarized transformer with entropy-based early exits.",
     )
@@ -369,8 +488,8 @@ def build_parser():
 
 def main(argv=None):
     """Run a command; a user's mistake ends with ``error: <message>`` and status 1, not a traceback."""
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args) or 0
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

@@ -15,6 +15,7 @@ import math
 import typing
 from dataclasses import asdict, dataclass
 
+from beexnp.criteria import FractionalEntropy, RelativeChange
 from beexnp.glue.tasks import TASKS, get_task
 from beexnp.optim import OPTIMIZERS
 from beexnp.schedules import DECAYS
@@ -36,10 +37,18 @@ def option(default, help, choices=None):
 def field_problems(config):
     """One line per field of the dataclass instance ``config`` whose value has the wrong type or is not
     among its ``choices`` (an int is accepted for a float field; a bool is never a number)."""
-    hints = typing.get_type_hints(type(config))
+    return value_problems(type(config), {f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
+
+
+def value_problems(cls, values):
+    """``field_problems`` for some fields only: ``values`` maps field names of the dataclass ``cls`` to
+    values (a section of a JSON config, say); names that are not fields are left to the caller."""
+    hints = typing.get_type_hints(cls)
     problems = []
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        value = values[f.name]
         allowed = [t for t in typing.get_args(hints[f.name]) or (hints[f.name],)]
         kinds = tuple({float: (int, float)}.get(t, (t,)) for t in allowed)
         kinds = tuple(k for group in kinds for k in group)
@@ -155,6 +164,27 @@ class ModelConfig:
 # ModelConfig fields the Trainer sets from the task, the tokenizer and the training config.
 DATA_DERIVED = ("vocab_size", "num_classes", "regression", "max_len")
 
+# TrainConfig fields a resumed run may change: how long it goes on and how often it saves.  Every other
+# setting (the model, the data, the optimizer, the schedule, the loss, the seed) is the checkpoint's.
+RESUME_OVERRIDES = ("epochs", "max_steps", "patience", "save_every")
+
+
+def resume_conflicts(stored_model, stored_train, model=None, train=None):
+    """'name: checkpoint X, given Y' for every setting in ``model`` / ``train`` (dicts of the values
+    asked for) that differs from the checkpoint's stored configs and is not in ``RESUME_OVERRIDES``."""
+    def same(key, have, want):
+        if key == "task":
+            return get_task(have).name == get_task(want).name
+        return have == want
+
+    conflicts = []
+    for given, stored, free in ((model or {}, stored_model, ()), (train or {}, stored_train, RESUME_OVERRIDES)):
+        for key, value in given.items():
+            have = stored.get(key)
+            if key not in free and not same(key, have, value):
+                conflicts.append(f"{key}: checkpoint {have!r}, given {value!r}")
+    return conflicts
+
 
 @dataclass
 class TrainConfig:
@@ -173,7 +203,7 @@ class TrainConfig:
     clip_norm: float = option(1.0, "clip the global gradient norm to this")
     exit_weighting: str = option("soft_routing", "how the exits' losses are weighted (DESIGN §6.6-§6.8)",
                                  WEIGHTINGS)
-    delta: float = option(SoftRouting.delta, "soft routing: the exit rule's threshold")
+    delta: float = option(SoftRouting.delta, "soft routing: the exit rule's threshold, in [0, 1) (>= 0 for STS-B)")
     tau: float = option(SoftRouting.tau, "soft routing: its temperature")
     beta: float = option(SoftRouting.beta, "soft routing: the share of uniform weight")
     min_freq: int = option(2, "vocabulary: tokens seen at least this often in the training split")
@@ -205,17 +235,22 @@ class TrainConfig:
     def _range_problems(self):
         problems = []
         try:
-            get_task(self.task)
+            task = get_task(self.task)
         except ValueError as err:
             problems.append(str(err))
+        else:                                          # soft routing's delta is the exit rule's threshold
+            try:
+                (RelativeChange if task.regression else FractionalEntropy)(self.delta)
+            except ValueError as err:
+                problems.append(str(err))
         positive = ["epochs", "batch_size", "lr", "clip_norm", "tau", "min_freq", "patience", "save_every",
                     "distill_temperature"]
         problems += [f"{name} must be > 0, got {getattr(self, name)}" for name in positive if getattr(self, name) <= 0]
         problems += [f"{name} must be None or > 0, got {getattr(self, name)}"
                      for name in ("max_steps", "train_subset", "dev_subset")
                      if getattr(self, name) is not None and getattr(self, name) <= 0]
-        if self.max_len < 2:
-            problems.append(f"max_len must be >= 2 ([CLS] and one token), got {self.max_len}")
+        if self.max_len < 3:
+            problems.append(f"max_len must be >= 3 ([CLS], [SEP] and a token: Tokenizer.encode), got {self.max_len}")
         if self.max_vocab < 5:
             problems.append(f"max_vocab must be >= 5 (4 special tokens), got {self.max_vocab}")
         if self.weight_decay < 0 or not 0 <= self.warmup < 1 or not 0 <= self.beta <= 1:

@@ -9,16 +9,36 @@ logits (``beexnp.inference.simulate_exits``)::
 
 The engine gathers ``state`` along with the rows, and makes every row still
 active leave at the last block.
+
+Each criterion refuses a threshold outside its legal range (NaN included) with
+a one-line ValueError: the fractional rule delta in [0, 1), the relative change
+delta >= 0, the entropy and probability thresholds in [0, 1], patience an
+integer >= 1.
 """
+import math
+
 import numpy as np
 
 from beexnp.activations import softmax
-from beexnp.entropy import entropy, fractional_entropy_drop, relative_change
+from beexnp.entropy import certain, entropy, fractional_entropy_drop, relative_change
+
+
+def checked(value, criterion, legal, ok):
+    """``value`` as a float if it is finite and ``ok(value)``; otherwise a one-line ValueError that
+    gives the criterion's legal range."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if isinstance(value, bool) or not (math.isfinite(v) and ok(v)):
+        raise ValueError(f"delta (the {criterion} criterion's threshold) must be {legal}, got {value!r}")
+    return v
 
 
 class FractionalEntropy:
     r"""BEExformer's rule: leave at the first block i >= 2 with
-    r_i = (H_{i-1} - H_i) / H_{i-1} < delta  (an already-certain input, H_{i-1} ~ 0, leaves).
+    r_i = (H_{i-1} - H_i) / H_{i-1} < delta, or H_{i-1} < 1e-6: an already-certain input
+    leaves for every delta (DESIGN §6.2).  delta in [0, 1).
 
     A ratio of entropies: dividing H by log C changes nothing, so one delta
     already serves 2- and 3-class tasks."""
@@ -26,25 +46,26 @@ class FractionalEntropy:
     name = "fractional"
 
     def __init__(self, delta):
-        self.delta = delta
+        self.delta = checked(delta, self.name, "in [0, 1)", lambda v: 0 <= v < 1)
 
     def start(self, n):
         return {"H": np.full(n, np.nan)}
 
     def decide(self, i, z, state):
         H = entropy(z)
-        leave = np.zeros(len(z), bool) if i == 0 else fractional_entropy_drop(state["H"], H) < self.delta
-        return leave, {"H": H}
+        if i == 0:
+            return np.zeros(len(z), bool), {"H": H}
+        return (fractional_entropy_drop(state["H"], H) < self.delta) | certain(state["H"]), {"H": H}
 
 
 class RelativeChange:
     r"""Regression (STS-B): leave at the first block i >= 2 where the prediction
-    moved by less than a fraction delta:  |y_i - y_{i-1}| / |y_{i-1}| < delta."""
+    moved by less than a fraction delta:  |y_i - y_{i-1}| / |y_{i-1}| < delta.   delta >= 0."""
 
     name = "relative_change"
 
     def __init__(self, delta):
-        self.delta = delta
+        self.delta = checked(delta, self.name, ">= 0", lambda v: v >= 0)
 
     def start(self, n):
         return {"y": np.full(n, np.nan)}
@@ -56,12 +77,15 @@ class RelativeChange:
 
 
 class EntropyThreshold:
-    r"""DeeBERT: leave at the first exit whose entropy H_i < threshold (optionally H / log C)."""
+    r"""DeeBERT: leave at the first exit whose entropy H_i < threshold (optionally H / log C).
+
+    threshold in [0, 1] for the normalized entropy, >= 0 in nats."""
 
     name = "entropy"
 
     def __init__(self, threshold, normalized=True):
-        self.threshold, self.normalized = threshold, normalized
+        legal, ok = ("in [0, 1]", lambda v: 0 <= v <= 1) if normalized else (">= 0", lambda v: v >= 0)
+        self.threshold, self.normalized = checked(threshold, self.name, legal, ok), normalized
 
     def start(self, n):
         return {}
@@ -71,12 +95,12 @@ class EntropyThreshold:
 
 
 class MaxProbability:
-    r"""Leave at the first exit whose largest class probability max_c p_ic >= threshold."""
+    r"""Leave at the first exit whose largest class probability max_c p_ic >= threshold, in [0, 1]."""
 
     name = "maxprob"
 
     def __init__(self, threshold):
-        self.threshold = threshold
+        self.threshold = checked(threshold, self.name, "in [0, 1]", lambda v: 0 <= v <= 1)
 
     def start(self, n):
         return {}
@@ -87,12 +111,12 @@ class MaxProbability:
 
 class Patience:
     r"""PABEE: leave once the predicted class has stayed the same for ``patience``
-    consecutive exits after the first (patience 1: two exits in a row agree)."""
+    consecutive exits after the first (patience 1: two exits in a row agree); an integer >= 1."""
 
     name = "patience"
 
     def __init__(self, patience):
-        self.patience = int(patience)
+        self.patience = int(checked(patience, self.name, "an integer >= 1", lambda v: v >= 1 and v.is_integer()))
 
     def start(self, n):
         return {"pred": np.full(n, -1), "count": np.zeros(n, int)}

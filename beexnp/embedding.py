@@ -16,17 +16,19 @@ class Embedding(Module):
     The padding row (id ``padding_idx``) starts at zero and gets no gradient.
     With ``binarize=True`` each row is stored as one bit per entry and a real
     scale (DESIGN §2.3): E_b[r] = alpha_r sign(E[r]), alpha_r = mean_k |E_rk|.
-    Since alpha is per row, binarizing only the looked-up rows is the same thing.
+    Since alpha is per row, binarizing only the looked-up rows is the same thing;
+    ``alpha_grad=False`` treats alpha as a constant in the backward (DESIGN §1.2).
     """
 
     def __init__(self, vocab_size, dim, rng, padding_idx=0, binarize=False,
-                 estimator="second_order", dtype=np.float32):
+                 estimator="second_order", alpha_grad=True, dtype=np.float32):
         E = rng.uniform(-0.5, 0.5, size=(vocab_size, dim)).astype(dtype)
         if padding_idx is not None:
             E[padding_idx] = 0
         self.weight = Parameter(E, binary=binarize)
         self.padding_idx = padding_idx
         self.binarize = binarize
+        self.alpha_grad = alpha_grad
         self.estimator = get_estimator(estimator)
 
     def forward(self, ids):
@@ -40,7 +42,7 @@ class Embedding(Module):
 
     def backward(self, dout):
         if self.binarize:
-            dout = binarize_weight_backward(dout, self.cache)              # (B, T, d) to the latent rows
+            dout = binarize_weight_backward(dout, self.cache, self.alpha_grad)   # (B, T, d) to the latent rows
         d = dout.shape[-1]
         np.add.at(self.weight.grad, self.ids.reshape(-1), dout.reshape(-1, d))  # scatter-add rows
         if self.padding_idx is not None:

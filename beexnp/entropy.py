@@ -2,6 +2,7 @@ r"""Exit entropy and its fractional drop between blocks (DESIGN §6).
 
     p_i = softmax(z_i),   H_i = -sum_c p_ic log p_ic
     r_i = (H_{i-1} - H_i) / H_{i-1}                         i = 2..N
+    certain: H_{i-1} < 1e-6                                 leaves whatever r_i and delta (DESIGN §6.2)
 
 H is computed from log-softmax: -sum_c p_c log p_c with log p from
 ``log_softmax`` stays finite where p underflows to 0 (p log p would be 0 * -inf
@@ -19,10 +20,19 @@ def entropy(logits, normalized=False):
     return H / np.log(logits.shape[-1]) if normalized else H
 
 
-def fractional_entropy_drop(H_prev, H, eps=1e-6):
-    """r = (H_prev - H) / H_prev; 0 where H_prev < eps (already certain: nothing left to gain)."""
-    certain = H_prev < eps
-    return np.where(certain, 0.0, (H_prev - H) / np.where(certain, 1.0, H_prev))
+CERTAIN = 1e-6          # an entropy below this (nats) is "already certain"
+
+
+def certain(H_prev):
+    """True where H_prev < 1e-6: the input is already certain, and leaves at this block for every delta."""
+    return H_prev < CERTAIN
+
+
+def fractional_entropy_drop(H_prev, H):
+    """r = (H_prev - H) / H_prev; 0 where H_prev is ``certain`` (nothing left to gain: the exit rules
+    let such an input leave whatever delta, see ``certain``)."""
+    sure = certain(H_prev)
+    return np.where(sure, 0.0, (H_prev - H) / np.where(sure, 1.0, H_prev))
 
 
 def relative_change(prev, cur, eps=1e-6):

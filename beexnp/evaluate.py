@@ -6,19 +6,24 @@ import time
 
 import numpy as np
 
-from beexnp.checkpoint import load_model
+from beexnp.checkpoint import CARD, CheckpointError, load_model
 from beexnp.config import SoftRouting
 from beexnp.criteria import NeverExit, make_criterion
 from beexnp.flops import input_lengths, model_flops
 from beexnp.glue import Tokenizer, compute_metrics, encode_examples, get_task, load_split, subset
 from beexnp.glue.heldout import SPLIT as HELDOUT
 from beexnp.glue.heldout import load_heldout
+from beexnp.glue.reader import nonempty
+from beexnp.glue.tokenizer import UNK_ID
 from beexnp.inference import early_exit_forward, early_exit_split, exit_outputs, predictions
 
 
 def load_for_inference(folder):
     """(model, tokenizer, task, card) from a checkpoint folder."""
     model, card = load_model(folder)
+    missing = [key for key in ("task", "tokenizer") if key not in card]
+    if missing:
+        raise CheckpointError(f"{folder}: its {CARD} has no {' or '.join(missing)} (not saved by the trainer?)")
     return model, Tokenizer.from_state_dict(card["tokenizer"]), get_task(card["task"]), card
 
 
@@ -27,24 +32,30 @@ def default_delta(card):
     return card.get("train_config", {}).get("delta", SoftRouting.delta)
 
 
+def max_len_of(model, card):
+    """The input length the model was trained with: longer inputs are cut to it."""
+    return card.get("train_config", {}).get("max_len", model.config.max_len)
+
+
 def load_labelled_split(folder, split=None, glue_dir=None, limit=None):
     """(model, task, card, encoded split) for evaluating a checkpoint on a labelled split.
 
     ``split="heldout"``: the held-out training rows the checkpoint was selected on (DESIGN §9.1)."""
     model, tokenizer, task, card = load_for_inference(folder)
-    return model, task, card, labelled_split(tokenizer, task, card, split, glue_dir, limit)
+    return model, task, card, labelled_split(model, tokenizer, task, card, split, glue_dir, limit)
 
 
-def labelled_split(tokenizer, task, card, split=None, glue_dir=None, limit=None):
+def labelled_split(model, tokenizer, task, card, split=None, glue_dir=None, limit=None):
     """A labelled split (default: the task's first dev split; or "heldout") encoded as the checkpoint's run did."""
     split = split or task.dev_splits[0]
-    examples = heldout_of(card, glue_dir) if split == HELDOUT else load_split(task, split, glue_dir)
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    examples = nonempty(heldout_of(card, glue_dir) if split == HELDOUT else load_split(task, split, glue_dir))
     if examples.labels is None:
         raise ValueError(f"{task.name} {split} has no labels (test labels are not public): use a dev split")
     if limit:
         examples = subset(examples, limit)
-    max_len = card.get("train_config", {}).get("max_len", card["model_config"]["max_len"])
-    return encode_examples(tokenizer, examples, max_len)
+    return encode_examples(tokenizer, examples, max_len_of(model, card))
 
 
 def heldout_of(card, glue_dir=None):
@@ -81,10 +92,11 @@ def timings(model, encoded, rule, batch_size, single_limit=None):
 def evaluate_checkpoint(folder, split=None, glue_dir=None, criterion="fractional", delta=None,
                         batch_size=256, limit=None, timing=True, single_limit=None):
     """Metrics at every exit and under early exit on a labelled split, FLOPs and wall-clock; a JSON-able dict."""
-    model, task, card, encoded = load_labelled_split(folder, split, glue_dir, limit)
-    split = encoded.split
+    model, tokenizer, task, card = load_for_inference(folder)
     delta = default_delta(card) if delta is None else delta
-    rule = make_criterion(criterion, delta, task.regression)
+    rule = make_criterion(criterion, delta, task.regression)                  # a bad threshold: before the work
+    encoded = labelled_split(model, tokenizer, task, card, split, glue_dir, limit)
+    split = encoded.split
 
     outputs = exit_outputs(model, encoded, batch_size)                        # (N, n, C)
     per_exit_preds = predictions(outputs, task.regression)                     # (N, n)
@@ -145,21 +157,44 @@ def format_report(report):
 
 
 def predict_texts(folder, text_a, text_b=None, criterion="fractional", delta=None):
-    """Label, probabilities (or value) and exit block for one input."""
+    """Label (by name), probabilities (or value) and exit block for one input, and ``warnings``: what
+    makes the answer doubtful (an empty text, no known word, a text cut to the model's length)."""
     model, tokenizer, task, card = load_for_inference(folder)
     if task.pair and text_b is None:
         raise ValueError(f"{task.name} is a sentence-pair task: give two texts")
-    max_len = card.get("train_config", {}).get("max_len", model.config.max_len)
-    ids = np.array([tokenizer.encode(text_a, text_b, max_len=max_len)], dtype=np.int64)
+    if not task.pair and text_b is not None:
+        raise ValueError(f"{task.name} is a single-sentence task: give one text, not two")
     rule = make_criterion(criterion, default_delta(card) if delta is None else delta, task.regression)
+    max_len = max_len_of(model, card)
+    ids = np.array([tokenizer.encode(text_a, text_b, max_len=max_len)], dtype=np.int64)
     result = early_exit_forward(model, ids, np.ones(ids.shape, np.float32), rule)
     out = dict(task=task.name, exit_block=int(result.exit_block[0]), blocks=model.config.blocks,
-               tokens=tokenizer.tokens(ids[0]))
+               tokens=tokenizer.tokens(ids[0]), warnings=input_warnings(tokenizer, text_a, text_b, max_len))
     if task.regression:
         out["score"] = float(result.logits[0, 0])
     else:
         p = result.probabilities()[0]
-        out["label"] = task.labels[int(p.argmax())]
-        out["probabilities"] = {name: float(v) for name, v in zip(task.labels, p)}
+        names = task.label_names
+        out["label"] = names[int(p.argmax())]
+        out["label_id"] = int(p.argmax())
+        out["probabilities"] = {name: float(v) for name, v in zip(names, p)}
         out["entropy_per_block"] = [float(h) for h in result.entropy[0] if np.isfinite(h)]
     return out
+
+
+def input_warnings(tokenizer, text_a, text_b, max_len):
+    """What makes a prediction on this input doubtful, one sentence each ([] if nothing)."""
+    texts = [("the text", text_a)] if text_b is None else [("the first text", text_a), ("the second text", text_b)]
+    warnings, ids = [], []
+    for name, text in texts:
+        own = tokenizer.token_ids(text)
+        ids += own
+        if not own:
+            warnings.append(f"{name} is empty (no word or punctuation): the model sees only [CLS]")
+    if ids and all(i == UNK_ID for i in ids):
+        warnings.append(f"none of the {len(ids)} tokens is in the vocabulary (all [UNK]): the answer is a guess")
+    kept = len(tokenizer.encode(text_a, text_b, max_len=max_len)) - (1 if text_b is None else 2)
+    if kept < len(ids):
+        warnings.append(f"the input has {len(ids)} tokens; the model reads {kept} of them (max_len {max_len}), "
+                        "the rest is cut")
+    return warnings

@@ -12,8 +12,9 @@ Weightings (each sums to 1 over the exits, per input):
   (regression: the relative change of the prediction),
 
       q_1 = 0,  q_i = sigmoid((delta - r_i) / tau)  (1 < i < N),  q_N = 1
+      q_i = 1 where H_{i-1} < 1e-6                      already certain: it leaves (DESIGN §6.2)
       pi_i = q_i prod_{j<i} (1 - q_j)                   probability of leaving at i
-      w_i = (1 - beta) pi_i + beta / N
+      w_i = (1 - beta) pi_i + beta / N                  (one block: q_1 = q_N = 1, w = 1)
 
   pi is treated as a constant (no gradient flows through the weights): the
   exit an input would take weighs most, and every exit keeps learning.
@@ -30,18 +31,24 @@ import numpy as np
 
 from beexnp.activations import sigmoid
 from beexnp.config import WEIGHTINGS, SoftRouting
-from beexnp.entropy import entropy, fractional_entropy_drop, relative_change
+from beexnp.entropy import certain, entropy, fractional_entropy_drop, relative_change
 from beexnp.losses import MSE, SoftmaxCrossEntropy, SoftTargetKL
 from beexnp.module import Module
 
 
 def exit_drops(logits, regression=False):
     """r_i for i = 2..N: (N-1, B). Entropy drop, or the prediction's relative change."""
+    return _drops_and_certainty(logits, regression)[0]
+
+
+def _drops_and_certainty(logits, regression):
+    """(r_i, H_{i-1} certain) for i = 2..N, both (N-1, B); nothing is certain in regression."""
     if regression:
         preds = np.stack([z.reshape(-1) for z in logits])               # (N, B)
-        return relative_change(preds[:-1], preds[1:])
+        r = relative_change(preds[:-1], preds[1:])
+        return r, np.zeros(r.shape, bool)
     H = np.stack([entropy(z) for z in logits])                           # (N, B)
-    return fractional_entropy_drop(H[:-1], H[1:])
+    return fractional_entropy_drop(H[:-1], H[1:]), certain(H[:-1])
 
 
 def soft_routing_weights(logits, routing=SoftRouting(), regression=False):
@@ -49,9 +56,11 @@ def soft_routing_weights(logits, routing=SoftRouting(), regression=False):
     delta, tau, beta = routing.delta, routing.tau, routing.beta
     N, B = len(logits), logits[0].shape[0]
     q = np.ones((N, B), logits[0].dtype)
-    q[0] = 0.0                                                           # no exit before block 2
+    if N > 1:
+        q[0] = 0.0                                                       # no exit before block 2
     if N > 2:
-        q[1:-1] = sigmoid((delta - exit_drops(logits, regression)[:-1]) / tau)   # (N-2, B)
+        r, sure = _drops_and_certainty(logits, regression)              # (N-1, B) each
+        q[1:-1] = np.where(sure[:-1], 1.0, sigmoid((delta - r[:-1]) / tau))   # (N-2, B)
     stay = np.cumprod(np.vstack([np.ones((1, B), q.dtype), 1 - q[:-1]]), axis=0)  # prod_{j<i} (1 - q_j)
     pi = q * stay                                                        # (N, B)
     return (1 - beta) * pi + beta / N

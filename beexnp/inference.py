@@ -8,9 +8,11 @@ Two ways to run a trained BEExformer on a split (anything with ``len`` and
 * ``early_exit_forward`` / ``early_exit_split``: block by block, and after
   block i the criterion (``beexnp.criteria``) looks at exit i's logits of the
   rows still active and picks the ones that leave.  Only the rows that stay
-  are gathered (not masked) into the next block, and the padded length is cut
-  to the longest row still active, so later blocks run on fewer, and often
-  shorter, rows.  Saved FLOPs become saved time.
+  are gathered (not masked) into the next block, and every column that is
+  padding in all of them is cut, so later blocks run on fewer, and often
+  shorter, rows.  Saved FLOPs become saved time.  Any padding mask works
+  (right, left, holes): the positions were added at the embedding, so a
+  column that no remaining row reads can go.
 
 This module needs only the model: not the trainer, not the GLUE readers.
 """
@@ -63,13 +65,20 @@ class EarlyExitResult:
 
 
 def early_exit_forward(model, ids, mask, criterion):
-    """Run ``model`` block by block (eval mode); each row leaves when ``criterion`` says so."""
+    """Run ``model`` block by block (eval mode); each row leaves when ``criterion`` says so.
+
+    ids, mask (n, T): any mask of 0/1 with at least one real token per row."""
     with evaluating(model):
         return _early_exit_forward(model, ids, mask, criterion)
 
 
 def _early_exit_forward(model, ids, mask, criterion):
     n, N = len(ids), len(model.blocks)
+    if np.shape(ids) != np.shape(mask):
+        raise ValueError(f"ids {np.shape(ids)} and mask {np.shape(mask)} must have the same shape")
+    empty = np.flatnonzero(np.asarray(mask).sum(axis=1) == 0)
+    if len(empty):
+        raise ValueError(f"rows {empty.tolist()[:10]} have no real token (mask all 0): every input holds [CLS]")
     X, mask = model.start(ids, mask)                                 # (n, T, d); siamese: (2n, T', d)
     active = np.arange(n)                                            # rows of the batch still inside
     state = criterion.start(n)

@@ -87,6 +87,9 @@ def layer_cases(rng, batch=3, tokens=5, dim=8, heads=2, classes=3, vocab=11):
         Case("BinaryLinear (STE)", prepared(BinaryLinear(d, C, rng, estimator="ste", dtype=dt)), (x,)),
         Case("BinaryLinear (W1A1)", prepared(BinaryLinear(d, C, rng, binarize_input=True, dtype=dt)),
              (kink_free(rng, (B, T, d), 0.8),)),
+        Case("BinaryLinear (W1A1, {0,1} inputs)",
+             prepared(BinaryLinear(d, C, rng, binarize_input=True, input_levels="step", dtype=dt)),
+             (kink_free(rng, (B, T, d), 0.8),)),
         Case("ReLU", ReLU(), (x,)),
         Case("LayerNorm", prepared(LayerNorm(d, dtype=dt)), (x,)),
         Case("SinusoidalPositions (concat)", SinusoidalPositions(4), (x,)),
@@ -98,6 +101,8 @@ def layer_cases(rng, batch=3, tokens=5, dim=8, heads=2, classes=3, vocab=11):
         Case("SLFN", prepared(SLFN(d, rng, dtype=dt)), (x,)),
         Case("SLFN (full precision)", prepared(SLFN(d, rng, binary=False, dtype=dt)), (x,)),
         Case("BinaryFeedForward", prepared(BinaryFeedForward(d, rng, dtype=dt)), (x,)),
+        Case("BinaryFeedForward (W1A1)", prepared(BinaryFeedForward(d, rng, binarize_input=True, dtype=dt)),
+             (kink_free(rng, (B, T, d), 0.8),)),
         Case("ExitHead", prepared(ExitHead(d, C, rng, dtype=dt)), (x,), {"mask": mask}),
     ]
 

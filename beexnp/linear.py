@@ -6,7 +6,8 @@ and are computed as one matrix product on the (rows, in) view of the input.
 import numpy as np
 
 from beexnp.module import Module, Parameter
-from beexnp.sign import binarize, binarize_weight, binarize_weight_backward, get_estimator
+from beexnp.sign import (LEVELS, activation_grad, binarize_activation, binarize_weight, binarize_weight_backward,
+                         get_estimator)
 
 
 def init_weight(rng, n_in, n_out, dtype):
@@ -57,7 +58,8 @@ class BinaryLinear(Module):
     r"""y = s(x) (alpha * sign(W)) + b,   alpha_j = mean_i |W_ij|      (DESIGN §1)
 
     x (..., in), latent W (in, out), alpha (out,), b (out,).  s(x) = x by default
-    (W1A32); with ``binarize_input=True`` s(x) = sign(x) (W1A1).  The gradient
+    (W1A32); with ``binarize_input=True`` s(x) = sign(x) (W1A1), or, with ``input_levels="step"``
+    for an input that is never negative (a ReLU's output), s(x) = [x > 0] in {0, 1}.  The gradient
     reaches W through sign (via the estimator's surrogate derivative) and, unless
     ``alpha_grad=False``, through alpha.  In relaxed mode sign is replaced by the
     estimator's smooth stand-in, so the backward is the exact derivative.
@@ -68,12 +70,15 @@ class BinaryLinear(Module):
     """
 
     def __init__(self, n_in, n_out, rng, bias=True, estimator="second_order",
-                 alpha_grad=True, binarize_input=False, dtype=np.float32):
+                 alpha_grad=True, binarize_input=False, input_levels="sign", dtype=np.float32):
+        if input_levels not in LEVELS:
+            raise ValueError(f"input_levels must be one of {LEVELS}, got {input_levels!r}")
         self.weight = Parameter(init_weight(rng, n_in, n_out, dtype), binary=True)
         self.bias = Parameter(np.zeros(n_out, dtype)) if bias else None
         self.estimator = get_estimator(estimator)
         self.alpha_grad = alpha_grad
         self.binarize_input = binarize_input
+        self.input_levels = input_levels
         self._eval_weight = None
 
     def effective_weight(self):
@@ -99,9 +104,9 @@ class BinaryLinear(Module):
         if not self.binarize_input:
             self.xb = x
             return affine_forward(x, self.Wb, bias)                                             # (..., out)
-        # W1A1: (sign(x) sign(W)) alpha, the same function in the order the XNOR-popcount
-        # path computes it: the +-1 dot products are exact integers, then one scale per unit.
-        self.xb = binarize(x, self.estimator, self.relaxed)                                     # (..., in)
+        # W1A1: (s(x) sign(W)) alpha, the same function in the order the XNOR-popcount
+        # path computes it: the +-1 (or 0/1) dot products are exact integers, then one scale per unit.
+        self.xb = binarize_activation(x, self.estimator, self.relaxed, self.input_levels)      # (..., in)
         _, s, alpha, _, _ = self.w_cache
         y = affine_forward(self.xb, s, None)                                                    # (..., out)
         y *= alpha[0]
@@ -113,7 +118,7 @@ class BinaryLinear(Module):
         if self.bias is not None:
             self.bias.grad += db
         if self.binarize_input:
-            dx = dx * self.estimator.grad(self.x)                  # through s(x)
+            dx = dx * activation_grad(self.x, self.estimator, self.input_levels)   # through s(x)
         return dx
 
 
@@ -121,7 +126,7 @@ def make_linear(n_in, n_out, rng, binary, **binary_options):
     """A BinaryLinear, or (binary=False) the real Linear of the full-precision twin.
 
     ``binary_options`` are BinaryLinear's keywords (estimator, alpha_grad,
-    binarize_input, dtype); the real layer takes only dtype from them."""
+    binarize_input, input_levels, dtype); the real layer takes only dtype from them."""
     if binary:
         return BinaryLinear(n_in, n_out, rng, **binary_options)
     return Linear(n_in, n_out, rng, dtype=binary_options.get("dtype", np.float32))

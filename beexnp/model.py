@@ -33,7 +33,7 @@ class BEExformer(Module):
                               binarize_input=config.binarize_activations, dtype=dtype)
         self.embedding = Embedding(config.vocab_size, config.token_dim, rng, padding_idx=0,
                                    binarize=config.binarize_embeddings, estimator=config.estimator,
-                                   dtype=dtype)
+                                   alpha_grad=config.alpha_grad, dtype=dtype)
         pos_dim = config.position_dim if config.position_mode == "concat" else config.token_dim
         self.positions = SinusoidalPositions(pos_dim, config.position_mode, config.max_len)
         self.blocks = [Block(config.dim, config.heads, rng, ffn=config.ffn, dropout=config.dropout,
@@ -73,13 +73,14 @@ class BEExformer(Module):
         return Y, self.exits[i].forward(Y, mask)
 
     def keep_rows(self, X, mask, stay):
-        """The state of the inputs ``stay`` (bool (n,)) only, cut to the longest row still inside (DESIGN §6.5).
+        """The state of the inputs ``stay`` (bool (n,)) only, without the columns that are padding in every one of them (DESIGN §6.5).
 
         Siamese: both sentences of an input stay or leave together."""
         if self.siamese:
             stay = np.concatenate([stay, stay])                           # the a rows, then the b rows
-        T = int(mask[stay].sum(axis=1).max())
-        return X[stay, :T], mask[stay, :T]
+        mask = mask[stay]
+        read = mask.any(axis=0)                                           # (T,) columns some row still reads
+        return X[stay][:, read], mask[:, read]
 
     # ---- training -----------------------------------------------------------
     def forward(self, ids, mask):

@@ -50,7 +50,7 @@ from beexnp.linear import BinaryLinear, affine_forward
 from beexnp.config import ModelConfig
 from beexnp.model import BEExformer
 from beexnp.module import Module, Parameter, mismatches
-from beexnp.xnor import as_words, binary_weight, pack_signs, unpack_signs, w1a1_matmul
+from beexnp.xnor import as_words, binary_weight, pack_signs, step_matmul, unpack_signs, w1a1_matmul
 
 FORMAT = "beexnp.packed/1"
 META_KEY = "__meta__"
@@ -171,7 +171,9 @@ class PackedBinaryLinear(Module):
     The inference twin of ``BinaryLinear`` (same ``forward``):
 
     * W1A1 (``binarize_input``): the integer s(x) . sign(W) by XNOR-popcount on
-      uint64 words, then times alpha (``beexnp.xnor.w1a1_matmul``).
+      uint64 words, then times alpha (``beexnp.xnor.w1a1_matmul``); for {0, 1}
+      inputs (``input_levels="step"``, the FFN's second layer) by AND-popcount
+      (``beexnp.xnor.step_matmul``).
     * W1A32: x @ W_b with W_b = alpha * (+-1 unpacked from the bits), the float
       model's numbers exactly.  ``unpack="load"`` builds W_b once (speed of the
       float model; RAM holds 32-bit weights again), ``unpack="call"`` on every
@@ -181,19 +183,20 @@ class PackedBinaryLinear(Module):
     bits (out, ceil(in/8)) uint8, alpha (out,) float32, bias (out,) or None.
     Inference only: ``backward`` is Module's (NotImplementedError); train the float model."""
 
-    def __init__(self, bits, alpha, n_in, bias=None, binarize_input=False, unpack="load"):
+    def __init__(self, bits, alpha, n_in, bias=None, binarize_input=False, unpack="load", input_levels="sign"):
         if unpack not in ("load", "call"):
             raise ValueError(f"unpack must be 'load' or 'call', got {unpack!r}")
         self.bits, self.alpha, self.n_in = bits, alpha, n_in
         self.bias = None if bias is None else Parameter(bias)
         self.binarize_input, self.unpack = binarize_input, unpack
+        self.matmul = step_matmul if input_levels == "step" else w1a1_matmul
         self.words = as_words(bits) if binarize_input else None                    # (out, ceil(in/64)) uint64
         self.weight_b = binary_weight(bits, alpha, n_in) if not binarize_input and unpack == "load" else None
 
     def forward(self, x):
         b = None if self.bias is None else self.bias.data
         if self.binarize_input:
-            y = w1a1_matmul(x, self.words, self.alpha, self.n_in)                 # (..., out)
+            y = self.matmul(x, self.words, self.alpha, self.n_in)                 # (..., out)
             return y if b is None else y + b
         W_b = self.weight_b if self.weight_b is not None else binary_weight(self.bits, self.alpha, self.n_in)
         return affine_forward(x, W_b, b)                                           # (..., in) @ (in, out) + b
@@ -218,7 +221,7 @@ def packed_layer(module, bits, alpha, n, unpack):
     """The packed twin of a BinaryLinear or a binarized Embedding."""
     if isinstance(module, BinaryLinear):
         bias = None if module.bias is None else module.bias.data
-        return PackedBinaryLinear(bits, alpha, n, bias, module.binarize_input, unpack)
+        return PackedBinaryLinear(bits, alpha, n, bias, module.binarize_input, unpack, module.input_levels)
     return PackedEmbedding(bits, alpha, n)
 
 

@@ -80,6 +80,30 @@ def binarize(x, estimator, relaxed):
     return estimator.relaxed(x) if relaxed else sign(x)
 
 
+LEVELS = ("sign", "step")           # a binarized activation: {-1, +1}, or {0, 1} for one that is >= 0
+
+
+def binarize_activation(x, estimator, relaxed, levels="sign"):
+    r"""The binarized input of a W1A1 layer (DESIGN §1.5), and the smooth stand-in in relaxed mode:
+
+        levels="sign":  s(x) = sign(x) in {-1, +1}
+        levels="step":  s(x) = [x > 0] in {0, 1}            BiT's levels for a non-negative input (ReLU's)
+                        relaxed: (stand-in(x) + 1) / 2,     s'(x) = estimator'(x) / 2
+
+    ``step`` is strict, so a ReLU's zeros stay 0 (sign(0) = +1 would make them all +1)."""
+    if levels == "sign":
+        return binarize(x, estimator, relaxed)
+    if relaxed:
+        return (estimator.relaxed(x) + 1) / 2
+    return (x > 0).astype(x.dtype)
+
+
+def activation_grad(x, estimator, levels="sign"):
+    """s'(x) of ``binarize_activation``: the estimator's derivative (halved for the {0, 1} levels)."""
+    g = estimator.grad(x)
+    return g if levels == "sign" else g / 2
+
+
 def binarize_weight(W, estimator, relaxed, axis=0):
     r"""Magnitude-aware binarization: :math:`W_b = \alpha \cdot \mathrm{sign}(W)`.
 

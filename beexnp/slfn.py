@@ -71,14 +71,15 @@ class BinaryFeedForward(Module):
     r"""FFN(H) = ReLU(H W1_b + b1) W2_b + b2        H (B, T, d) -> (B, T, d), hidden d_ff
 
     The "no SLFN" ablation; d_ff = 2d matches the SLFN's 4 d^2 weights.  With
-    ``binarize_input`` (W1A1) the second layer reads sign(ReLU(.)), which is +1
-    everywhere (sign(0) = +1), so its output does not depend on H (DESIGN §1.5)."""
+    ``binarize_input`` (W1A1) the second layer binarizes its input, ReLU(.) >= 0,
+    to {0, 1} as BiT does ([x > 0]); sign would make it +1 everywhere (sign(0) =
+    +1) and the output would not depend on H (DESIGN §1.5)."""
 
     def __init__(self, dim, rng, hidden=None, binary=True, **binary_options):
         hidden = hidden or 2 * dim
         self.up = make_linear(dim, hidden, rng, binary, **binary_options)
         self.act = ReLU()
-        self.down = make_linear(hidden, dim, rng, binary, **binary_options)
+        self.down = make_linear(hidden, dim, rng, binary, **dict(binary_options, input_levels="step"))
 
     def forward(self, H):
         return self.down.forward(self.act.forward(self.up.forward(H)))

@@ -138,12 +138,12 @@ def run_sweep(folder, out_dir=None, split=None, glue_dir=None, limit=None, selec
     The thresholds are chosen on ``select_on`` (default: the split the checkpoint was selected on):
     "heldout" chooses them on the held-out training rows, "dev" on ``split`` itself."""
     model, tokenizer, task, card = load_for_inference(folder)
-    encoded = labelled_split(tokenizer, task, card, split, glue_dir, limit)
+    encoded = labelled_split(model, tokenizer, task, card, split, glue_dir, limit)
     rows = sweep_split(model, task, encoded)
     select_on = select_on or card.get("train_config", {}).get("select_on", "dev")
     selection_rows = rows
     if select_on == HELDOUT:
-        selection_rows = sweep_split(model, task, labelled_split(tokenizer, task, card, HELDOUT, glue_dir, limit))
+        selection_rows = sweep_split(model, task, labelled_split(model, tokenizer, task, card, HELDOUT, glue_dir, limit))
     picked = choose(selection_rows)
     chosen = at_threshold(rows, picked["criterion"], picked["threshold"])       # reported at the chosen delta
     out = Path(out_dir or Path(folder) / "sweep")

@@ -5,13 +5,25 @@ One step:  logits = model(ids, mask);  L = MultiExitLoss(logits, y);
 
 Each epoch ends with the dev metric at every exit; the best checkpoint (best
 exit's main metric) is kept in ``OUT/best``, the latest state in ``OUT/last``
-(also every ``save_every`` steps), and ``OUT/history.json`` records the curves.
-One seed makes a run bitwise repeatable, and ``resume`` continues a run exactly
-as if it had never stopped: the data order is redrawn from the saved state of
-its Generator at the start of the epoch and the batches already done are skipped.
+(also every ``save_every`` steps), and ``OUT/history.json`` records the curves
+(the history is in every checkpoint's card too).  One seed makes a run bitwise
+repeatable, and ``resume`` continues a run exactly as if it had never stopped:
+the data order is redrawn from the saved state of its Generator at the start of
+the epoch and the batches already done are skipped.
+
+Nothing is lost on an interruption.  While ``fit`` runs, Ctrl-C (SIGINT) asks
+the loop to stop at the end of the current step; it then writes ``OUT/last``
+and says how to continue (during a dev evaluation, which changes nothing, it
+stops at once, and ``last`` is written all the same).  Checkpoints are written
+whole and swapped in (``beexnp.checkpoint``), so a kill or a full disk leaves
+the previous one loadable, and ``fit`` holds ``OUT/.lock`` so that no second
+run writes into the same folder.
 """
+import contextlib
 import copy
 import json
+import signal
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,21 +31,69 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from beexnp.checkpoint import atomic_write, load_arrays, load_model, read_card, save_checkpoint
-from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig
+from beexnp.checkpoint import (CheckpointError, arrays_from, atomic_write, copy_checkpoint, has_checkpoint, model_from,
+                               output_lock, read_card, read_checkpoint, recover_checkpoints, save_checkpoint)
+from beexnp.config import DATA_DERIVED, RESUME_OVERRIDES, ModelConfig, TrainConfig, resume_conflicts
 from beexnp.distill import Teacher, load_teacher
 from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
 from beexnp.glue import Tokenizer, compute_metrics, encode_examples, get_task, load_split, main_metric, subset
 from beexnp.glue.batching import batch_order
 from beexnp.glue.heldout import SPLIT, split_heldout, training_rows
+from beexnp.glue.reader import nonempty
+from beexnp.glue.tokenizer import SPECIALS
 from beexnp.inference import evaluate_exits
 from beexnp.model import BEExformer
 from beexnp.optim import OPTIMIZERS, clip_grad_norm
 from beexnp.schedules import LRSchedule
 
 
+RUN_FILES = ("best", "last", "history.json")      # what a run writes into its output folder
+
+
 class TrainingDiverged(RuntimeError):
     pass
+
+
+class StopRequest:
+    """Ctrl-C while ``fit`` runs: the first press asks the loop to stop at the end of the current step
+    (``check``), so that the state it saves is one the run really reached.  Inside ``at_once()`` (a dev
+    evaluation, which changes nothing) a press stops at once."""
+
+    def __init__(self):
+        self.requested, self.immediate, self.previous = False, False, None
+
+    def __enter__(self):
+        self.requested = False
+        try:
+            self.previous = signal.signal(signal.SIGINT, self.handler)
+        except ValueError:                            # not the main thread: Ctrl-C cannot reach us here
+            self.previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def handler(self, signum, frame):
+        if self.immediate:
+            raise KeyboardInterrupt
+        if not self.requested:
+            print("\nCtrl-C: stopping at the end of this step, once 'last' is saved", file=sys.stderr, flush=True)
+        self.requested = True
+
+    def check(self):
+        if self.requested:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def at_once(self):
+        """A block that changes nothing (a dev evaluation): Ctrl-C stops it at once."""
+        self.check()
+        self.immediate = True
+        try:
+            yield
+        finally:
+            self.immediate = False
 
 
 def load_task_data(task, cfg, glue_dir=None, tokenizer=None):
@@ -47,14 +107,28 @@ def load_task_data(task, cfg, glue_dir=None, tokenizer=None):
         train, heldout = split_heldout(train, cfg.heldout_fraction, cfg.heldout_seed)
     if tokenizer is None:
         tokenizer = Tokenizer.fit(train.text_a, train.text_b, min_freq=cfg.min_freq, max_size=cfg.max_vocab)
+        if len(tokenizer) <= len(SPECIALS):
+            raise ValueError(f"{train.path}: no token occurs min_freq={cfg.min_freq} times in the training "
+                             "split, so the vocabulary would hold only the special tokens (lower --min-freq)")
     devs = {}
     for split in task.dev_splits:
-        dev = load_split(task, split, glue_dir)
+        dev = nonempty(load_split(task, split, glue_dir))
         if cfg.dev_subset:
             dev = subset(dev, cfg.dev_subset)
         devs[split] = encode_examples(tokenizer, dev, cfg.max_len)
     selection = devs if heldout is None else {SPLIT: encode_examples(tokenizer, heldout, cfg.max_len)}
     return tokenizer, encode_examples(tokenizer, train, cfg.max_len), devs, selection
+
+
+def model_config_for(train_config, model_overrides=None, vocab_size=len(SPECIALS) + 1):
+    """The ``ModelConfig`` of a run: the overrides, and the fields set from the task and the data
+    (``DATA_DERIVED``; the vocabulary's size defaults to a stand-in, to check the settings before the data is read)."""
+    task = get_task(train_config.task)
+    config = ModelConfig.from_dict(dict(model_overrides or {}, num_classes=task.num_labels, regression=task.regression,
+                                        max_len=max(train_config.max_len, 1), vocab_size=vocab_size))
+    if config.pair_encoding == "siamese" and not task.pair:
+        raise ValueError(f"pair_encoding='siamese' needs a sentence-pair task; {task.name} has one sentence")
+    return config
 
 
 class Trainer:
@@ -67,17 +141,13 @@ class Trainer:
         self.out = Path(out_dir)
         self.glue_dir = glue_dir
         self.progress = progress
+        model_config_for(train_config, model_overrides)             # every setting checked before the data is read
         teacher = None
         if train_config.teacher:                                  # distillation: the teacher's token ids
             teacher, tokenizer = load_teacher(train_config, self.task, tokenizer)
         self.tokenizer, self.train_data, self.devs, self.selection = load_task_data(
             self.task, train_config, glue_dir, tokenizer)
-        model_config = dict(model_overrides or {})
-        model_config.update(vocab_size=len(self.tokenizer), num_classes=self.task.num_labels,
-                            regression=self.task.regression, max_len=max(train_config.max_len, 1))
-        self.model_config = ModelConfig.from_dict(model_config)
-        if self.model_config.pair_encoding == "siamese" and not self.task.pair:
-            raise ValueError(f"pair_encoding='siamese' needs a sentence-pair task; {self.task.name} has one sentence")
+        self.model_config = model_config_for(train_config, model_overrides, len(self.tokenizer))
         init_seq, data_seq = np.random.SeedSequence(train_config.seed).spawn(2)
         self.model_rng = np.random.default_rng(init_seq)          # initialization, then dropout
         self.data_rng = np.random.default_rng(data_seq)           # batch order
@@ -99,41 +169,86 @@ class Trainer:
         self.state = dict(step=0, epoch=0, batch_in_epoch=0, best_score=None, best_epoch=None,
                           epochs_without_gain=0, epoch_rng_state=None, finished=False, seconds=0.0)
         self.history = []
+        self.best_source = None          # a resumed run's 'best', copied in if it goes to another folder
+        self.stop = StopRequest()
+        self.busy = False                # inside a step: the state is half updated, not to be saved
 
     # ---- checkpoints ----------------------------------------------------------
     def meta(self, metrics=None):
         return dict(task=self.task.name, train_config=asdict(self.cfg), tokenizer=self.tokenizer.state_dict(),
-                    metrics=metrics, state=self.state,
+                    metrics=metrics, state=self.state, history=self.history,
                     rng=dict(model=self.model_rng.bit_generator.state, data=self.data_rng.bit_generator.state))
 
     def save(self, name, metrics=None):
+        """Write checkpoint ``OUT/name`` whole; if that fails, the previous one there is intact (and said so)."""
         opt = self.optimizer.state_dict()
         arrays = {f"optimizer/{k}": v for k, v in opt["arrays"].items()}
         meta = self.meta(metrics)
         meta["optimizer"] = {"step": opt["step"], "lr": opt["lr"]}
-        return save_checkpoint(self.out / name, self.model, meta, trainer_arrays=arrays)
+        try:
+            return save_checkpoint(self.out / name, self.model, meta, trainer_arrays=arrays)
+        except OSError as err:
+            raise type(err)(err.errno, f"{self.out / name} not saved ({err.strerror or err}); "
+                                       f"{self.checkpoint_note(name)}") from err
+
+    def checkpoint_note(self, name="last"):
+        """Which checkpoint ``name`` there is to go back to, in words."""
+        folder = self.out / name
+        if not has_checkpoint(folder):
+            return f"no '{name}' checkpoint was written yet"
+        try:
+            return f"the last good checkpoint is {folder} (step {read_card(folder)['state']['step']})"
+        except (ValueError, KeyError, TypeError) as err:
+            return f"{folder} cannot be read ({err})"
+
+    def write_history(self):
+        text = json.dumps(self.history, indent=1).encode()
+        atomic_write(self.out / "history.json", lambda f: f.write(text))
+
+    @staticmethod
+    def resumable(folder, model_overrides=None, train_overrides=None):
+        """(card, files) of the training checkpoint ``folder`` if it can be resumed with these overrides;
+        else a one-line ValueError (not a checkpoint, no trainer state, settings that may not change)."""
+        card, blobs = read_checkpoint(folder)
+        if "optimizer" not in card or "trainer.npz" not in blobs:
+            raise ValueError(f"{folder} holds no trainer state (an exported or best-only checkpoint?)")
+        try:
+            conflicts = resume_conflicts(card["model_config"], card["train_config"], model_overrides,
+                                         train_overrides)
+        except (KeyError, AttributeError, ValueError) as err:
+            raise CheckpointError(f"{folder}: incomplete card ({err})") from None
+        if conflicts:
+            raise ValueError(f"--resume {folder}: settings differ from the checkpoint's: {'; '.join(conflicts)} "
+                             f"(a resumed run may change only {', '.join(RESUME_OVERRIDES)})")
+        return card, blobs
 
     @classmethod
-    def resume(cls, folder, out_dir=None, glue_dir=None, progress=True, **train_overrides):
-        """A Trainer that continues the run saved in ``folder`` (a training checkpoint)."""
-        card = read_card(folder)
-        if "optimizer" not in card:
-            raise ValueError(f"{folder} holds no trainer state (an exported or best-only checkpoint?)")
+    def resume(cls, folder, out_dir=None, glue_dir=None, progress=True, model_overrides=None, **train_overrides):
+        """A Trainer that continues the run saved in ``folder`` (a training checkpoint).
+
+        ``train_overrides`` may change only ``RESUME_OVERRIDES`` (epochs, max_steps, patience,
+        save_every); any other setting, or a ``model_overrides`` entry, that differs from the
+        checkpoint's is refused with the list of differences."""
+        card, blobs = cls.resumable(folder, model_overrides, train_overrides)
         cfg = TrainConfig.from_dict(dict(card["train_config"], **train_overrides))
-        overrides = {k: v for k, v in card["model_config"].items()
-                     if k not in DATA_DERIVED}
-        self = cls(cfg, overrides, out_dir or Path(folder).parent, glue_dir, progress,
+        overrides = {k: v for k, v in card["model_config"].items() if k not in DATA_DERIVED}
+        source = Path(folder).parent
+        self = cls(cfg, overrides, out_dir or source, glue_dir, progress,
                    tokenizer=Tokenizer.from_state_dict(card["tokenizer"]))
-        model, _ = load_model(folder, self.model_config)
+        model = model_from(card, blobs, folder, self.model_config)
         self.model.load_state_dict(model.state_dict())
-        arrays = load_arrays(folder, "trainer.npz")
+        arrays = arrays_from(blobs, "trainer.npz", folder)
         self.optimizer.load_state_dict(dict(card["optimizer"], arrays={
             k[len("optimizer/"):]: v for k, v in arrays.items()}))
         self.model_rng.bit_generator.state = card["rng"]["model"]
         self.data_rng.bit_generator.state = card["rng"]["data"]
         self.state = card["state"]
-        history = self.out / "history.json"
-        self.history = json.loads(history.read_text()) if history.exists() else []
+        if "history" in card:
+            self.history = card["history"]
+        elif (source / "history.json").exists():                  # a checkpoint from before the card held it
+            self.history = json.loads((source / "history.json").read_text())[:self.state["epoch"]]
+        if self.out.resolve() != source.resolve() and has_checkpoint(source / "best"):
+            self.best_source = source / "best"
         return self
 
     # ---- the loop ------------------------------------------------------------
@@ -142,7 +257,7 @@ class Trainer:
         if not np.isfinite(loss):
             raise TrainingDiverged(
                 f"loss is {loss} at step {self.state['step']} (epoch {self.state['epoch'] + 1}, "
-                f"batch {self.state['batch_in_epoch'] + 1}); last good checkpoint: {self.out / 'last'}")
+                f"batch {self.state['batch_in_epoch'] + 1}); {self.checkpoint_note('last')}")
         self.objective.backward()
         clip_grad_norm(self.params, self.cfg.clip_norm)
         self.optimizer.lr = self.schedule(self.state["step"])
@@ -160,47 +275,90 @@ class Trainer:
                            shuffle=True, bucket=self.cfg.bucket)
 
     def fit(self):
-        """Train until the epochs, ``max_steps`` or patience run out; returns the history."""
-        cfg, st = self.cfg, self.state
-        self.out.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter() - st.get("seconds", 0.0)   # a resumed run keeps counting its time
-        try:
-            while st["epoch"] < cfg.epochs and not self.done():
-                batches = self.epoch_batches()
-                bar = tqdm(batches, initial=st["batch_in_epoch"], total=len(batches), disable=not self.progress,
-                           desc=f"epoch {st['epoch'] + 1}/{cfg.epochs}", unit="batch", dynamic_ncols=True)
-                running = RunningStats()
-                for index in batches[st["batch_in_epoch"]:]:
-                    ids, mask = self.train_data.padded(index)
-                    labels = self.train_data.labels[index]
-                    loss = self.train_step(ids, mask, labels)
-                    running.add(loss, self.objective, labels, self.task.regression)
-                    st["step"] += 1
-                    st["batch_in_epoch"] += 1
-                    bar.update(1)
-                    bar.set_postfix_str(running.summary())
-                    if st["step"] % cfg.save_every == 0 or self.done():
-                        st["seconds"] = time.perf_counter() - start
-                        self.save("last")
-                    if self.done():
-                        break
-                bar.close()
-                if st["batch_in_epoch"] == len(batches):
-                    st["seconds"] = time.perf_counter() - start
-                    self.end_epoch(running, st["seconds"])
-                    if st["epochs_without_gain"] >= cfg.patience:
-                        print(f"early stopping: no better dev {main_metric(self.task)} for {cfg.patience} epochs")
-                        break
-            st.update(finished=True, seconds=time.perf_counter() - start)   # not interrupted: done
-            self.save("last")
-        except KeyboardInterrupt:
-            last = self.out / "last"
-            where = f"the last good checkpoint is {last} (step {read_card(last)['state']['step']})" \
-                if (last / "checkpoint.json").exists() else "no checkpoint was written yet"
-            print(f"\ninterrupted at step {st['step']}: {where}; "
-                  f"continue with: python -m beexnp train --resume {last}")
-            raise
+        """Train until the epochs, ``max_steps`` or patience run out; returns the history.
+
+        Holds ``OUT/.lock`` throughout.  Ctrl-C stops at the end of the current step, writes
+        ``OUT/last`` and names it (see ``StopRequest``); then KeyboardInterrupt is raised again."""
+        with output_lock(self.out), self.stop:
+            for line in recover_checkpoints(self.out, RUN_FILES):
+                print(line, file=sys.stderr)
+            if self.best_source is not None and not has_checkpoint(self.out / "best"):
+                copy_checkpoint(self.best_source, self.out / "best")        # the state's best_score is its score
+            if self.history:
+                self.write_history()
+            start = time.perf_counter() - self.state.get("seconds", 0.0)   # a resumed run keeps counting
+            try:
+                self.loop(start)
+            except KeyboardInterrupt:
+                self.save_on_interrupt(start)
+                raise
         return self.history
+
+    def loop(self, start):
+        """The epochs and their steps; ``last`` every ``save_every`` steps, dev metrics after each epoch."""
+        cfg, st = self.cfg, self.state
+        while st["epoch"] < cfg.epochs and not self.done():
+            self.busy = True
+            batches = self.epoch_batches()
+            bar = tqdm(batches, initial=st["batch_in_epoch"], total=len(batches), disable=not self.progress,
+                       desc=f"epoch {st['epoch'] + 1}/{cfg.epochs}", unit="batch", dynamic_ncols=True)
+            running = RunningStats(st.get("running") if st["batch_in_epoch"] else None)
+            for index in batches[st["batch_in_epoch"]:]:
+                self.busy = True
+                ids, mask = self.train_data.padded(index)
+                labels = self.train_data.labels[index]
+                loss = self.train_step(ids, mask, labels)
+                running.add(loss, self.objective, labels, self.task.regression)
+                st["step"] += 1
+                st["batch_in_epoch"] += 1
+                st["running"] = running.state()                    # so a resumed epoch reports the same
+                self.busy = False                                  # a state the run really reached
+                bar.update(1)
+                bar.set_postfix_str(running.summary())
+                if st["step"] % cfg.save_every == 0 or self.done():
+                    st["seconds"] = time.perf_counter() - start
+                    self.save("last")
+                if self.done():
+                    break
+                self.stop.check()
+            self.busy = False
+            bar.close()
+            if st["batch_in_epoch"] == len(batches):
+                st["seconds"] = time.perf_counter() - start
+                self.end_epoch(running, st["seconds"])
+                if st["epochs_without_gain"] >= cfg.patience:
+                    print(f"early stopping: no better {cfg.select_on} {main_metric(self.task)} for {cfg.patience} epochs")
+                    break
+            self.stop.check()
+        st.update(finished=True, seconds=time.perf_counter() - start)   # not interrupted: done
+        self.save("last")
+
+    def save_on_interrupt(self, start):
+        """After KeyboardInterrupt: write 'last' unless the state is half updated, then say how to go on."""
+        st, last = self.state, self.out / "last"
+        where = None
+        if not self.busy:
+            st["seconds"] = time.perf_counter() - start
+            try:
+                self.save("last")
+                where = f"saved {last} (step {st['step']})"
+            except OSError as err:
+                print(f"error: {err}", file=sys.stderr)
+        if has_checkpoint(last):
+            print(f"\ninterrupted at step {st['step']}: {where or self.checkpoint_note('last')}; "
+                  f"continue with: python -m beexnp train --resume {last}", file=sys.stderr)
+        else:
+            print(f"\ninterrupted at step {st['step']}: no checkpoint was written", file=sys.stderr)
+
+    def final_note(self):
+        """Where the run's checkpoints are, in words: 'best' if an evaluation on the selection split ran, else why
+        there is none."""
+        st, best, last = self.state, self.out / "best", self.out / "last"
+        if has_checkpoint(best):
+            return (f"best checkpoint: {best} (epoch {st['best_epoch']}, {self.cfg.select_on} {main_metric(self.task)} "
+                    f"{st['best_score']:.4f}); last: {last}")
+        return (f"no {self.cfg.select_on} evaluation ran (stopped at step {st['step']}, before the end of epoch "
+                f"{st['epoch'] + 1}), so there is no best checkpoint; the model is in {last}")
 
     def done(self):
         return bool(self.cfg.max_steps) and self.state["step"] >= self.cfg.max_steps
@@ -213,7 +371,8 @@ class Trainer:
     def end_epoch(self, running, elapsed):
         st = self.state
         metric, where = main_metric(self.task), self.cfg.select_on                # the selection split (§9.1)
-        scores = {split: self.evaluate(enc) for split, enc in self.selection.items()}
+        with self.stop.at_once():                                  # reads the model, changes nothing
+            scores = {split: self.evaluate(enc) for split, enc in self.selection.items()}
         first = next(iter(scores.values()))
         score = max(m[metric] for m in first)
         best_exit = int(np.argmax([m[metric] for m in first])) + 1
@@ -229,8 +388,7 @@ class Trainer:
         else:
             st["epochs_without_gain"] += 1
         self.save("last", metrics=scores)
-        text = json.dumps(self.history, indent=1).encode()
-        atomic_write(self.out / "history.json", lambda f: f.write(text))
+        self.write_history()
         per_exit = " ".join(f"{m[metric]:.3f}" for m in first)
         print(f"epoch {st['epoch']}: {where} {metric} per exit [{per_exit}] best exit {best_exit} "
               f"({score:.4f}); {elapsed:.0f}s", flush=True)
@@ -239,9 +397,16 @@ class Trainer:
 class RunningStats:
     """Over an epoch so far: mean loss, (classification) accuracy of the last exit, mean exit weights."""
 
-    def __init__(self):
+    def __init__(self, state=None):
         self.loss = self.n_loss = self.correct = self.seen = self.n_inputs = 0
         self.exit_weights = 0.0                                  # sum over inputs of w_ib, per exit (N,)
+        if state:
+            self.__dict__.update(state, exit_weights=np.asarray(state["exit_weights"], np.float64))
+
+    def state(self):
+        """The sums so far as JSON-able numbers (exact: Python floats round-trip through JSON)."""
+        return dict(loss=self.loss, n_loss=self.n_loss, correct=self.correct, seen=self.seen,
+                    n_inputs=self.n_inputs, exit_weights=np.asarray(self.exit_weights).tolist())
 
     def add(self, loss, objective, labels, regression):
         """One step's loss, and the objective's logits and exit weights (N, B) of that step."""

@@ -30,6 +30,11 @@ therefore never change a result (tests/test_xnor.py checks it).
 is the same number; XOR is used because its padding bits stay 0), so 64
 multiply-adds become one XOR and one popcount (``np.bitwise_count``, NumPy >= 2).
 The layer's output is that integer times the output unit's alpha:  y_rj = alpha_j * (n - 2 popcount(x_r XOR w_j)) + b_j.
+For an input binarized to {0, 1} (a ReLU's output, DESIGN §1.5), a in {0, 1}^n,
+
+    a . w = (#ones of a where w = +1) - (#ones of a where w = -1) = 2 * popcount(a_bits AND w_bits) - popcount(a_bits)
+
+(``step_matmul``; padding bits of a are 0, so they count in neither term).
 
 **W1A32** (binary weights, real activations): there is no popcount trick for a
 real x, so the signs are unpacked to +-1 and multiplied by alpha, giving the
@@ -89,16 +94,38 @@ def popcount_matmul(x_words, w_words, n):
     8-byte words, popcount into bytes, add into int32), where a BLAS kernel keeps
     its tiles in registers: this is why it loses to float32 matmul in NumPy
     (benchmarks/bench_packed.py measures by how much)."""
+    return n - 2 * popcount_products(x_words, w_words, np.bitwise_xor)     # agreeing - disagreeing
+
+
+def popcount_products(x_words, w_words, op):
+    r"""C_rj = sum_k popcount(op(x_words[r, k], w_words[j, k])): (rows, K), (out, K) uint64 -> (rows, out) int32.
+
+    ``op`` is np.bitwise_xor (signs that differ, ``popcount_matmul``) or np.bitwise_and (ones of a {0, 1}
+    input where the weight is +1, ``step_matmul``)."""
     rows, K = x_words.shape
     w_cols = np.ascontiguousarray(w_words.T)                           # (K, out): word k of every unit, contiguous
-    disagree = np.zeros((rows, w_cols.shape[1]), np.int32)            # (rows, out) popcount accumulator
-    xor = np.empty(disagree.shape, WORD)                               # (rows, out) scratch
-    count = np.empty(disagree.shape, np.uint8)                         # (rows, out) scratch
+    total = np.zeros((rows, w_cols.shape[1]), np.int32)               # (rows, out) popcount accumulator
+    bits = np.empty(total.shape, WORD)                                 # (rows, out) scratch
+    count = np.empty(total.shape, np.uint8)                            # (rows, out) scratch
     for k in range(K):
-        np.bitwise_xor(x_words[:, k, None], w_cols[k], out=xor)        # (rows, 1) ^ (out,): 1 where signs differ
-        np.bitwise_count(xor, out=count)                               # differing signs among these 64 inputs
-        disagree += count
-    return n - 2 * disagree                                             # agreeing - disagreeing
+        op(x_words[:, k, None], w_cols[k], out=bits)                   # (rows, 1) op (out,)
+        np.bitwise_count(bits, out=count)                              # among these 64 inputs
+        total += count
+    return total
+
+
+def step_matmul(x, w_words, alpha, n):
+    r"""y = ([x > 0] @ sign(W)) * alpha: {0, 1} inputs (DESIGN §1.5), the integer part by AND-popcount:
+
+        a . w = 2 * popcount(a AND w) - popcount(a)        a = [x > 0] packed, w the sign bits
+
+    x (..., n) real (only x > 0 matters), w_words (out, K) uint64, alpha (out,) -> (..., out)."""
+    ones = np.packbits(x.reshape(-1, n) > 0, axis=-1, bitorder=BITORDER)          # (rows, ceil(n/8))
+    x_words = as_words(ones)                                                        # (rows, K)
+    S = 2 * popcount_products(x_words, w_words, np.bitwise_and) \
+        - np.bitwise_count(x_words).sum(axis=1, dtype=np.int32)[:, None]           # (rows, out) int32, exact
+    y = S.astype(alpha.dtype) * alpha
+    return y.reshape(*x.shape[:-1], len(alpha))
 
 
 def w1a1_matmul(x, w_words, alpha, n):

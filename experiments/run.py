@@ -36,6 +36,7 @@ import time
 from itertools import product
 from pathlib import Path
 
+from beexnp.checkpoint import has_checkpoint
 from beexnp.config import TrainConfig
 from beexnp.evaluate import evaluate_checkpoint
 from beexnp.glue import get_task
@@ -143,8 +144,7 @@ def run_one(run, out_root, glue_dir, fast):
                             cfg.heldout_fraction, cfg.heldout_seed, cfg.train_subset)
     folder = out_root / "runs" / run["name"]
     start = time.perf_counter()
-    last = folder / "last" / "checkpoint.json"
-    if last.exists():                               # a previous attempt: resume it, or take it if it finished
+    if has_checkpoint(folder / "last"):             # a previous attempt: resume it, or take it if it finished
         trainer = Trainer.resume(folder / "last", glue_dir=glue_dir, progress=False)
     else:
         trainer = Trainer(cfg, model, folder, glue_dir=glue_dir, progress=False)

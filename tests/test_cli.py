@@ -3,7 +3,7 @@ import argparse
 
 import pytest
 
-from beexnp.cli import DERIVED, build_parser, main
+from beexnp.cli import DERIVED, UsageError, build_parser, main
 from beexnp.config import ModelConfig, TrainConfig
 
 
@@ -40,16 +40,20 @@ def test_train_flags_reach_the_configs():
 
 
 def test_a_bad_choice_is_refused_by_the_parser(capsys):
-    with pytest.raises(SystemExit) as exit_:
+    """Usage errors are user errors like any other: one line, status 1 (not argparse's usage text and 2)."""
+    with pytest.raises(UsageError, match="invalid choice: 'rmsprop'"):
         build_parser().parse_args(["train", "--optimizer", "rmsprop"])
-    assert exit_.value.code == 2 and "invalid choice: 'rmsprop'" in capsys.readouterr().err
+    assert main(["train", "--optimizer", "rmsprop"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: python -m beexnp train: argument --optimizer")
 
 
 @pytest.mark.parametrize("argv, message", [
     (["evaluate", "/no/such/checkpoint"], "is not a checkpoint"),
     (["train", "--task", "nosuchtask"], "unknown GLUE task 'nosuchtask'"),
     (["train", "--lr", "0"], "lr must be > 0"),
-    (["train", "--heads", "3", "--glue-dir", "/no/such/glue"], "looked"),
+    (["train", "--heads", "3", "--glue-dir", "/no/such/glue"], "not divisible by heads=3"),   # before the data
+    (["train", "--glue-dir", "/no/such/glue", "--out", "/no/such/out"], "looked"),
 ])
 def test_user_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 1

@@ -4,10 +4,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beexnp.config import ModelConfig
+from beexnp.config import ModelConfig, SoftRouting
 from beexnp.criteria import (CRITERIA, EntropyThreshold, FractionalEntropy, MaxProbability, NeverExit, Patience,
                              RelativeChange, make_criterion)
 from beexnp.entropy import entropy, fractional_entropy_drop
+from beexnp.exit_loss import soft_routing_weights
 from beexnp.inference import early_exit_forward, simulate_exits
 from beexnp.layer_checks import padding_mask
 from beexnp.model import BEExformer
@@ -73,15 +74,15 @@ def test_never_triggering_delta_reproduces_the_last_exit():
     rng = np.random.default_rng(1)
     model = tiny_model(rng)
     ids, mask = padded_batch(rng)
-    result = early_exit_forward(model, ids, mask, FractionalEntropy(-np.inf))
+    result = early_exit_forward(model, ids, mask, EntropyThreshold(0.0))          # H / log C < 0: never
     model.eval()
     assert np.all(result.exit_block == BLOCKS)
     np.testing.assert_array_equal(result.logits, model.forward(ids, mask)[-1])   # same rows, same work: bitwise
 
 
-@pytest.mark.parametrize("rule, block", [(FractionalEntropy(np.inf), 2), (RelativeChange(np.inf), 2),
-                                         (EntropyThreshold(np.inf), 1), (MaxProbability(0.0), 1),
-                                         (Patience(0), 1), (Patience(1e9), BLOCKS)])
+@pytest.mark.parametrize("rule, block", [(FractionalEntropy(0.99), 2), (RelativeChange(1e9), 2),
+                                         (EntropyThreshold(1.0), 1), (MaxProbability(0.0), 1),
+                                         (Patience(1e9), BLOCKS)])
 def test_always_triggering_thresholds(rule, block):
     rng = np.random.default_rng(2)
     model = tiny_model(rng, regression=isinstance(rule, RelativeChange))
@@ -128,9 +129,78 @@ def test_entropy_is_finite_where_probabilities_underflow(gap, classes):
     assert (Hn <= 1 + 1e-12).all()
 
 
-def test_certain_input_leaves():
-    """H_{i-1} = 0 (already certain) gives r = 0, so the input leaves for any delta > 0."""
+@pytest.mark.parametrize("delta", [0.0, 1e-9, 0.5])
+def test_certain_input_leaves_for_every_delta(delta):
+    """H_{i-1} ~ 0 (already certain): r = 0 by the guard, and the input leaves at its first eligible
+    block for every delta, 0 included (DESIGN §6.2); soft routing sends it there too (§6.8)."""
     assert fractional_entropy_drop(np.array([0.0]), np.array([0.0]))[0] == 0.0
+    sure = np.array([[60.0, 0.0], [0.3, 0.0]])                          # row 0 certain, row 1 not
+    logits = [sure, sure + np.array([[0.0, 0.0], [0.2, 0.0]]), sure, sure]   # (N=4) x (B=2, C=2)
+    rule = FractionalEntropy(delta)
+    np.testing.assert_array_equal(simulate_exits(np.stack(logits), rule)[:1], [2])
+    w = soft_routing_weights(logits, SoftRouting(delta=delta, tau=0.05, beta=0.0))
+    np.testing.assert_allclose(w[:, 0], [0, 1, 0, 0])                     # all of its weight at exit 2
+    np.testing.assert_allclose(w.sum(axis=0), 1.0)
+
+
+@pytest.mark.parametrize("blocks", [1, 2, 3])
+def test_soft_routing_columns_sum_to_one_for_any_depth(blocks):
+    """One block: q_1 = q_N = 1, so the only exit gets weight 1 (not beta)."""
+    logits = [np.array([[0.3, 0.0], [2.0, -1.0]])] * blocks
+    w = soft_routing_weights(logits, SoftRouting(beta=0.2))
+    assert w.shape == (blocks, 2)
+    np.testing.assert_allclose(w.sum(axis=0), 1.0)
+
+
+@pytest.mark.parametrize("name, good, bad", [
+    ("fractional", [0.0, 0.3, 0.999], [-1.0, 1.0, 5.0, np.nan, np.inf]),
+    ("relative_change", [0.0, 2.0], [-0.1, np.nan]),
+    ("entropy", [0.0, 0.5, 1.0], [-0.1, 1.01, np.nan]),
+    ("maxprob", [0.0, 0.9, 1.0], [-0.1, 1.5, np.nan]),
+    ("patience", [1, 2.0, 5], [0, -3, 2.5, np.nan]),
+])
+def test_each_criterion_refuses_thresholds_outside_its_range(name, good, bad):
+    for value in good:
+        make_criterion(name, value, regression=name == "relative_change")
+    for value in bad:
+        with pytest.raises(ValueError, match=f"the {name} criterion's threshold\\) must be"):
+            make_criterion(name, value, regression=name == "relative_change")
+
+
+@pytest.mark.parametrize("kind", ["right", "left", "holes"])
+def test_early_exit_handles_any_padding_mask(kind):
+    """Left padding and holes give the full forward's logits at each exit block, like right padding."""
+    rng = np.random.default_rng(6)
+    model = tiny_model(rng)
+    ids, mask = padded_batch(rng, batch=16, tokens=9)
+    if kind == "left":
+        lengths = mask.sum(axis=1).astype(int)
+        order = (np.arange(9)[None, :] - (9 - lengths)[:, None]) % 9      # roll each row right by its padding
+        ids, mask = np.take_along_axis(ids, order, 1), np.take_along_axis(mask, order, 1)
+        assert (mask[:, -1] == 1).all() and (mask[:, 0] == 0).any()
+    elif kind == "holes":
+        holes = rng.random(mask.shape) < 0.3
+        holes[:, 0] = False                                                 # every row keeps a real token
+        mask = mask * ~holes
+        ids = ids * mask.astype(np.int64)
+    for rule in (FractionalEntropy(0.0005), MaxProbability(0.4), Patience(1)):
+        result = early_exit_forward(model, ids, mask, rule)
+        model.eval()
+        full = np.stack(model.forward(ids, mask))
+        assert np.isfinite(result.logits).all()
+        np.testing.assert_allclose(result.logits, full[result.exit_block - 1, np.arange(len(ids))],
+                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(simulate_exits(full, rule), result.exit_block)
+    assert len(np.unique(early_exit_forward(model, ids, mask, FractionalEntropy(0.0005)).exit_block)) >= 2
+
+
+def test_early_exit_refuses_a_row_without_a_token():
+    rng = np.random.default_rng(6)
+    model = tiny_model(rng)
+    ids, mask = padded_batch(rng, batch=4)
+    mask[2] = 0
+    with pytest.raises(ValueError, match=r"rows \[2\] have no real token"):
+        early_exit_forward(model, ids, mask, NeverExit())
 
 
 def test_make_criterion_errors():

@@ -267,8 +267,11 @@ def ref_slfn(p, H, mode, order=GATES):
 
 
 def ref_feed_forward(p, H, mode):
-    """FFN(H) = ReLU(H W1_b + b1) W2_b + b2."""
+    """FFN(H) = ReLU(H W1_b + b1) W2_b + b2; in W1A1 the second layer reads [ReLU(.) > 0] in {0, 1}, not its sign."""
     hidden = each(lambda v: max(v, 0.0), ref_linear(sub(p, "up."), H, mode))
+    if mode.binary and mode.w1a1:
+        return ref_affine(each(lambda v: 1.0 if v > 0 else 0.0, hidden), ref_binarize(p["down.weight"], mode.s),
+                          p.get("down.bias"))
     return ref_linear(sub(p, "down."), hidden, mode)
 
 
@@ -359,8 +362,9 @@ def ref_exit_weights(logits, weighting, regression=False, delta=0.1, tau=0.05, b
             else:
                 Hs = [ref_entropy(z[b]) for z in logits]
                 r = [None] + [ref_fraction(Hs[i - 1], Hs[i]) for i in range(1, N)]
-                r = [None] + [0.0 if v is None else v for v in r[1:]]     # certain: no drop left, r = 0
-            q = [0.0] + [ref_sigmoid((delta - r[i]) / tau) for i in range(1, N - 1)] + [1.0]
+            # certain (r is None): it leaves here, q_i = 1; one exit alone takes all the weight
+            q = [0.0] + [1.0 if r[i] is None else ref_sigmoid((delta - r[i]) / tau) for i in range(1, N - 1)] + [1.0]
+            q = q[-N:]
             w, stay = [], 1.0
             for i in range(N):
                 w.append((1 - beta) * q[i] * stay + beta / N)
@@ -664,7 +668,7 @@ def test_early_exit_engine_against_a_loop_over_examples(regression):
         drops = [ref_fraction(s[i - 1], s[i]) for s in series for i in range(1, cfg.blocks)]
     # delta halfway between two neighbouring drops (no decision is a matter of rounding), the one that
     # sends the inputs out at the most different blocks
-    drops = np.sort([v for v in drops if v is not None])
+    drops = np.sort([v for v in drops if v is not None and 0 <= v < 1])     # the rules' legal deltas only
     exit_rule = ref_relative_exit if regression else ref_fractional_exit
     delta = max((drops[:-1] + drops[1:]) / 2, key=lambda d: len({exit_rule(s, d) for s in series}))
     rule = RelativeChange(delta) if regression else FractionalEntropy(delta)

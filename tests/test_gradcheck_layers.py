@@ -21,6 +21,7 @@ from beexnp import layer_checks
 from beexnp.activations import softmax, softmax_backward
 from beexnp.gradcheck import gradcheck, numerical_gradient, randomize_parameters, rel_error
 from beexnp.layer_checks import kink_free, layer_cases
+from beexnp.embedding import Embedding
 from beexnp.linear import BinaryLinear
 from beexnp.module import Module
 from beexnp.norm import LayerNorm
@@ -185,6 +186,37 @@ def test_binary_linear_alpha_term_is_the_whole_difference(rng, estimator, relaxe
     np.testing.assert_allclose(g_frozen, sign_term, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(g_full - g_frozen, alpha_term, rtol=1e-9, atol=1e-12)
     assert np.max(np.abs(alpha_term)) > 1e-3
+
+
+@pytest.mark.parametrize("estimator", ["second_order", "ste"])
+def test_binarized_embedding_honours_alpha_grad(rng, estimator):
+    """Embedding(binarize=True, alpha_grad=False) is the derivative with alpha_r frozen (relaxed mode), as
+    BinaryLinear's; with alpha_grad=True the alpha term adds to it."""
+    V, d = 7, 5
+    layers = [Embedding(V, d, rng, binarize=True, estimator=estimator, alpha_grad=flag, dtype=np.float64)
+              for flag in (True, False)]
+    randomize_parameters(layers[0], rng)
+    layers[1].load_state_dict(layers[0].state_dict())
+    ids = rng.integers(1, V, size=(3, 4))
+    dout = rng.standard_normal((3, 4, d))
+    E = layers[1].weight.data
+    s = get_estimator(estimator).relaxed
+    alpha = np.abs(E).mean(axis=1, keepdims=True)                 # (V, 1), held constant while E moves
+
+    def f():
+        return np.sum((alpha * s(E))[ids] * dout)                 # DESIGN §2.3, relaxed, alpha frozen
+
+    grads = []
+    for layer in layers:
+        layer.relax(True)
+        layer.zero_grad()
+        layer.forward(ids)
+        layer.backward(dout)
+        grads.append(layer.weight.grad.copy())
+    numeric = numerical_gradient(f, E)
+    numeric[0] = 0                                                # the padding row gets no gradient
+    assert rel_error(grads[1], numeric) <= TOL
+    assert rel_error(grads[0], numeric) > 1e-3                    # the alpha term is not negligible
 
 
 # ---- the checker catches wrong backwards ------------------------------------

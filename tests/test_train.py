@@ -110,7 +110,7 @@ def test_ctrl_c_keeps_last_good_checkpoint(glue_dir, tmp_path, capsys):
         trainer.fit()
     last = tmp_path / "run" / "last"
     assert read_card(last)["state"]["step"] == 5                  # save_every=5: the last good one
-    assert "the last good checkpoint is" in capsys.readouterr().out
+    assert "the last good checkpoint is" in capsys.readouterr().err
     resumed = Trainer.resume(last, glue_dir=glue_dir, progress=False)
     assert resumed.state["step"] == 5
 
@@ -170,7 +170,8 @@ def test_train_evaluate_predict_commands(glue_dir, tmp_path, capsys):
     capsys.readouterr()
     assert main(["predict", str(out / "best"), "a lovely film", "--json"]) == 0
     prediction = json.loads(capsys.readouterr().out)
-    assert prediction["label"] in ("0", "1") and 1 <= prediction["exit_block"] <= 3
+    assert prediction["label"] in ("negative", "positive") and 1 <= prediction["exit_block"] <= 3
+    assert prediction["label"] == ("negative", "positive")[prediction["label_id"]] and prediction["warnings"] == []
     assert abs(sum(prediction["probabilities"].values()) - 1) < 1e-5
 
 
@@ -179,7 +180,8 @@ def test_train_evaluate_predict_commands(glue_dir, tmp_path, capsys):
     (dict(schedule="step"), "schedule must be one of"), (dict(exit_weighting="max"), "exit_weighting must be"),
     (dict(task="glue"), "unknown GLUE task 'glue'"), (dict(batch_size=0), "batch_size must be > 0"),
     (dict(dev_subset=0), "dev_subset must be None or > 0"), (dict(warmup=1.0), "0 <= warmup < 1"),
-    (dict(max_len=1), "max_len must be >= 2"),
+    (dict(max_len=2), "max_len must be >= 3"), (dict(delta=1.0), "fractional criterion's threshold"),
+    (dict(epochs="3"), "epochs must be int, got '3'"), (dict(epochs=2.5), "epochs must be int, got 2.5"),
 ])
 def test_train_config_errors_name_the_setting(bad, message):
     with pytest.raises(ValueError, match="invalid training config: .*" + message.replace("(", r"\(")):

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from beexnp.linear import BinaryLinear
 from beexnp.packed import PackedBinaryLinear, pack_model
 from beexnp.sign import sign
-from beexnp.xnor import as_words, pack_signs, pack_words, popcount_matmul, unpack_signs, w1a1_matmul
+from beexnp.slfn import BinaryFeedForward
+from beexnp.xnor import as_words, pack_signs, pack_words, popcount_matmul, step_matmul, unpack_signs, w1a1_matmul
 
 PROPERTY = settings(max_examples=40, deadline=None)
 LENGTHS = st.one_of(st.integers(1, 200), st.sampled_from([1, 7, 8, 9, 63, 64, 65, 127, 128, 129]))
@@ -126,3 +127,43 @@ def test_packed_layer_is_inference_only():
         packed.backward(np.ones((1, 3), np.float32))
     with pytest.raises(ValueError, match="unpack"):
         PackedBinaryLinear(packed.bits, packed.alpha, 10, unpack="never")
+
+
+# ---- {0, 1} inputs: the FFN's second layer under W1A1 (DESIGN §1.5) -------------------------
+
+@PROPERTY
+@given(n=LENGTHS, rows=st.integers(1, 9), out=st.integers(1, 7), seed=seeds())
+def test_step_matmul_is_the_exact_zero_one_dot_product(n, rows, out, seed):
+    """[x > 0] . sign(W) = 2 popcount(a AND w) - popcount(a); a ReLU's zeros count as 0, not +1."""
+    rng = np.random.default_rng(seed)
+    x, W = np.maximum(signed_values(rng, (rows, n)), 0), signed_values(rng, (n, out))
+    y = step_matmul(x, as_words(pack_signs(W, axis=0)), np.ones(out, np.float32), n)
+    np.testing.assert_array_equal(y, (x > 0).astype(np.int64) @ sign(W).astype(np.int64))
+
+
+@PROPERTY
+@given(n=LENGTHS, out=st.integers(1, 9), lead=st.lists(st.integers(1, 4), min_size=1, max_size=2), seed=seeds())
+def test_step_packed_layer_equals_binary_linear(n, out, lead, seed):
+    rng = np.random.default_rng(seed)
+    layer = BinaryLinear(n, out, rng, binarize_input=True, input_levels="step")
+    layer.weight.data[...] = rng.uniform(-1, 1, (n, out))
+    layer.eval()
+    arrays = pack_model(layer)
+    packed = PackedBinaryLinear(arrays["weight.bits"], arrays["weight.alpha"], n, arrays["bias"], True,
+                                input_levels="step")
+    x = np.maximum(signed_values(rng, (*lead, n)), 0)
+    np.testing.assert_array_equal(packed.forward(x), layer.forward(x))           # integers, then alpha: exact
+
+
+def test_w1a1_feed_forward_depends_on_its_input():
+    """sign(ReLU(h)) would be +1 everywhere, so the FFN's output would be the same for every input; with
+    {0, 1} levels ([ReLU(h) > 0] = [h > 0]) it is not, and it is what those bits say."""
+    rng = np.random.default_rng(0)
+    ffn = BinaryFeedForward(8, rng, binarize_input=True).eval()
+    x = rng.standard_normal((2, 5, 8)).astype(np.float32)
+    y = ffn.forward(x)
+    assert np.abs(y[0] - y[1]).max() > 0.1 and np.unique(y.reshape(-1, 8), axis=0).shape[0] > 1
+    h = ffn.up.forward(x)
+    W2 = ffn.down.weight.data
+    expected = ((h > 0).astype(np.float32) @ sign(W2)) * np.abs(W2).mean(axis=0) + ffn.down.bias.data
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from beexnp.glue.batching import subset
-from beexnp.glue.reader import load_split
+from beexnp.glue.reader import load_split, nonempty
 from beexnp.glue.tasks import get_task
 
 FORMAT = "beexnp.heldout/1"
@@ -57,7 +57,7 @@ def split_heldout(examples, fraction=0.1, seed=0):
 
 def training_rows(task, glue_dir=None, train_subset=None):
     """The ``Examples`` of the training split, cut to its first ``train_subset`` rows as a run does."""
-    train = load_split(task, "train", glue_dir)
+    train = nonempty(load_split(task, "train", glue_dir))
     return subset(train, train_subset) if train_subset else train
 
 

@@ -181,6 +181,14 @@ def read_split(path, task, split, on_empty="keep"):
         lines=np.array(lines, dtype=np.int64), empty_lines=tuple(empty), path=path)
 
 
+def nonempty(examples):
+    """``examples``, or a GlueFormatError naming the file if the split has no row (a header-only file)."""
+    if not len(examples):
+        name = "training" if examples.split == "train" else examples.split
+        raise GlueFormatError(examples.path, None, f"the {name} split is empty (no rows after the header)")
+    return examples
+
+
 def load_split(task, split, glue_dir=None, on_empty="keep"):
     """Read split ``split`` of ``task`` from the GLUE directory (see
     ``find_glue_dir``) -> ``Examples``.  A missing split file raises

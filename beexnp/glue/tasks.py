@@ -28,7 +28,10 @@ WNLI    train dev test     same as RTE                                   accurac
 
 Label names are listed in the order the official evaluation (the GLUE
 baselines and BERT's ``run_classifier``) numbers them, so label id ``i`` is
-``task.labels[i]``.  STS-B is a regression task: its label is a float score.
+``task.labels[i]``: the text of the label column.  Where that text is a digit,
+``task.label_names[i]`` says what it means (SST-2: negative, positive; the
+names of the GLUE dataset cards).  STS-B is a regression task: its label is a
+float score.
 
 Main metric (the one to select checkpoints on): CoLA ``mcc``, MRPC and QQP
 ``f1``, STS-B ``pearson``, accuracy elsewhere.  The GLUE leaderboard averages
@@ -70,6 +73,12 @@ class Task:
     regression: bool = False
     score_range: tuple | None = None   # (low, high) of a regression label
     aliases: tuple = ()
+    names: tuple = ()                  # what each label means, where ``labels`` are digits
+
+    @property
+    def label_names(self):
+        """Human names of the labels, by id (``labels`` where those are words already)."""
+        return self.names or self.labels
 
     @property
     def pair(self):
@@ -114,16 +123,19 @@ _MNLI_LAYOUTS = {
 TASKS = {
     "cola": Task("cola", "CoLA", *_standard_splits(
                      train=Layout(3, None, 1, header=False, n_columns=4), test=Layout(1)),
-                 labels=_BINARY, metrics=("mcc",), main_metric="mcc"),
+                 labels=_BINARY, metrics=("mcc",), main_metric="mcc", names=("unacceptable", "acceptable")),
     "sst2": Task("sst2", "SST-2", *_standard_splits(train=Layout(0, None, 1), test=Layout(1)),
-                 labels=_BINARY, metrics=("accuracy",), main_metric="accuracy", aliases=("sst",)),
+                 labels=_BINARY, metrics=("accuracy",), main_metric="accuracy", aliases=("sst",),
+                 names=("negative", "positive")),
     "mrpc": Task("mrpc", "MRPC", *_standard_splits(train=Layout(3, 4, 0), test=Layout(3, 4)),
-                 labels=_BINARY, metrics=("f1", "accuracy"), main_metric="f1"),
+                 labels=_BINARY, metrics=("f1", "accuracy"), main_metric="f1",
+                 names=("not_equivalent", "equivalent")),
     "stsb": Task("stsb", "STS-B", *_standard_splits(train=Layout(7, 8, 9), test=Layout(7, 8)),
                  labels=(), metrics=("pearson", "spearman"), main_metric="pearson",
                  regression=True, score_range=(0.0, 5.0), aliases=("sts",)),
     "qqp": Task("qqp", "QQP", *_standard_splits(train=Layout(3, 4, 5), test=Layout(1, 2)),
-                labels=_BINARY, metrics=("f1", "accuracy"), main_metric="f1"),
+                labels=_BINARY, metrics=("f1", "accuracy"), main_metric="f1",
+                names=("not_duplicate", "duplicate")),
     "mnli": Task("mnli", "MNLI", {s: f"{s}.tsv" for s in _MNLI_LAYOUTS}, _MNLI_LAYOUTS,
                  labels=("contradiction", "entailment", "neutral"),
                  metrics=("accuracy",), main_metric="accuracy"),
@@ -132,7 +144,7 @@ TASKS = {
     "rte": Task("rte", "RTE", *_RTE_LIKE, labels=_ENTAIL,
                 metrics=("accuracy",), main_metric="accuracy"),
     "wnli": Task("wnli", "WNLI", *_RTE_LIKE, labels=_BINARY,
-                 metrics=("accuracy",), main_metric="accuracy"),
+                 metrics=("accuracy",), main_metric="accuracy", names=("not_entailment", "entailment")),
 }
 
 
