@@ -63,6 +63,15 @@ def value_problems(cls, values):
     return problems
 
 
+def checked(config, what):
+    """``config`` if its fields have the right types and choices (``field_problems``) and then the right ranges
+    (its ``_range_problems``); otherwise one ValueError listing every problem."""
+    problems = field_problems(config) or config._range_problems()
+    if problems:
+        raise ValueError(f"invalid {what} config: " + "; ".join(problems))
+    return config
+
+
 def dataclass_from_dict(cls, d, what):
     """cls(**d), refusing keys that are not fields of the dataclass ``cls`` (named in the error)."""
     if not isinstance(d, dict):
@@ -125,12 +134,7 @@ class ModelConfig:
         return 4 * self.dim if self.pair_encoding == "siamese" else self.dim
 
     def validate(self):
-        problems = field_problems(self)
-        if not problems:
-            problems = self._range_problems()
-        if problems:
-            raise ValueError("invalid model config: " + "; ".join(problems))
-        return self
+        return checked(self, "model")
 
     def _range_problems(self):
         problems = []
@@ -226,11 +230,7 @@ class TrainConfig:
     seed: int = option(0, "one seed for initialization, dropout and data order")
 
     def __post_init__(self):
-        problems = field_problems(self)
-        if not problems:
-            problems = self._range_problems()
-        if problems:
-            raise ValueError("invalid training config: " + "; ".join(problems))
+        checked(self, "training")
 
     def _range_problems(self):
         problems = []

@@ -38,14 +38,19 @@ def write_sentiment(folder, n, rng):
     return "\n".join(lines) + "\n"
 
 
+def sentiment_glue(root, train=256, dev=64, seed=0):
+    """``root/glue``, a GLUE folder holding a tiny, learnable SST-2 of ``train`` and ``dev`` rows."""
+    rng = np.random.default_rng(seed)
+    sst = root / "glue" / "SST-2"
+    for split, n in (("train", train), ("dev", dev)):
+        text = write_sentiment(sst, n, rng)
+        (sst / f"{split}.tsv").write_text(text)
+    return root / "glue"
+
+
 @pytest.fixture
 def glue_dir(tmp_path):
     """A GLUE folder holding a tiny, learnable SST-2 (256 train, 64 dev rows)."""
-    rng = np.random.default_rng(0)
-    sst = tmp_path / "glue" / "SST-2"
-    for split, n in (("train", 256), ("dev", 64)):
-        text = write_sentiment(sst, n, rng)
-        (sst / f"{split}.tsv").write_text(text)
-    return tmp_path / "glue"
+    return sentiment_glue(tmp_path)
 
 

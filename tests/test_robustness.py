@@ -16,20 +16,19 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import beexnp.checkpoint as checkpoint
-from beexnp.checkpoint import (OutputInUse, aside, checkpoint_folder, load_model, output_lock, read_card,
+from beexnp.checkpoint import (aside, checkpoint_folder, load_model, output_lock, read_card,
                                recover_checkpoints, save_checkpoint)
 from beexnp.cli import main
 from beexnp.config import ModelConfig, TrainConfig
 from beexnp.model import BEExformer
 from beexnp.train import RUN_FILES, Trainer, TrainingDiverged
-from conftest import TINY_MODEL, write_sentiment
+from conftest import TINY_MODEL, sentiment_glue
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("fault_driver.py")
@@ -41,12 +40,7 @@ SMALL = ["--token-dim", "8", "--position-dim", "0", "--heads", "2", "--blocks", 
 
 @pytest.fixture
 def small_glue(tmp_path):
-    rng = np.random.default_rng(1)
-    sst = tmp_path / "glue" / "SST-2"
-    for split, n in (("train", 64), ("dev", 16)):
-        text = write_sentiment(sst, n, rng)
-        (sst / f"{split}.tsv").write_text(text)
-    return tmp_path / "glue"
+    return sentiment_glue(tmp_path, train=64, dev=16, seed=1)
 
 
 def child_env():
@@ -400,11 +394,7 @@ def test_nan_loss_names_a_checkpoint_that_exists(glue_dir, tmp_path):
 def world(tmp_path_factory):
     """A folder with GLUE data, a trained run, configs and broken checkpoints, for the table below."""
     root = tmp_path_factory.mktemp("world")
-    rng = np.random.default_rng(0)
-    sst = root / "glue" / "SST-2"
-    for split, n in (("train", 96), ("dev", 24)):
-        text = write_sentiment(sst, n, rng)
-        (sst / f"{split}.tsv").write_text(text)
+    sst = sentiment_glue(root, train=96, dev=24) / "SST-2"
     (sst / "test.tsv").write_text("index\tsentence\n0\ta good film\n")
     empty = root / "empty" / "SST-2"
     empty.mkdir(parents=True)
