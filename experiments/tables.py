@@ -208,7 +208,6 @@ def matched_heldout_table(records):
         runs = [r for r in reported(records, "grid", "beexformer", task) if r.get("matched")]
         if not runs:
             continue
-        m = runs[0]["metric"]
         cells = []
         for name in names:
             got = [c for r in runs for c in r["matched"]["criteria"] if c["criterion"] == name]
