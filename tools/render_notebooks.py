@@ -18,11 +18,12 @@ the same way; it never rewrites them.
 import sys
 import time
 
-from notebook_kernel import MAX_BYTES, NOTEBOOK_DIR, execute, output_problems
+from notebook_kernel import MAX_BYTES, NOTEBOOK_DIR, ROOT, execute, output_problems
 
 
 def main(argv):
     import nbformat
+    sys.path.insert(0, str(ROOT))                      # this checkout's beexnp, as the kernels get it
     from beexnp.glue import find_glue_dir
     fast = "--fast" in argv
     chosen = [a for a in argv if not a.startswith("--")]
