@@ -248,12 +248,46 @@ def model_from_packed(arrays, meta, unpack="load"):
     return model.eval()
 
 
-def load_packed(path, unpack="load"):
-    """(model, tokenizer or None, card) from a packed file.
+def unpacked_model(arrays, meta):
+    r"""The float BEExformer a packed file describes (eval mode), to look into or to train on.
+
+    Each binarized matrix gets latent weights W = alpha * sign, rebuilt from (bits, alpha):
+
+        W = moveaxis(alpha[:, None] * (+-1 unpacked from bits), -1, axis)      (in, out) or (V, d_tok)
+
+    Binarizing them gives back the same signs, and alpha' = mean |W| = alpha exactly
+    when the alphas were stored as float16 (k * alpha then fits float32's 24 bits for
+    any k <= 2^13, so every partial sum is exact), within float32 rounding otherwise.
+    Then the model's logits are those of ``model_from_packed``, bit for bit."""
+    config = ModelConfig.from_dict(meta["model_config"])
+    model = BEExformer(config, np.random.default_rng(0))          # the skeleton: every value is replaced
+    state = {k: v.astype(np.float32) for k, v in arrays.items() if not k.endswith(BINARY_SUFFIXES)}
+    for name, _, axis in binary_matrices(model):
+        n = meta["binary"][name]["shape"][axis]
+        alpha = arrays[name + ".alpha"].astype(np.float32)                            # (rows,)
+        rows = alpha[:, None] * unpack_signs(arrays[name + ".bits"], n)               # (rows, n) = +-alpha
+        state[name] = np.moveaxis(rows, -1, axis)                                     # the matrix's own layout
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def tokenizer_and_card(meta):
+    """(tokenizer or None, card) of a packed file's metadata.
 
     ``card`` is the checkpoint card stored at export (task, tokenizer, metrics,
     train config) with ``model_config`` added back."""
-    arrays, meta = read_packed(path)
     card = dict(meta["card"], model_config=meta["model_config"])
     tokenizer = Tokenizer.from_state_dict(card["tokenizer"]) if "tokenizer" in card else None
-    return model_from_packed(arrays, meta, unpack), tokenizer, card
+    return tokenizer, card
+
+
+def load_packed(path, unpack="load"):
+    """(model, tokenizer or None, card) from a packed file: an inference model computing from the bits."""
+    arrays, meta = read_packed(path)
+    return model_from_packed(arrays, meta, unpack), *tokenizer_and_card(meta)
+
+
+def load_unpacked(path):
+    """(float model, tokenizer or None, card) from a packed file: ``unpacked_model`` of its arrays."""
+    arrays, meta = read_packed(path)
+    return unpacked_model(arrays, meta), *tokenizer_and_card(meta)

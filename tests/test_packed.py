@@ -16,8 +16,8 @@ from beexnp.criteria import FractionalEntropy
 from beexnp.glue import Tokenizer
 from beexnp.inference import early_exit_forward
 from beexnp.model import BEExformer
-from beexnp.packed import (PackedBinaryLinear, PackedEmbedding, load_packed, model_from_packed, pack_model,
-                           packed_meta, read_packed, save_packed)
+from beexnp.packed import (PackedBinaryLinear, PackedEmbedding, load_packed, load_unpacked, model_from_packed,
+                           pack_model, packed_meta, read_packed, save_packed)
 
 VOCAB = 13
 
@@ -169,3 +169,28 @@ def test_clear_errors(checkpoint, tmp_path):
     np.savez(path, __meta__=np.frombuffer(json.dumps({"format": "beexnp.packed/9"}).encode(), np.uint8))
     with pytest.raises(ValueError, match="packed/9"):
         read_packed(path)
+
+
+@pytest.mark.parametrize("real_dtype", [np.float16, np.float32])
+def test_unpacking_gives_back_a_float_model_with_the_same_bits_and_logits(real_dtype, tmp_path):
+    """load_unpacked: latent weights +-alpha; repacked, the same bits and alphas (exactly, from float16);
+    its logits are the packed model's, and its size report and export work like a trained model's."""
+    rng = np.random.default_rng(12)
+    model = random_model(rng, token_dim=11, position_dim=5, heads=2, blocks=2, binarize_embeddings=True)
+    save_packed(tmp_path / "m.npz", model, real_dtype=real_dtype)
+    arrays, _ = read_packed(tmp_path / "m.npz")
+    unpacked, _, card = load_unpacked(tmp_path / "m.npz")
+    packed, _, _ = load_packed(tmp_path / "m.npz")
+    assert card["model_config"] == model.config.to_dict() and not unpacked.training
+    again = pack_model(unpacked, real_dtype)
+    assert set(again) == set(arrays)
+    for key, array in arrays.items():
+        if key.endswith(".bits") or real_dtype == np.float16:
+            np.testing.assert_array_equal(again[key], array, err_msg=key)
+        else:                                                                     # mean |W| may round by an ulp
+            np.testing.assert_allclose(again[key], array, rtol=1e-6, err_msg=key)
+    ids, mask = random_batch(rng, 4, 6)
+    assert_same_logits(unpacked.forward(ids, mask), packed.forward(ids, mask), exact=real_dtype == np.float16)
+    latent = unpacked.blocks[0].attn.qkv.weight.data                              # (in, out) = +-alpha_j
+    alpha = arrays["blocks.0.attn.qkv.weight.alpha"].astype(np.float32)
+    np.testing.assert_array_equal(np.abs(latent), np.broadcast_to(alpha, latent.shape))
