@@ -70,7 +70,7 @@ MUTATIONS = [
              (("def binarize_weight(W, estimator, relaxed, axis=0):",
                "def binarize_weight(W, estimator, relaxed, axis=1):"),)),
     Mutation("W1A1 without binarizing the input", "beexnp/linear.py",
-             (("self.xb = binarize(x, self.estimator, self.relaxed)                                     # (..., in)",
+             (("self.xb = binarize_activation(x, self.estimator, self.relaxed, self.input_levels)",
                "self.xb = x"),)),
     Mutation("binarized embedding: alpha over the batch axis", "beexnp/embedding.py",
              (("binarize_weight(rows, self.estimator, self.relaxed, axis=-1)",
