@@ -14,6 +14,7 @@ the dev accuracy at every exit of every epoch, the exact commands, the
 training time, the file's size and SHA-256, and the beexnp commit it was
 trained from.  A few minutes in all on two CPU cores.
 """
+import argparse
 import hashlib
 import json
 import os
@@ -73,7 +74,9 @@ def make(name, extra, env):
                              capture_output=True, text=True, check=True).stdout.strip())
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(description="Train and export the SST-2 models the notebooks load (a few minutes; "
+                                        "needs SST-2), and write their records into notebooks/models/.").parse_args(argv)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     MODELS.mkdir(parents=True, exist_ok=True)

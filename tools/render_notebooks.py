@@ -15,18 +15,27 @@ machine path, under 2 MB), and the run time goes into its metadata
 (``beexnp.seconds``).  ``tests/test_notebooks.py`` checks the committed files
 the same way; it never rewrites them.
 """
+import argparse
 import sys
 import time
 
 from notebook_kernel import MAX_BYTES, NOTEBOOK_DIR, ROOT, execute, output_problems
 
 
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description="Run the notebooks and write them back with their outputs "
+                                                 "(full mode), or time them in fast mode.")
+    parser.add_argument("notebooks", nargs="*", metavar="NN", help="the notebooks' numbers (default: all)")
+    parser.add_argument("--fast", action="store_true", help="run in fast mode and print the times; write nothing")
+    return parser.parse_args(argv)
+
+
 def main(argv):
     import nbformat
+    args = parse_args(argv)
     sys.path.insert(0, str(ROOT))                      # this checkout's beexnp, as the kernels get it
     from beexnp.glue import find_glue_dir
-    fast = "--fast" in argv
-    chosen = [a for a in argv if not a.startswith("--")]
+    fast, chosen = args.fast, args.notebooks
     paths = [p for p in sorted(NOTEBOOK_DIR.glob("*.ipynb")) if not chosen or p.name[:2] in chosen]
     if not fast:
         try:
