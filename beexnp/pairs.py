@@ -38,8 +38,10 @@ def segment_ids(ids):
 def part_lengths(ids, mask):
     r"""(B, 2) real lengths of ``[CLS] a`` and ``[SEP] b`` in each row     ids, mask (B, T)
 
-    Every row needs a [SEP] among its real tokens (a clear ValueError otherwise)."""
+    Every row needs a [SEP] among its real tokens, and its padding at the end (clear ValueErrors otherwise)."""
     real = mask > 0
+    if not np.array_equal(real, np.arange(real.shape[1]) < real.sum(axis=1, keepdims=True)):
+        raise ValueError("pair_encoding='siamese' needs every input's padding at its end (a mask of 1s, then 0s)")
     is_sep = (ids == SEP_ID) & real                                        # (B, T)
     missing = np.flatnonzero(~is_sep.any(axis=1))
     if missing.size:

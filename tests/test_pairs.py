@@ -68,6 +68,16 @@ def test_siamese_needs_a_sep_in_every_row(rng):
         model.forward(ids, mask)
 
 
+def test_siamese_refuses_padding_before_the_tokens(rng):
+    """split_pair cuts at [SEP] from the row's start: a left-padded row would be cut wrongly, so it is refused."""
+    model = pair_model(rng)
+    ids, mask = pairs(rng)
+    row = int(np.flatnonzero(mask.sum(axis=1) < mask.shape[1])[0])      # a row with padding
+    ids[row], mask[row] = np.roll(ids[row], 1), np.roll(mask[row], 1)      # its padding moved to the front
+    with pytest.raises(ValueError, match="padding at its end"):
+        model.forward(ids, mask)
+
+
 def test_segments_start_at_zero_so_the_model_starts_as_the_one_without(rng):
     ids, mask = pairs(rng)
     for encoding in ("joint", "siamese"):
