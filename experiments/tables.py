@@ -196,6 +196,8 @@ def study_table(records, group, tasks, variants, base_label):
             lines.append(f"| {task} | {label} | {spread([r['dev_full_depth'][m] for r in runs])} | {exits} | {early} | "
                          f"{np.mean([r['flops']['full'] for r in runs]) / 1e6:.2f} | "
                          f"{np.mean([r.get('size_ratio', np.nan) for r in runs]):.2f}× |")
+    if len(lines) == 2:
+        lines.append("| – | no run recorded yet (`python experiments/run.py --only " + group + "`) | | | | | |")
     return "\n".join(lines)
 
 
