@@ -24,7 +24,7 @@ import numpy as np
 from beexnp.criteria import make_criterion
 from beexnp.evaluate import labelled_split, load_for_inference
 from beexnp.flops import input_lengths, model_flops
-from beexnp.glue import compute_metrics
+from beexnp.glue import compute_metrics, selection_score
 from beexnp.glue.heldout import SPLIT as HELDOUT
 from beexnp.inference import exit_outputs, predictions, simulate_exits
 
@@ -37,21 +37,26 @@ GRIDS = {
 
 
 def sweep_outputs(outputs, labels, lengths, task, config, grids=None):
-    """Rows (criterion, threshold, metric, mean exit block, mean FLOPs, cut) from every exit's outputs (N, n, C)."""
+    """Rows (criterion, threshold, metric, score, mean exit block, mean FLOPs, cut) from every exit's outputs
+    (N, n, C): ``metric`` is the task's main metric, ``score`` what choices are made on (``selection_score``)."""
     grids = grids or ({"fractional": GRIDS["fractional"]} if task.regression else GRIDS)
-    metric = task.main_metric
     per_exit = predictions(outputs, task.regression)                             # (N, n)
     full_flops = float(model_flops(config, lengths).flops.mean())
-    rows = [dict(criterion="full depth", threshold=None, metric=compute_metrics(task, per_exit[-1], labels)[metric],
-                 mean_exit_block=float(config.blocks), mean_flops=full_flops, flops_cut=0.0)]
+
+    def row(criterion, threshold, chosen, exits=None):
+        metrics = compute_metrics(task, chosen, labels)
+        flops = float(model_flops(config, lengths, exits).flops.mean())
+        return dict(criterion=criterion, threshold=threshold, metric=metrics[task.main_metric],
+                    score=selection_score(task, metrics),
+                    mean_exit_block=float(config.blocks if exits is None else exits.mean()), mean_flops=flops,
+                    flops_cut=1 - flops / full_flops)
+
+    rows = [row("full depth", None, per_exit[-1])]
     n = outputs.shape[1]
     for name, values in grids.items():
         for value in values:
             exits = simulate_exits(outputs, make_criterion(name, value, task.regression))
-            chosen = per_exit[exits - 1, np.arange(n)]
-            flops = float(model_flops(config, lengths, exits).flops.mean())
-            rows.append(dict(criterion=name, threshold=value, metric=compute_metrics(task, chosen, labels)[metric],
-                             mean_exit_block=float(exits.mean()), mean_flops=flops, flops_cut=1 - flops / full_flops))
+            rows.append(row(name, value, per_exit[exits - 1, np.arange(n)], exits))
     return rows
 
 
@@ -62,14 +67,14 @@ def sweep_split(model, task, encoded):
 
 
 def choose(rows, criterion="fractional"):
-    """The chosen point of ``criterion`` on the rows' split: the largest cut that keeps the full-depth metric,
-    else the best metric."""
-    full = rows[0]["metric"]
+    """The chosen point of ``criterion`` on the rows' split: the largest cut that keeps the full-depth score
+    (``selection_score``), else the best score."""
+    full = rows[0]["score"]
     own = [r for r in rows if r["criterion"] == criterion]
-    keeping = [r for r in own if r["metric"] >= full]
+    keeping = [r for r in own if r["score"] >= full]
     if keeping:
-        return max(keeping, key=lambda r: (r["flops_cut"], r["metric"]))
-    return max(own, key=lambda r: (r["metric"], r["flops_cut"]))
+        return max(keeping, key=lambda r: (r["flops_cut"], r["score"]))
+    return max(own, key=lambda r: (r["score"], r["flops_cut"]))
 
 
 def at_threshold(rows, criterion, threshold):
@@ -81,13 +86,13 @@ def matched(selection_rows, report_rows, slack=1.02):
     """Every criterion at the fractional rule's FLOPs, each threshold chosen on the selection split.
 
     The budget is the mean FLOPs of ``choose(selection_rows)``; each criterion takes, among its thresholds
-    whose selection-split FLOPs stay within ``slack`` x budget, the best selection-split metric, and is
+    whose selection-split FLOPs stay within ``slack`` x budget, the best selection-split score, and is
     reported by its row of ``report_rows`` at that threshold (None when no threshold is that cheap)."""
     budget = choose(selection_rows)["mean_flops"]
     out = []
     for name in dict.fromkeys(r["criterion"] for r in selection_rows[1:]):
         within = [r for r in selection_rows if r["criterion"] == name and r["mean_flops"] <= slack * budget]
-        pick = max(within, key=lambda r: (r["metric"], -r["mean_flops"])) if within else None
+        pick = max(within, key=lambda r: (r["score"], -r["mean_flops"])) if within else None
         out.append(dict(criterion=name, threshold=pick and pick["threshold"], selection=pick,
                         report=pick and at_threshold(report_rows, name, pick["threshold"])))
     return dict(budget=budget, slack=slack, criteria=out)

@@ -36,7 +36,8 @@ from beexnp.checkpoint import (CheckpointError, arrays_from, atomic_write, copy_
 from beexnp.config import DATA_DERIVED, RESUME_OVERRIDES, ModelConfig, TrainConfig, resume_conflicts
 from beexnp.distill import Teacher, load_teacher
 from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
-from beexnp.glue import Tokenizer, compute_metrics, encode_examples, get_task, load_split, main_metric, subset
+from beexnp.glue import (Tokenizer, compute_metrics, encode_examples, get_task, load_split, selection_name,
+                        selection_score, subset)
 from beexnp.glue.batching import batch_order
 from beexnp.glue.heldout import SPLIT, split_heldout, training_rows
 from beexnp.glue.reader import nonempty
@@ -327,7 +328,7 @@ class Trainer:
                 st["seconds"] = time.perf_counter() - start
                 self.end_epoch(running, st["seconds"])
                 if st["epochs_without_gain"] >= cfg.patience:
-                    print(f"early stopping: no better {cfg.select_on} {main_metric(self.task)} for {cfg.patience} epochs")
+                    print(f"early stopping: no better {cfg.select_on} {selection_name(self.task)} for {cfg.patience} epochs")
                     break
             self.stop.check()
         st.update(finished=True, seconds=time.perf_counter() - start)   # not interrupted: done
@@ -355,8 +356,8 @@ class Trainer:
         there is none."""
         st, best, last = self.state, self.out / "best", self.out / "last"
         if has_checkpoint(best):
-            return (f"best checkpoint: {best} (epoch {st['best_epoch']}, {self.cfg.select_on} {main_metric(self.task)} "
-                    f"{st['best_score']:.4f}); last: {last}")
+            return (f"best checkpoint: {best} (epoch {st['best_epoch']}, {self.cfg.select_on} "
+                    f"{selection_name(self.task)} {st['best_score']:.4f}); last: {last}")
         return (f"no {self.cfg.select_on} evaluation ran (stopped at step {st['step']}, before the end of epoch "
                 f"{st['epoch'] + 1}), so there is no best checkpoint; the model is in {last}")
 
@@ -370,12 +371,12 @@ class Trainer:
 
     def end_epoch(self, running, elapsed):
         st = self.state
-        metric, where = main_metric(self.task), self.cfg.select_on                # the selection split (§9.1)
+        where = self.cfg.select_on                                 # the selection split (§9.1)
         with self.stop.at_once():                                  # reads the model, changes nothing
             scores = {split: self.evaluate(enc) for split, enc in self.selection.items()}
-        first = next(iter(scores.values()))
-        score = max(m[metric] for m in first)
-        best_exit = int(np.argmax([m[metric] for m in first])) + 1
+        per_exit = [selection_score(self.task, m) for m in next(iter(scores.values()))]
+        score = max(per_exit)
+        best_exit = int(np.argmax(per_exit)) + 1
         record = dict(epoch=st["epoch"] + 1, step=st["step"], train_loss=running.mean_loss(),
                       train_accuracy=running.accuracy(), **{where: scores}, best_exit=best_exit, score=score,
                       exit_weights=running.mean_exit_weights(), seconds=elapsed)
@@ -389,8 +390,8 @@ class Trainer:
             st["epochs_without_gain"] += 1
         self.save("last", metrics=scores)
         self.write_history()
-        per_exit = " ".join(f"{m[metric]:.3f}" for m in first)
-        print(f"epoch {st['epoch']}: {where} {metric} per exit [{per_exit}] best exit {best_exit} "
+        print(f"epoch {st['epoch']}: {where} {selection_name(self.task)} per exit "
+              f"[{' '.join(f'{x:.3f}' for x in per_exit)}] best exit {best_exit} "
               f"({score:.4f}); {elapsed:.0f}s", flush=True)
 
 

@@ -20,12 +20,16 @@ before every run): the epoch, delta (and every criterion's threshold at
 matched FLOPs, ``record["matched"]``), and across runs:
 
 * ``"grid": {"train.lr": [...], "model.dropout": [...]}`` expands every
-  variant into one run per grid point (named ``<task>-<variant>-<point>-seed<s>``);
-* ``"from_best": {"group": G, "variant": V}`` gives a run the grid point of
-  group G's variant V with the best held-out score averaged over the seeds
-  (``chosen_point``); it waits until every run of that grid has its record;
-* ``"teacher": {"group": G, "variant": V}`` distils from the run of that
-  chosen grid point with the same seed (its ``best`` checkpoint).
+  variant into one run per grid point (named ``<task>-<variant>-<point>-seed<s>``).
+  Every point runs with seed 0 (``selection.SELECTION_SEED``), and the point whose
+  seed-0 run has the best held-out score is chosen (``chosen_point``); the other
+  seeds run at the chosen point only, to measure its spread;
+* ``"from_best": {"group": G, "variant": V}`` gives a run the chosen point of
+  group G's variant V (``chosen_point``); it waits until every seed-0 run of
+  that grid has its record;
+* ``"teacher": {"group": G, "variant": V}`` distils from the run of group G's
+  variant V (at its chosen point) with the same seed (its ``best`` checkpoint);
+  it waits for that run.
 
 Dev is scored once per run, at the end, and never chooses anything.
 """
@@ -44,7 +48,7 @@ from beexnp.glue.heldout import ensure_heldout_file
 from beexnp.glue.location import find_glue_dir
 from beexnp.sweep import run_sweep
 from beexnp.train import Trainer
-from selection import best_point, heldout_score
+from selection import SELECTION_SEED, best_point, heldout_score
 
 HERE = Path(__file__).resolve().parent
 FAST_MODEL = dict(token_dim=24, position_dim=8, heads=2, blocks=3)
@@ -71,14 +75,12 @@ def with_settings(run, settings):
     return run
 
 
-def expand(spec, seeds=None):
-    """The runs of one group in runs.json: one per task x variant x grid point x seed (``seeds`` restricts)."""
+def expand(spec):
+    """The runs of one group in runs.json: one per task x variant x grid point x seed."""
     for task in spec["tasks"]:
         for variant, overrides in spec["variants"].items():
             for point, settings in grid_points(spec.get("grid")):
-                for seed in spec.get("seeds", [0]):
-                    if seeds is not None and seed not in seeds:
-                        continue
+                for seed in spec.get("seeds", [SELECTION_SEED]):
                     run = dict(name=f"{task}-{variant}{'-' + point if point else ''}-seed{seed}", group=spec["group"],
                                task=task, variant=variant, point=point, settings=settings, seed=seed,
                                model=dict(spec.get("model", {}), **overrides.get("model", {})),
@@ -88,27 +90,37 @@ def expand(spec, seeds=None):
                     yield with_settings(run, settings)
 
 
+class NotChosen(LookupError):
+    """A grid run of a seed other than the selection seed at a point that was not chosen: it is not run."""
+
+
 def chosen_point(runs, records, group, variant, task):
-    """(grid point, its settings) of ``group``'s ``variant`` on ``task`` with the best held-out score averaged over
-    the seeds; raises LookupError (why) while a run of that grid has no record yet."""
-    grid = [r for r in runs if (r["group"], r["variant"], r["task"]) == (group, variant, task)]
+    """(grid point, its settings) of ``group``'s ``variant`` on ``task`` with the best held-out score of its
+    selection-seed run; raises LookupError (why) while one of those runs has no record yet."""
+    grid = [r for r in runs if (r["group"], r["variant"], r["task"]) == (group, variant, task)
+            and r["seed"] == SELECTION_SEED]
     if not grid:
-        raise LookupError(f"no run of group {group!r}, variant {variant!r} on {task} is declared")
+        raise LookupError(f"no run of group {group!r}, variant {variant!r} on {task} with seed {SELECTION_SEED} "
+                          "is declared")
     missing = [r["name"] for r in grid if r["name"] not in records]
     if missing:
         raise LookupError(f"waits for {len(missing)} run(s) of group {group!r} ({missing[0]}, ...)")
     scores = {}
     for r in grid:
-        score = heldout_score(records[r["name"]])
-        if score is None:
+        scores[r["point"]] = heldout_score(records[r["name"]])
+        if scores[r["point"]] is None:
             raise LookupError(f"{r['name']} was not selected on the held-out rows: it cannot choose a grid point")
-        scores.setdefault(r["point"], []).append(score)
     best = best_point(scores)
     return best, next(r["settings"] for r in grid if r["point"] == best)
 
 
 def resolve(run, runs, records, out_root):
-    """``run`` with its ``from_best`` settings and ``teacher`` checkpoint filled in (LookupError while they wait)."""
+    """``run`` with its ``from_best`` settings and ``teacher`` checkpoint filled in (LookupError while they wait;
+    NotChosen for a grid point a seed other than the selection seed does not run)."""
+    if run["point"] and run["seed"] != SELECTION_SEED:
+        point, _ = chosen_point(runs, records, run["group"], run["variant"], run["task"])
+        if run["point"] != point:
+            raise NotChosen(f"seed {run['seed']} runs at the chosen point ({point}) only")
     if run["from_best"]:
         point, settings = chosen_point(runs, records, run["from_best"]["group"], run["from_best"]["variant"],
                                        run["task"])
@@ -118,6 +130,8 @@ def resolve(run, runs, records, out_root):
         point, _ = chosen_point(runs, records, g, v, run["task"])
         name = next(r["name"] for r in runs if (r["group"], r["variant"], r["task"], r["point"], r["seed"])
                     == (g, v, run["task"], point, run["seed"]))
+        if name not in records:
+            raise LookupError(f"waits for its teacher {name}")
         run = dict(run, train=dict(run["train"], teacher=str(out_root / "runs" / name / "best")))
     return run
 
@@ -194,7 +208,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", nargs="*", help="groups or run names to run (default: all)")
     p.add_argument("--tasks", nargs="*", help="these tasks only (default: every task of the groups)")
-    p.add_argument("--seeds", nargs="*", type=int, help="these seeds only; a grid's choice then averages over them")
+    p.add_argument("--seeds", nargs="*", type=int, help="these seeds only (a grid point is chosen on seed "
+                   f"{SELECTION_SEED}'s runs; other seeds run at the chosen point only)")
     p.add_argument("--fast", action="store_true", help="tiny slices and models: checks the pipeline end to end")
     p.add_argument("--results", default=None, help="records folder (default: results/experiments, or "
                                                    "results/experiments-fast with --fast)")
@@ -203,10 +218,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     out_root = Path(args.results or ("results/experiments-fast" if args.fast else "results/experiments"))
     out_root.mkdir(parents=True, exist_ok=True)
-    runs = [r for spec in json.loads(Path(args.runs).read_text()) for r in expand(spec, args.seeds)]
-    if args.tasks:
-        runs = [r for r in runs if r["task"] in args.tasks]
-    selected = [r for r in runs if not args.only or r["group"] in args.only or r["name"] in args.only]
+    runs = [r for spec in json.loads(Path(args.runs).read_text()) for r in expand(spec)]     # what choices read
+    selected = [r for r in runs if (not args.only or r["group"] in args.only or r["name"] in args.only)
+                and (not args.tasks or r["task"] in args.tasks) and (args.seeds is None or r["seed"] in args.seeds)]
     skipped = {}
     for run in selected:
         record_path = out_root / f"{run['name']}.json"
@@ -217,6 +231,9 @@ def main(argv=None):
         if not reason:
             try:
                 run = resolve(run, runs, read_records(out_root), out_root)
+            except NotChosen as err:
+                print(f"{run['name']}: not run, {err}")
+                continue
             except LookupError as err:
                 reason = str(err)
         if reason:

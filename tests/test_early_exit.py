@@ -216,13 +216,32 @@ def test_make_criterion_errors():
 
 def test_sweep_chooses_the_largest_cut_that_keeps_full_depth_quality():
     from beexnp.sweep import choose
-    rows = [dict(criterion="full depth", threshold=None, metric=0.80, flops_cut=0.0),
-            dict(criterion="fractional", threshold=0.1, metric=0.81, flops_cut=0.3),
-            dict(criterion="fractional", threshold=0.2, metric=0.80, flops_cut=0.5),
-            dict(criterion="fractional", threshold=0.5, metric=0.70, flops_cut=0.9),
-            dict(criterion="maxprob", threshold=0.9, metric=0.85, flops_cut=0.95)]
+    rows = [dict(criterion="full depth", threshold=None, score=0.80, flops_cut=0.0),
+            dict(criterion="fractional", threshold=0.1, score=0.81, flops_cut=0.3),
+            dict(criterion="fractional", threshold=0.2, score=0.80, flops_cut=0.5),
+            dict(criterion="fractional", threshold=0.5, score=0.70, flops_cut=0.9),
+            dict(criterion="maxprob", threshold=0.9, score=0.85, flops_cut=0.95)]
     assert choose(rows)["threshold"] == 0.2
-    assert choose(rows[:1] + rows[3:4])["threshold"] == 0.5          # none keeps quality: the best metric
+    assert choose(rows[:1] + rows[3:4])["threshold"] == 0.5          # none keeps quality: the best score
+
+
+def test_mrpc_sweep_chooses_on_f1_and_accuracy_not_f1_alone():
+    """An exit that answers 'paraphrase' always has the better F1 on MRPC's 68 % positives; the rows' score,
+    the mean of F1 and accuracy, keeps the sweep from choosing it."""
+    from beexnp.glue import get_task
+    from beexnp.sweep import choose, sweep_outputs
+    from beexnp.config import ModelConfig
+    labels = np.array([1] * 68 + [0] * 32)
+    honest = np.where(np.arange(100) < 25, 0, labels)                     # 25 paraphrases missed: F1 0.77, acc 0.75
+    outputs = np.zeros((2, 100, 2))
+    outputs[0, :, 1] = 3.0                                                 # exit 1: always 1, p = 0.95
+    outputs[1, np.arange(100), honest] = 1.0                               # exit 2: p = 0.73
+    cfg = ModelConfig(token_dim=8, position_dim=0, heads=1, blocks=2, vocab_size=10, max_len=8, num_classes=2)
+    rows = sweep_outputs(outputs, labels, np.full(100, 8), get_task("mrpc"), cfg, grids={"maxprob": [0.9, 0.99]})
+    always = next(r for r in rows if r["threshold"] == 0.9)               # all leave at exit 1: F1 0.81, acc 0.68
+    assert always["mean_exit_block"] == 1 and always["metric"] > rows[0]["metric"]   # F1 prefers it ...
+    assert always["score"] < rows[0]["score"]                             # ... the score does not
+    assert choose(rows, "maxprob")["threshold"] == 0.99
 
 
 def test_sweep_rows_match_the_criteria():

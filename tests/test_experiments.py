@@ -48,10 +48,12 @@ def test_fast_honest_groups_choose_everything_on_the_heldout_rows(tmp_path):
     args = ["--fast", "--tasks", "sst2", "--seeds", "0", "--results", str(out)]
     assert experiments.main(["--only", "depth", *args]) == 0                   # its grid is not there yet: it waits
     assert "waits for 6 run(s) of group 'grid'" in json.loads((out / "skipped.json").read_text())["sst2-blocks2-seed0"]
-    assert experiments.main(["--only", "grid", "depth", "distill", *args]) == 0
+    assert experiments.main(["--only", "distill", *args]) == 0                 # nor its teacher
+    assert "waits for" in json.loads((out / "skipped.json").read_text())["sst2-distilled-seed0"]
+    assert experiments.main(["--only", "grid", "twin", "depth", "distill", *args]) == 0
     records = experiments.read_records(out)
     grid = [r for r in records.values() if r["group"] == "grid"]
-    assert len(grid) == 12 and all(r["selection"]["split"] == "heldout" for r in grid)
+    assert len(grid) == 6 and all(r["selection"]["split"] == "heldout" for r in grid)
     for r in grid:                                                             # delta chosen on held-out, dev reported
         picked = choose(r["selection"]["sweep"])
         assert r["early_exit"]["delta"] == picked["threshold"]
@@ -65,10 +67,17 @@ def test_fast_honest_groups_choose_everything_on_the_heldout_rows(tmp_path):
     chosen = next(r for r in grid if r["variant"] == "beexformer" and r["point"] == point)
     assert depth["train_config"]["lr"] == chosen["train_config"]["lr"]
     assert depth["model_config"]["dropout"] == chosen["model_config"]["dropout"]
-    twins = {r["point"]: r["selection"]["score"] for r in grid if r["variant"] == "full_precision"}
-    twin = max(twins, key=lambda p: (twins[p], p))
+    twin = records["sst2-twin-seed0"]                                          # the twin runs at the chosen point
+    assert twin["chosen_point"] == point and twin["model_config"]["binarize"] is False
+    assert twin["train_config"]["lr"] == chosen["train_config"]["lr"]
     teacher = records["sst2-distilled-seed0"]["train_config"]["teacher"]
-    assert teacher == str(out / "runs" / f"sst2-full_precision-{twin}-seed0" / "best")
+    assert teacher == str(out / "runs" / "sst2-twin-seed0" / "best")
+    # seed 1 runs the chosen point only; the choice stays seed 0's, whatever seed 1 scores
+    assert experiments.main(["--only", "grid", "--fast", "--tasks", "sst2", "--seeds", "1", "--results", str(out)]) == 0
+    seed1 = [r for r in experiments.read_records(out).values() if r["group"] == "grid" and r["seed"] == 1]
+    assert [r["point"] for r in seed1] == [point]
+    reported = tables.reported(list(experiments.read_records(out).values()), "grid", "beexformer", "sst2")
+    assert [(r["point"], r["seed"]) for r in reported] == [(point, 0), (point, 1)]
     assert tables.main(["--results", str(out)]) == 0
     text = (out / "TABLES.md").read_text()
     assert "### Every choice on the held-out slice" in text and "| sst2 | blocks12 |" in text

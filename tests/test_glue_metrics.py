@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from beexnp.glue import (accuracy, compute_metrics, f1, main_metric, matthews_corrcoef, pearson,
-                         spearman)
+                         selection_name, selection_score, spearman)
 
 # 5 predictions against 5 labels: TP = 2 (rows 0, 4), FP = 1 (row 1), FN = 1 (row 3), TN = 1 (row 2)
 P = [1, 1, 0, 0, 1]
@@ -79,6 +79,16 @@ def test_compute_metrics_gives_each_tasks_metrics():
 def test_main_metric():
     assert [main_metric(t) for t in ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli")] == \
         ["mcc", "accuracy", "f1", "pearson", "f1", "accuracy"]
+
+
+def test_selection_score_is_the_main_metric_or_f1_and_accuracy_averaged():
+    always_yes = compute_metrics("mrpc", np.ones(10, int), np.array([1] * 7 + [0] * 3))    # F1 0.824, acc 0.7
+    assert selection_score("mrpc", always_yes) == pytest.approx((14 / 17 + 0.7) / 2)
+    assert selection_name("mrpc") == selection_name("qqp") == "mean(f1, accuracy)"
+    for task in ("cola", "sst2", "stsb", "rte", "mnli"):
+        metrics = {name: 0.1 * (i + 1) for i, name in enumerate(("accuracy", "mcc", "pearson", "spearman"))}
+        assert selection_score(task, metrics) == metrics[main_metric(task)]
+        assert selection_name(task) == main_metric(task)
 
 
 binary = st.lists(st.integers(0, 1), min_size=1, max_size=50)

@@ -16,7 +16,7 @@ are), ``reader`` (TSV parsing), ``download`` (fetching, on first use too; MRPC a
 from beexnp.glue.batching import Batch, EncodedSplit, encode_examples, iterate_batches, subset
 from beexnp.glue.location import find_glue_dir
 from beexnp.glue.metrics import (accuracy, compute_metrics, f1, main_metric, matthews_corrcoef,
-                                 pearson, spearman)
+                                 pearson, selection_name, selection_score, spearman)
 from beexnp.glue.reader import EmptyTextWarning, Examples, GlueFormatError, load_split, read_split
 from beexnp.glue.tasks import TASKS, Task, get_task
 from beexnp.glue.tokenizer import Tokenizer
@@ -25,5 +25,5 @@ __all__ = [
     "TASKS", "Task", "get_task", "find_glue_dir",
     "Examples", "load_split", "read_split", "GlueFormatError", "EmptyTextWarning",
     "Tokenizer", "EncodedSplit", "Batch", "encode_examples", "iterate_batches", "subset",
-    "compute_metrics", "main_metric", "accuracy", "f1", "matthews_corrcoef", "pearson", "spearman",
+    "compute_metrics", "main_metric", "selection_score", "selection_name", "accuracy", "f1", "matthews_corrcoef", "pearson", "spearman",
 ]
