@@ -410,7 +410,7 @@ def run_download(args):
         tasks = parse_task_list(args.tasks)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return 1
     url = base_url(args.base_url)
     status = 0
     for task in tasks:

@@ -505,6 +505,7 @@ BAD_INPUTS = [
     (["gradcheck", "--dim", "8", "--heads", "3"], "--heads 3 must divide --dim 8"),
     (["gradcheck", "--batch", "0"], "argument --batch: must be an integer >= 1, got '0'"),
     (["data", "--task", "nosuch"], "unknown GLUE task 'nosuch'"),
+    (["download", "--tasks", "cola,nosuch", "--dir", "glue_new"], "unknown GLUE task 'nosuch'"),
     (["nosuch-command"], "invalid choice: 'nosuch-command'"),
 ]
 
