@@ -1,6 +1,6 @@
 """The results tables, made from the run records that experiments/run.py wrote.
 
-    python experiments/tables.py [--results results/experiments]   # prints and writes TABLES.md
+    python experiments/tables.py [--results results/experiments]   # prints and writes TABLES.md and its figures
     python experiments/tables.py --readme README.md                 # also refreshes the README's tables
 
 Every number comes from a record (one JSON file per run); nothing is typed in.
@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
@@ -28,17 +29,24 @@ def pct(x):
 
 
 def majority_baseline(task):
-    """Dev metric of always predicting the training split's most frequent class (None if no data)."""
+    """Dev metric of always predicting the training split's most frequent class; None where there is none:
+    a regression task (no classes: a constant prediction has no correlation) or a task whose data is not here."""
     from beexnp.glue import compute_metrics, get_task, load_split
     t = get_task(task)
     if t.regression:
-        return 0.0                                                   # a constant has no correlation
+        return None
     try:
         train, dev = load_split(t, "train"), load_split(t, t.dev_splits[0])
     except (FileNotFoundError, ValueError):
         return None
     majority = np.bincount(train.labels).argmax()
     return compute_metrics(t, np.full(len(dev.labels), majority), dev.labels)[t.main_metric]
+
+
+def majority_cell(task):
+    """The majority-class column's cell: the baseline × 100, or "–" where there is none."""
+    base = majority_baseline(task)
+    return "–" if base is None else pct(base)
 
 
 def early_exit_cell(r):
@@ -75,8 +83,7 @@ def main_table(records, skipped):
             early = (f"{100 * e.mean():.2f} ± {100 * e.std(ddof=1):.2f} (δ="
                      + "/".join(f"{r['early_exit']['delta']:g}" for r in seeds)
                      + f", mean {100 * np.mean([r['flops']['cut'] for r in seeds]):.1f}%)")
-        base = majority_baseline(task)
-        lines.append(f"| {task} | {m} | {'–' if base is None else pct(base)} | {pct(fp['dev_full_depth'][m])} | "
+        lines.append(f"| {task} | {m} | {majority_cell(task)} | {pct(fp['dev_full_depth'][m])} | "
                      f"{full} | {early} | {size_cell(bx)} | "
                      f"{fp['train_seconds'] / 60:.1f} / {bx['train_seconds'] / 60:.1f} min |")
     return "\n".join(lines)
@@ -100,6 +107,11 @@ def ablation_table(records):
     return "\n".join(lines)
 
 
+def chosen_row(r):
+    """The row of a run's dev sweep at its chosen δ (the fractional rule's threshold the record says was chosen)."""
+    return next(s for s in r["sweep"] if s["criterion"] == "fractional" and s["threshold"] == r["early_exit"]["delta"])
+
+
 def matched_flops_table(records):
     """Each criterion at (about) the FLOPs of the fractional rule's dev-chosen point."""
     lines = ["| task | FLOPs budget (fractional δ) | fractional | absolute entropy | max probability | patience |",
@@ -108,8 +120,7 @@ def matched_flops_table(records):
         r = find(records, task, "beexformer")
         if not r or len(r["sweep"]) < 2:
             continue
-        budget = next(s for s in r["sweep"] if s["criterion"] == "fractional"
-                      and s["threshold"] == r["early_exit"]["delta"])["mean_flops"]
+        budget = chosen_row(r)["mean_flops"]
         cells = []
         for criterion in ("fractional", "entropy", "maxprob", "patience"):
             own = [s for s in r["sweep"] if s["criterion"] == criterion]
@@ -133,12 +144,51 @@ HONEST_ROWS = [("twin", "twin", "full-precision twin (at the BEExformer's point)
                ("grid", "beexformer", "BEExformer"),
                ("pairs", "segments", "BEExformer + segments"), ("pairs", "siamese", "BEExformer, siamese pairs"),
                ("distill", "distilled", "BEExformer distilled from the twin")]
+DEPTH = dict(group="depth", tasks=["sst2"], variants=["blocks2", "blocks4", "blocks8", "blocks12"],
+             base_label="blocks6")                              # the grid's chosen BEExformer has 6 blocks
+GATES = dict(group="gates", tasks=["sst2", "cola"], variants=["no_slfn", "learn_gate_only", "forget_gates_only"],
+             base_label="all three gates")
+CRITERIA = ("fractional", "entropy", "maxprob", "patience")
+
+Stat = namedtuple("Stat", "mean std seeds")
+Stat.__doc__ = "One metric over seeds, × 100: mean, standard deviation (nan for a single seed), number of seeds."
+
+
+def seed_stat(values):
+    """The Stat of one value per seed."""
+    v = 100 * np.asarray(values, float)
+    return Stat(v.mean(), v.std(ddof=1) if len(v) > 1 else np.nan, len(v))
+
+
+def seeds_text(n):
+    """'1 seed', '3 seeds'."""
+    return f"{n} seed{'s' if n > 1 else ''}"
+
+
+def mean_std(stat):
+    """'mean ± std' of a Stat, the mean alone for a single seed."""
+    return f"{stat.mean:.2f}" if stat.seeds == 1 else f"{stat.mean:.2f} ± {stat.std:.2f}"
 
 
 def spread(values):
     """mean ± standard deviation (× 100) over seeds, and how many; one value alone."""
-    v = 100 * np.asarray(values, float)
-    return f"{v[0]:.2f} (1 seed)" if len(v) == 1 else f"{v.mean():.2f} ± {v.std(ddof=1):.2f} ({len(v)} seeds)"
+    stat = seed_stat(values)
+    return f"{mean_std(stat)} ({seeds_text(stat.seeds)})"
+
+
+def full_depth(runs, metric=None):
+    """Each run's dev metric at full depth: its main metric, or ``metric``."""
+    return [r["dev_full_depth"][metric or r["metric"]] for r in runs]
+
+
+def early_exit(runs):
+    """Each run's dev main metric under early exit (δ chosen on the held-out rows)."""
+    return [r["early_exit"]["metrics"][r["metric"]] for r in runs]
+
+
+def per_exit_mean(runs):
+    """Dev main metric at each exit, mean over the runs; shape (exits,)."""
+    return np.mean([[e[r["metric"]] for e in r["dev_per_exit"]] for r in runs], axis=0)
 
 
 def selected(records):
@@ -153,6 +203,13 @@ def reported(records, group, variant, task):
     return chosen_records(records, group, variant, task) if any(r.get("point") for r in own) else own
 
 
+def full_depth_cell(runs):
+    """Dev at full depth over seeds: the main metric, then each other metric the records hold beside it
+    (MRPC's accuracy beside its F1: its target asks for both; STS-B's Spearman beside its Pearson)."""
+    others = [k for k in runs[0]["dev_full_depth"] if k != runs[0]["metric"]]
+    return "; ".join([spread(full_depth(runs))] + [f"{k} {mean_std(seed_stat(full_depth(runs, k)))}" for k in others])
+
+
 def honest_table(records):
     """Every model of HONEST_ROWS per task: the grid point chosen on held-out rows, dev scored once per seed."""
     lines = ["| task | model | chosen on held-out (point) | held-out | dev, full depth | dev, early exit "
@@ -162,15 +219,12 @@ def honest_table(records):
             runs = reported(records, group, variant, task)
             if not runs:
                 continue
-            m = runs[0]["metric"]
             point = runs[0].get("point") or runs[0].get("chosen_point") or "–"
-            early = spread([r["early_exit"]["metrics"][m] for r in runs])
             deltas = "/".join(f"{r['early_exit']['delta']:g}" for r in runs)
             cut = 100 * np.mean([r["flops"]["cut"] for r in runs])
-            base = majority_baseline(task)
             lines.append(f"| {task} | {label} | {point} | {spread([heldout_score(r) for r in runs])} | "
-                         f"{spread([r['dev_full_depth'][m] for r in runs])} | {early} (δ={deltas}, {cut:.1f}%) | "
-                         f"{'–' if base is None else pct(base)} |")
+                         f"{full_depth_cell(runs)} | {spread(early_exit(runs))} (δ={deltas}, {cut:.1f}%) | "
+                         f"{majority_cell(task)} |")
     return "\n".join(lines)
 
 
@@ -188,13 +242,11 @@ def study_table(records, group, tasks, variants, base_label):
         for label, runs in study_rows(records, task, group, variants, base_label):
             if not runs:
                 continue
-            m = runs[0]["metric"]
-            per_exit = np.mean([[e[m] for e in r["dev_per_exit"]] for r in runs], axis=0)
-            exits = " ".join(f"{100 * x:.1f}" for x in per_exit)
-            early = (f"{spread([r['early_exit']['metrics'][m] for r in runs])}, "
+            exits = " ".join(f"{100 * x:.1f}" for x in per_exit_mean(runs))
+            early = (f"{spread(early_exit(runs))}, "
                      f"{np.mean([r['early_exit']['mean_exit_block'] for r in runs]):.2f}, "
                      f"{100 * np.mean([r['flops']['cut'] for r in runs]):.1f}%")
-            lines.append(f"| {task} | {label} | {spread([r['dev_full_depth'][m] for r in runs])} | {exits} | {early} | "
+            lines.append(f"| {task} | {label} | {spread(full_depth(runs))} | {exits} | {early} | "
                          f"{np.mean([r['flops']['full'] for r in runs]) / 1e6:.2f} | "
                          f"{np.mean([r.get('size_ratio', np.nan) for r in runs]):.2f}× |")
     if len(lines) == 2:
@@ -202,53 +254,204 @@ def study_table(records, group, tasks, variants, base_label):
     return "\n".join(lines)
 
 
+def matched_runs(records, task):
+    """The grid's chosen BEExformer runs on ``task`` that hold every criterion's choice at matched FLOPs."""
+    return [r for r in reported(records, "grid", "beexformer", task) if r.get("matched")]
+
+
+def criterion_choices(runs, name):
+    """Each run's choice for criterion ``name`` at matched FLOPs (threshold chosen on held-out, "report" its dev
+    row, None when no threshold fits the budget); [] when the task has no such criterion (regression)."""
+    return [c for r in runs for c in r["matched"]["criteria"] if c["criterion"] == name]
+
+
+def within_budget(choices):
+    """Whether every run found a threshold within the fractional rule's FLOPs budget."""
+    return all(c["report"] is not None for c in choices)
+
+
 def matched_heldout_table(records):
     """Every criterion at the fractional rule's FLOPs, each threshold chosen on the held-out rows, dev reported."""
-    names = ("fractional", "entropy", "maxprob", "patience")
-    lines = ["| task | fractional δ (FLOPs cut on held-out) | " + " | ".join(names) + " |",
-             "|---|---:|" + "---:|" * len(names)]
+    lines = ["| task | fractional δ (FLOPs cut on held-out) | " + " | ".join(CRITERIA) + " |",
+             "|---|---:|" + "---:|" * len(CRITERIA)]
     for task in TASK_ORDER:
-        runs = [r for r in reported(records, "grid", "beexformer", task) if r.get("matched")]
+        runs = matched_runs(records, task)
         if not runs:
             continue
         cells = []
-        for name in names:
-            got = [c for r in runs for c in r["matched"]["criteria"] if c["criterion"] == name]
+        for name in CRITERIA:
+            got = criterion_choices(runs, name)
             if not got:
                 cells.append("–")                                   # regression: the relative-change rule only
-            elif any(c["report"] is None for c in got):
+            elif not within_budget(got):
                 cells.append("no threshold within budget")
             else:
                 cells.append(f"{spread([c['report']['metric'] for c in got])}, cut "
                              f"{100 * np.mean([c['report']['flops_cut'] for c in got]):.1f}%")
-        frac = [c for r in runs for c in r["matched"]["criteria"] if c["criterion"] == "fractional"]
+        frac = criterion_choices(runs, "fractional")
         budget = "/".join(f"{c['threshold']:g}" for c in frac)
         cut = 100 * np.mean([c["selection"]["flops_cut"] for c in frac])
         lines.append(f"| {task} | {budget} ({cut:.1f}%) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+# ---- the figures' numbers: each function returns what its figure plots, all from records ---------------
+def depth_points(records):
+    """The depth study, one dict per depth (blocks ascending; the grid's chosen BEExformer among them): task,
+    metric, blocks, dev at full depth and at the early exit (Stats over seeds), and dev at each exit (mean over
+    seeds, × 100; shape (blocks,)).  [] while no depth variant has a run (the grid's model alone is no study)."""
+    (task,) = DEPTH["tasks"]
+    rows = study_rows(records, task, DEPTH["group"], DEPTH["variants"], DEPTH["base_label"])
+    if not any(runs for _, runs in rows[1:]):
+        return []
+    points = [dict(task=task, metric=runs[0]["metric"], blocks=runs[0]["model_config"]["blocks"],
+                   full=seed_stat(full_depth(runs)), early=seed_stat(early_exit(runs)),
+                   per_exit=100 * per_exit_mean(runs)) for _, runs in rows if runs]
+    return sorted(points, key=lambda p: p["blocks"])
+
+
+def gate_bars(records):
+    """The gate study, one panel per task with runs: task, metric, and bars [(label, Stat of dev at full depth)],
+    "all three gates" (the grid's chosen BEExformer) first, variants without a run left out.  [] while no gate
+    variant has a run."""
+    panels = []
+    for task in GATES["tasks"]:
+        rows = study_rows(records, task, GATES["group"], GATES["variants"], GATES["base_label"])
+        bars = [(label, seed_stat(full_depth(runs))) for label, runs in rows if runs]
+        if bars:
+            metric = next(runs for _, runs in rows if runs)[0]["metric"]
+            panels.append(dict(task=task, metric=metric, bars=bars))
+    has_variant = any(label != GATES["base_label"] for p in panels for label, _ in p["bars"])
+    return panels if has_variant else []
+
+
+def criteria_bars(records):
+    """Exit criteria at matched FLOPs (the numbers of ``matched_heldout_table``), one panel per task: task,
+    metric, bars [(criterion, Stat of its dev metric, or None: no threshold within budget)] (a criterion the
+    task lacks is left out), and ``full``, the Stat of the same runs' dev metric at full depth."""
+    panels = []
+    for task in TASK_ORDER:
+        runs = matched_runs(records, task)
+        if not runs:
+            continue
+        bars = [(name, seed_stat([c["report"]["metric"] for c in got]) if within_budget(got) else None)
+                for name, got in ((name, criterion_choices(runs, name)) for name in CRITERIA) if got]
+        panels.append(dict(task=task, metric=runs[0]["metric"], bars=bars, full=seed_stat(full_depth(runs))))
+    return panels
+
+
+# ---- drawing: each function draws numbers it is given, nothing else ------------------------------------
+def task_panels(n, width, height):
+    """A Figure of ``n`` panels, at most three a row (spare ones hidden); returns (figure, the n axes)."""
+    from matplotlib.figure import Figure        # no pyplot: leaves the caller's backend alone
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(max(width * cols, 6.4), height * rows))     # room for a title over one panel
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def error(stat):
+    """A Stat's error bar: its std, none (0) for a single seed."""
+    return 0.0 if np.isnan(stat.std) else stat.std
+
+
+def draw_bars(ax, bars, colors):
+    """Onto ``ax``: a bar per (label, Stat), mean with std over seeds as error bar, the mean and the number of
+    seeds written above it; a None Stat writes "no threshold within budget" in its bar's place."""
+    for x, (label, stat) in enumerate(bars):
+        if stat is None:
+            ax.text(x, 0, "no threshold\nwithin budget", ha="center", va="bottom", fontsize=7)
+            continue
+        ax.bar(x, stat.mean, yerr=error(stat) or None, capsize=4, color=colors[label], width=0.7)
+        ax.annotate(f"{stat.mean:.1f}\n{seeds_text(stat.seeds)}", (x, max(stat.mean + error(stat), 0)),
+                    textcoords="offset points", xytext=(0, 2), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(bars)))
+    ax.set_xticklabels([label for label, _ in bars], rotation=20, ha="right", fontsize=8)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.margins(y=0.18)                                              # room for the text above the bars
+    ax.grid(axis="y", alpha=0.3)
+
+
+def draw_depth(points, path):
+    """Left: dev at full depth and at the early exit against the number of blocks (mean, std over seeds);
+    right: dev at each exit, a line per depth.  Saved to ``path``."""
+    fig, (left, right) = task_panels(2, 5.4, 4.0)
+    task, metric = points[0]["task"], points[0]["metric"]
+    blocks = [p["blocks"] for p in points]
+    for key, label, marker in (("full", "full depth", "o"), ("early", "early exit (δ chosen on held-out)", "s")):
+        left.errorbar(blocks, [p[key].mean for p in points], yerr=[error(p[key]) for p in points],
+                      marker=marker, capsize=4, label=label)
+    left.set_xticks(blocks)
+    left.set_xticklabels([f"{p['blocks']}\n({seeds_text(p['full'].seeds)})" for p in points], fontsize=8)
+    left.set_xlabel("blocks")
+    left.set_ylabel(f"{task} dev {metric} × 100")
+    left.set_title(f"{task}: dev {metric} vs. depth\n(mean ± std over seeds)", fontsize=10)
+    left.legend(fontsize=8)
+    for p in points:
+        right.plot(range(1, len(p["per_exit"]) + 1), p["per_exit"], marker="o", ms=3, label=f"{p['blocks']} blocks")
+    right.set_xlabel("exit (after block)")
+    right.set_ylabel(f"{task} dev {metric} × 100")
+    right.set_title(f"{task}: dev {metric} at each exit\n(mean over seeds, one line per depth)", fontsize=10)
+    right.legend(fontsize=8)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def draw_gates(panels, path):
+    """A panel per task: a bar per gate variant (dev at full depth, mean ± std over seeds).  Saved to ``path``."""
+    colors = {label: f"C{i}" for i, label in enumerate([GATES["base_label"]] + GATES["variants"])}
+    fig, axes = task_panels(len(panels), 4.4, 3.8)
+    for ax, p in zip(axes, panels):
+        draw_bars(ax, p["bars"], colors)
+        ax.set_ylabel(f"dev {p['metric']} × 100, full depth")
+        ax.set_title(f"{p['task']}: the SLFN's gates\n(dev {p['metric']}, mean ± std over seeds)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def draw_criteria(panels, path):
+    """A panel per task: a bar per exit criterion at matched FLOPs (dev, mean ± std over seeds) and the same
+    runs' dev at full depth as a dashed line (its std a band).  Saved to ``path``."""
+    colors = {name: f"C{i}" for i, name in enumerate(CRITERIA)}
+    fig, axes = task_panels(len(panels), 4.0, 3.8)
+    for ax, p in zip(axes, panels):
+        draw_bars(ax, p["bars"], colors)
+        full = p["full"]
+        ax.axhline(full.mean, color="gray", ls="--", lw=1, label="full depth (dev; mean, band ± std over seeds)")
+        if error(full):
+            ax.axhspan(full.mean - full.std, full.mean + full.std, color="gray", alpha=0.15, lw=0)
+        ax.set_xlim(-0.6, len(CRITERIA) - 0.4)                     # the same bar width in every panel
+        ax.set_ylabel(f"dev {p['metric']} × 100")
+        ax.set_title(f"{p['task']}: dev {p['metric']} at the fractional rule's FLOPs", fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", fontsize=8)
+    fig.suptitle("Exit criteria at matched FLOPs\n(each threshold chosen on the held-out slice; dev, mean ± std "
+                 "over seeds)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=110)
+
+
+# ---- figures: the numbers, drawn when there are any; each returns what it drew ([]: no figure written) -----
 def accuracy_flops_figure(records, path):
     """One panel per task: the BEExformer's sweep (every criterion, full depth a star) and the twin's
     full-depth metric as a dashed line.  Returns the tasks drawn (none: no figure written)."""
-    from matplotlib.figure import Figure
     from beexnp.sweep import draw_rows
 
     pairs = [(find(records, t, "beexformer"), find(records, t, "full_precision")) for t in TASK_ORDER]
     pairs = [(bx, fp) for bx, fp in pairs if bx and len(bx["sweep"]) > 1]
     if not pairs:
         return []
-    cols = min(3, len(pairs))
-    rows = -(-len(pairs) // cols)
-    fig = Figure(figsize=(4.6 * cols, 3.6 * rows))
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    fig, axes = task_panels(len(pairs), 4.6, 3.6)
     for ax, (bx, fp) in zip(axes, pairs):
         m = bx["metric"]
-        draw_rows(ax, bx["sweep"], m, f"{bx['task']} (seed {bx['seed']})")
+        draw_rows(ax, bx["sweep"], m, f"{bx['task']} (seed {bx['seed']})", chosen=chosen_row(bx))
         if fp:
             ax.axhline(fp["dev_full_depth"][m], color="gray", ls="--", lw=1, label="full-precision twin")
-    for ax in axes[len(pairs):]:
-        ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
@@ -256,10 +459,52 @@ def accuracy_flops_figure(records, path):
     return [bx["task"] for bx, _ in pairs]
 
 
-def build(folder, figure=None):
-    """The tables as markdown; ``figure``, the link to the accuracy-FLOPs figure, adds it below them."""
-    folder = Path(folder)
-    honest, records = selected(load_records(folder))                   # the tables below: runs selected on dev
+def depth_figure(records, path):
+    """The depth study (SST-2) to ``path``; returns the depths drawn."""
+    points = depth_points(records)
+    if points:
+        draw_depth(points, path)
+    return [p["blocks"] for p in points]
+
+
+def gates_figure(records, path):
+    """The SLFN gate study to ``path``; returns the tasks drawn."""
+    panels = gate_bars(records)
+    if panels:
+        draw_gates(panels, path)
+    return [p["task"] for p in panels]
+
+
+def criteria_figure(records, path):
+    """Exit criteria at matched FLOPs, chosen on held-out, to ``path``; returns the tasks drawn."""
+    panels = criteria_bars(records)
+    if panels:
+        draw_criteria(panels, path)
+    return [p["task"] for p in panels]
+
+
+def draw_figures(folder):
+    """Every figure with something to draw, written into ``folder`` as NAME.png; returns {name: path} of those."""
+    honest, by_dev = selected(load_records(folder))
+    figures = {"accuracy_flops": (accuracy_flops_figure, by_dev), "depth": (depth_figure, honest),
+               "gates": (gates_figure, honest), "criteria": (criteria_figure, honest)}
+    written = {}
+    for name, (figure, records) in figures.items():
+        path = Path(folder) / f"{name}.png"
+        if figure(records, path):
+            written[name] = path
+    return written
+
+
+def figure_link(links, name, description):
+    """[the markdown image of figure ``name``] when it was drawn (``links`` holds its link), else []."""
+    return [f"![{description}]({links[name]})"] if name in links else []
+
+
+def build(folder, links=None):
+    """The tables as markdown; ``links`` ({figure name: link}, those drawn) puts each figure under its table."""
+    folder, links = Path(folder), links or {}
+    honest, records = selected(load_records(folder))                   # the first tables: runs selected on dev
     skipped_path = folder / "skipped.json"
     skipped = json.loads(skipped_path.read_text()) if skipped_path.exists() else {}
     parts = [
@@ -271,17 +516,20 @@ def build(folder, figure=None):
         parts += [
             "### Every choice on the held-out slice (epoch, grid point, δ), dev scored once (metric × 100)",
             honest_table(honest),
-            "### Depth (SST-2; the grid's chosen BEExformer has 6 blocks)",
-            study_table(honest, "depth", ["sst2"], ["blocks2", "blocks4", "blocks8", "blocks12"], "blocks6"),
-            "### The SLFN's gates (the grid's chosen BEExformer has all three)",
-            study_table(honest, "gates", ["sst2", "cola"], ["no_slfn", "learn_gate_only", "forget_gates_only"],
-                        "all three gates"),
+            "### Depth (SST-2; the grid's chosen BEExformer has 6 blocks)", study_table(honest, **DEPTH),
+            *figure_link(links, "depth", "SST-2 dev metric at full depth and at the early exit vs. number of "
+                                         "blocks (mean ± std over seeds), and dev per exit, one line per depth"),
+            "### The SLFN's gates (the grid's chosen BEExformer has all three)", study_table(honest, **GATES),
+            *figure_link(links, "gates", "dev metric at full depth per gate variant and task, mean ± std over seeds"),
             "### Exit criteria at matched FLOPs, thresholds chosen on the held-out slice, dev reported",
-            matched_heldout_table(honest)]
-    if figure:
+            matched_heldout_table(honest),
+            *figure_link(links, "criteria", "dev metric of each exit criterion at the fractional rule's FLOPs, "
+                                            "mean ± std over seeds, full depth dashed")]
+    if "accuracy_flops" in links:
         parts += ["### Accuracy vs. FLOPs per task (dev; every criterion over its threshold grid, the BEExformer "
                   "at full depth a star, the full-precision twin's full-depth metric dashed)",
-                  f"![dev metric vs. mean inference MFLOPs per input, one panel per task]({figure})"]
+                  *figure_link(links, "accuracy_flops", "dev metric vs. mean inference MFLOPs per input, "
+                                                        "one panel per task")]
     return "\n\n".join(parts) + "\n"
 
 
@@ -303,13 +551,13 @@ def main(argv=None):
     p.add_argument("--readme", help="also write the tables into this file, between its results markers")
     args = p.parse_args(argv)
     folder = Path(args.results)
-    figure = folder / "accuracy_flops.png"
-    drawn = accuracy_flops_figure(selected(load_records(folder))[1], figure)
-    text = build(folder, figure.name if drawn else None)
+    written = draw_figures(folder)
+    text = build(folder, {name: path.name for name, path in written.items()})
     (folder / "TABLES.md").write_text(text)
     if args.readme:
-        link = os.path.relpath(figure, Path(args.readme).resolve().parent) if drawn else None
-        refresh_readme(args.readme, build(folder, Path(link).as_posix() if link else None))
+        readme_folder = Path(args.readme).resolve().parent
+        refresh_readme(args.readme, build(folder, {name: Path(os.path.relpath(path, readme_folder)).as_posix()
+                                                   for name, path in written.items()}))
     print(text)
     return 0
 

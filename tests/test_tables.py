@@ -1,0 +1,195 @@
+"""experiments/tables.py on tiny synthetic run records: the figures' numbers, when figures are drawn and linked,
+and the cells of the held-out table.  No training and no GLUE data (the majority baseline is patched)."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "experiments"))
+
+import tables  # noqa: E402  (experiments/tables.py)
+
+METRICS = {"sst2": ("accuracy",), "cola": ("mcc",), "mrpc": ("f1", "accuracy"), "stsb": ("pearson", "spearman")}
+CHOSEN, OTHER = "lr0.001_dropout0.1", "lr0.002_dropout0.3"
+
+
+def make_record(task="sst2", group="grid", variant="beexformer", seed=0, point=CHOSEN, per_exit=(0.7, 0.8),
+                others=None, early=None, heldout=0.8, matched=None, split="heldout"):
+    """A run record with the fields tables.py reads.  ``per_exit``: the main metric at each exit (the last one is
+    full depth; its length the number of blocks); ``others``: {metric: value at every exit} of the task's other
+    metrics; ``matched``: {criterion: dev metric, or None for no threshold within budget}."""
+    names = METRICS[task]
+    others = others or {k: 0.5 for k in names[1:]}
+    exits = [{names[0]: v, **others} for v in per_exit]
+    early = per_exit[-1] if early is None else early
+    return dict(
+        name=f"{task}-{variant}-{point}-seed{seed}", group=group, task=task, variant=variant, seed=seed, point=point,
+        chosen_point=None, metric=names[0], model_config=dict(blocks=len(per_exit)),
+        dev_full_depth=exits[-1], dev_per_exit=exits, best_exit=len(per_exit),
+        early_exit=dict(criterion="fractional", delta=0.1, metrics={names[0]: early, **others}, mean_exit_block=1.5),
+        flops=dict(full=2e6, early_exit=1e6, cut=0.5), size_ratio=1.5, sweep=[], train_seconds=60.0, epochs_run=2,
+        selection=dict(split=split, score=heldout),
+        matched=None if matched is None else dict(criteria=[
+            dict(criterion=name, threshold=0.1, selection=dict(flops_cut=0.5),
+                 report=None if value is None else dict(metric=value, flops_cut=0.5))
+            for name, value in matched.items()]))
+
+
+def grid(task, full_by_seed, **kw):
+    """The grid's BEExformer on ``task`` (6 blocks): two points on seed 0 (CHOSEN wins on held-out), the other seeds
+    at CHOSEN only; ``full_by_seed``: the chosen point's dev metric at full depth per seed (0.1 less at the other
+    exits, 0.05 less under early exit)."""
+    runs = [make_record(task, seed=s, per_exit=[v - 0.1] * 5 + [v], early=v - 0.05, **kw)
+            for s, v in enumerate(full_by_seed)]
+    return runs + [make_record(task, point=OTHER, heldout=0.1, per_exit=[0.0] * 6, **kw)]
+
+
+def write(folder, records):
+    """Each record into ``folder`` as <name>.json; returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for r in records:
+        (folder / f"{r['name']}.json").write_text(json.dumps(r))
+    return folder
+
+
+def mean_std(values):
+    """(mean, std with ddof 1) × 100 of per-seed values: what a figure should plot for them."""
+    v = 100 * np.asarray(values)
+    return pytest.approx(v.mean()), pytest.approx(v.std(ddof=1))
+
+
+@pytest.fixture(autouse=True)
+def no_glue(monkeypatch):
+    """A classification task's majority baseline reads GLUE: here it is 0.5 (STS-B's goes to the real function,
+    which reads nothing for a regression task)."""
+    real = tables.majority_baseline
+    monkeypatch.setattr(tables, "majority_baseline", lambda task: real(task) if task == "stsb" else 0.5)
+
+
+def depth_records():
+    """The grid's BEExformer (6 blocks, 3 seeds), blocks2 with 3 seeds and blocks12 with one."""
+    blocks2 = [make_record(group="depth", variant="blocks2", seed=s, point="", per_exit=(0.6, v), early=v - 0.02)
+               for s, v in enumerate([0.70, 0.74, 0.75])]
+    blocks12 = [make_record(group="depth", variant="blocks12", point="", per_exit=[0.5] * 11 + [0.9])]
+    return grid("sst2", [0.80, 0.82, 0.87]) + blocks2 + blocks12
+
+
+def gate_records():
+    """SST-2: the grid's BEExformer, no_slfn (3 seeds) and forget_gates_only (1); CoLA: the grid's only."""
+    no_slfn = [make_record(group="gates", variant="no_slfn", seed=s, point="", per_exit=(0.5, v))
+               for s, v in enumerate([0.78, 0.79, 0.83])]
+    forget = [make_record(group="gates", variant="forget_gates_only", point="", per_exit=(0.5, 0.81))]
+    return grid("sst2", [0.80, 0.82, 0.87]) + grid("cola", [0.10, 0.20]) + no_slfn + forget
+
+
+def criteria_records():
+    """CoLA: 2 seeds with every criterion (patience over budget in seed 1); STS-B: the fractional rule only."""
+    cola = [make_record("cola", seed=0, per_exit=(0.1, 0.12), matched=dict(
+                fractional=0.10, entropy=0.11, maxprob=0.09, patience=0.13)),
+            make_record("cola", seed=1, per_exit=(0.1, 0.16), matched=dict(
+                fractional=0.14, entropy=0.12, maxprob=0.10, patience=None)),
+            make_record("cola", point=OTHER, heldout=0.1, matched=dict(fractional=0.9))]
+    stsb = [make_record("stsb", per_exit=(0.2, 0.3), matched=dict(fractional=0.25))]
+    return cola + stsb
+
+
+def test_depth_points_are_the_seeds_means_and_stds():
+    points = tables.depth_points(depth_records())
+    assert [(p["blocks"], p["full"].seeds) for p in points] == [(2, 3), (6, 3), (12, 1)]
+    two, six, twelve = points
+    assert (six["full"].mean, six["full"].std) == mean_std([0.80, 0.82, 0.87])     # the chosen point's seeds only
+    assert (six["early"].mean, six["early"].std) == mean_std([0.75, 0.77, 0.82])
+    assert (two["full"].mean, two["full"].std) == mean_std([0.70, 0.74, 0.75])
+    assert (two["early"].mean, two["early"].std) == mean_std([0.68, 0.72, 0.73])
+    assert six["per_exit"] == pytest.approx([100 * np.mean([0.70, 0.72, 0.77])] * 5 + [six["full"].mean])
+    assert two["per_exit"] == pytest.approx([60, two["full"].mean])
+    assert twelve["full"].mean == pytest.approx(90) and np.isnan(twelve["full"].std)   # one seed: no error bar
+    assert len(twelve["per_exit"]) == 12 and twelve["metric"] == "accuracy"
+
+
+def test_depth_points_need_a_depth_run():
+    assert tables.depth_points(grid("sst2", [0.8, 0.82])) == []
+
+
+def test_gate_bars_are_the_seeds_means_and_stds_and_skip_missing_variants():
+    panels = tables.gate_bars(gate_records())
+    assert [(p["task"], p["metric"]) for p in panels] == [("sst2", "accuracy"), ("cola", "mcc")]
+    sst2, cola = panels
+    assert [label for label, _ in sst2["bars"]] == ["all three gates", "no_slfn", "forget_gates_only"]
+    (_, gates), (_, no_slfn), (_, forget) = sst2["bars"]
+    assert (gates.mean, gates.std, gates.seeds) == (*mean_std([0.80, 0.82, 0.87]), 3)
+    assert (no_slfn.mean, no_slfn.std, no_slfn.seeds) == (*mean_std([0.78, 0.79, 0.83]), 3)
+    assert forget.mean == pytest.approx(81) and forget.seeds == 1
+    assert [label for label, _ in cola["bars"]] == ["all three gates"]
+    assert (cola["bars"][0][1].mean, cola["bars"][0][1].std) == mean_std([0.10, 0.20])
+    assert tables.gate_bars(grid("sst2", [0.8]) + grid("cola", [0.1])) == []       # no gate variant: no study
+
+
+def test_criteria_bars_are_the_matched_heldout_table_numbers():
+    panels = tables.criteria_bars(criteria_records())
+    assert [(p["task"], p["metric"]) for p in panels] == [("cola", "mcc"), ("stsb", "pearson")]
+    cola, stsb = panels
+    bars = dict(cola["bars"])
+    assert list(bars) == ["fractional", "entropy", "maxprob", "patience"]
+    assert (bars["fractional"].mean, bars["fractional"].std) == mean_std([0.10, 0.14])
+    assert (bars["maxprob"].mean, bars["maxprob"].std) == mean_std([0.09, 0.10])
+    assert bars["patience"] is None                                  # a seed found no threshold within budget
+    assert (cola["full"].mean, cola["full"].std) == mean_std([0.12, 0.16])
+    assert [name for name, _ in stsb["bars"]] == ["fractional"] and stsb["bars"][0][1].mean == pytest.approx(25)
+    table = tables.matched_heldout_table(criteria_records())
+    assert f"| cola | 0.1/0.1 (50.0%) | {tables.spread([0.10, 0.14])}, cut 50.0% |" in table
+    assert "no threshold within budget" in table
+
+
+FIGURES = {"depth": depth_records, "gates": gate_records, "criteria": criteria_records}
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_each_figure_is_written_and_linked_only_when_its_records_exist(tmp_path, name):
+    folder = write(tmp_path / "results", FIGURES[name]())
+    assert tables.main(["--results", str(folder)]) == 0
+    text = (folder / "TABLES.md").read_text()
+    for other in FIGURES:
+        drawn = other == name
+        assert (f"]({other}.png)" in text) == drawn, other
+        assert (folder / f"{other}.png").exists() == drawn, other
+    assert text.count("![") == 1 and (folder / f"{name}.png").stat().st_size > 10_000
+    assert "accuracy_flops.png" not in text                           # no run selected on dev: nothing to draw
+
+
+def test_the_figures_sit_under_their_tables(tmp_path):
+    gate_variants = [r for r in gate_records() if r["group"] == "gates"]
+    folder = write(tmp_path / "results", depth_records() + criteria_records() + gate_variants)
+    readme = tmp_path / "docs" / "README.md"
+    readme.parent.mkdir()
+    readme.write_text(f"intro\n{tables.START}\nold\n{tables.END}\n")
+    assert tables.main(["--results", str(folder), "--readme", str(readme)]) == 0
+    text = (folder / "TABLES.md").read_text()
+    order = [text.index(s) for s in ("### Depth", "](depth.png)", "### The SLFN's gates", "](gates.png)",
+                                      "### Exit criteria at matched FLOPs, thresholds", "](criteria.png)")]
+    assert order == sorted(order)
+    assert "](../results/depth.png)" in readme.read_text()           # the README links relative to itself
+
+
+def test_mrpc_full_depth_cell_shows_accuracy_beside_f1():
+    runs = [make_record("mrpc", seed=s, per_exit=(0.7, f1), others=dict(accuracy=acc))
+            for s, (f1, acc) in enumerate([(0.77, 0.68), (0.79, 0.70), (0.80, 0.69)])]
+    table = tables.honest_table(runs)
+    accuracy = 100 * np.array([0.68, 0.70, 0.69])
+    cell = f"{tables.spread([0.77, 0.79, 0.80])}; accuracy {accuracy.mean():.2f} ± {accuracy.std(ddof=1):.2f}"
+    assert f"| {cell} |" in table
+
+
+def test_majority_cell_is_a_dash_for_a_regression_task_and_the_baseline_otherwise():
+    assert tables.majority_baseline("stsb") is None                  # no classes: there is no majority class
+    table = tables.honest_table([make_record("stsb"), make_record("sst2")])
+    stsb, sst2 = (next(line for line in table.splitlines() if line.startswith(f"| {t} |")) for t in ("stsb", "sst2"))
+    assert stsb.endswith("| – |") and "spearman" in stsb
+    assert sst2.endswith("| 50.00 |")                                # the (patched) baseline × 100
+    by_dev = [make_record(t, variant=v, point="", split="dev") for t in ("stsb", "sst2")
+              for v in ("beexformer", "full_precision")]
+    main = tables.main_table(by_dev, {})
+    assert "| stsb | pearson | – |" in main and "| sst2 | accuracy | 50.00 |" in main
