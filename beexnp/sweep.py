@@ -6,8 +6,9 @@ One full forward gives every exit's logits; each criterion's decisions are then
 replayed from them (``simulate_exits``, tested equal to real early exit), so a
 sweep of dozens of thresholds costs one pass over the split.  Each point is
 (mean inference FLOPs per input, dev metric); the full-depth model is one more
-point.  delta is chosen by ``choose``: the largest FLOPs cut whose metric is at
-least the full-depth model's, else the best metric.
+point.  delta is chosen by ``choose``: the largest FLOPs cut whose selection
+score (the main metric, or MRPC's mean of F1 and accuracy: DESIGN §9.2) is at
+least the full-depth model's, else the best score.
 
 On which split (DESIGN §9.1): a checkpoint trained with ``select_on="heldout"``
 (or ``select_on="heldout"`` here) has delta, and every other criterion's

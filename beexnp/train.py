@@ -3,8 +3,9 @@
 One step:  logits = model(ids, mask);  L = MultiExitLoss(logits, y);
            backward;  clip the global gradient norm;  lr = schedule(step);  optimizer step.
 
-Each epoch ends with the dev metric at every exit; the best checkpoint (best
-exit's main metric) is kept in ``OUT/best``, the latest state in ``OUT/last``
+Each epoch ends with the task's metrics at every exit on the selection split
+(dev, or the held-out rows); the best checkpoint (the best exit's selection
+score, DESIGN §9.2) is kept in ``OUT/best``, the latest state in ``OUT/last``
 (also every ``save_every`` steps), and ``OUT/history.json`` records the curves
 (the history is in every checkpoint's card too).  One seed makes a run bitwise
 repeatable, and ``resume`` continues a run exactly as if it had never stopped:
@@ -168,7 +169,8 @@ class Trainer:
                                    warmup_steps=int(train_config.warmup * self.total_steps),
                                    decay=train_config.schedule)
         self.state = dict(step=0, epoch=0, batch_in_epoch=0, best_score=None, best_epoch=None,
-                          epochs_without_gain=0, epoch_rng_state=None, finished=False, seconds=0.0)
+                          selection_score=selection_name(self.task), epochs_without_gain=0, epoch_rng_state=None,
+                          finished=False, seconds=0.0)
         self.history = []
         self.best_source = None          # a resumed run's 'best', copied in if it goes to another folder
         self.stop = StopRequest()
@@ -243,7 +245,12 @@ class Trainer:
             k[len("optimizer/"):]: v for k, v in arrays.items()}))
         self.model_rng.bit_generator.state = card["rng"]["model"]
         self.data_rng.bit_generator.state = card["rng"]["data"]
-        self.state = card["state"]
+        self.state = dict(card["state"])
+        scored_on = self.state.setdefault("selection_score", self.task.main_metric)   # older cards: the main metric
+        if scored_on != selection_name(self.task) and self.state["best_score"] is not None:
+            raise ValueError(f"{folder} chose its best epoch on {scored_on}, and {self.task.name} now chooses on "
+                             f"{selection_name(self.task)} (DESIGN §9.2): the two cannot be compared; start the run "
+                             "again (--overwrite)")
         if "history" in card:
             self.history = card["history"]
         elif (source / "history.json").exists():                  # a checkpoint from before the card held it
@@ -328,7 +335,8 @@ class Trainer:
                 st["seconds"] = time.perf_counter() - start
                 self.end_epoch(running, st["seconds"])
                 if st["epochs_without_gain"] >= cfg.patience:
-                    print(f"early stopping: no better {cfg.select_on} {selection_name(self.task)} for {cfg.patience} epochs")
+                    print(f"early stopping: no better {cfg.select_on} {selection_name(self.task)} "
+                          f"for {cfg.patience} epochs")
                     break
             self.stop.check()
         st.update(finished=True, seconds=time.perf_counter() - start)   # not interrupted: done

@@ -37,31 +37,23 @@ import argparse
 import json
 import sys
 import time
-from itertools import product
 from pathlib import Path
+
+import numpy as np
 
 from beexnp.checkpoint import has_checkpoint
 from beexnp.config import TrainConfig
 from beexnp.evaluate import evaluate_checkpoint
-from beexnp.glue import get_task
+from beexnp.glue import get_task, selection_score
 from beexnp.glue.heldout import ensure_heldout_file
 from beexnp.glue.location import find_glue_dir
 from beexnp.sweep import run_sweep
 from beexnp.train import Trainer
-from selection import SELECTION_SEED, best_point, heldout_score
+from selection import SELECTION_SEED, choose_point, grid_points, heldout_score
 
 HERE = Path(__file__).resolve().parent
 FAST_MODEL = dict(token_dim=24, position_dim=8, heads=2, blocks=3)
 FAST_TRAIN = dict(epochs=1, train_subset=300, dev_subset=100, batch_size=32)
-
-
-def grid_points(grid):
-    """[(point name, {"train.lr": v, ...})] of a grid, in order; one unnamed point without a grid."""
-    if not grid:
-        return [("", {})]
-    keys = list(grid)
-    return [("_".join(f"{k.split('.')[-1]}{v:g}" for k, v in zip(keys, values)), dict(zip(keys, values)))
-            for values in product(*(grid[k] for k in keys))]
 
 
 def with_settings(run, settings):
@@ -110,7 +102,7 @@ def chosen_point(runs, records, group, variant, task):
         scores[r["point"]] = heldout_score(records[r["name"]])
         if scores[r["point"]] is None:
             raise LookupError(f"{r['name']} was not selected on the held-out rows: it cannot choose a grid point")
-    best = best_point(scores)
+    best = choose_point([r["point"] for r in grid], scores)
     return best, next(r["settings"] for r in grid if r["point"] == best)
 
 
@@ -127,9 +119,12 @@ def resolve(run, runs, records, out_root):
         run = dict(with_settings(run, settings), chosen_point=point)
     if run["teacher"]:
         g, v = run["teacher"]["group"], run["teacher"]["variant"]
-        point, _ = chosen_point(runs, records, g, v, run["task"])
-        name = next(r["name"] for r in runs if (r["group"], r["variant"], r["task"], r["point"], r["seed"])
-                    == (g, v, run["task"], point, run["seed"]))
+        theirs = [r for r in runs
+                  if (r["group"], r["variant"], r["task"], r["seed"]) == (g, v, run["task"], run["seed"])]
+        if not theirs:
+            raise LookupError(f"no teacher of group {g!r}, variant {v!r} with seed {run['seed']} is declared")
+        point = chosen_point(runs, records, g, v, run["task"])[0] if len(theirs) > 1 else theirs[0]["point"]
+        name = next(r["name"] for r in theirs if r["point"] == point)
         if name not in records:
             raise LookupError(f"waits for its teacher {name}")
         run = dict(run, train=dict(run["train"], teacher=str(out_root / "runs" / name / "best")))
@@ -177,7 +172,7 @@ def run_one(run, out_root, glue_dir, fast):
                   point=run.get("point", ""), chosen_point=run.get("chosen_point"),
                   fast=fast, metric=metric, model_config=trainer.model_config.to_dict(), train_config=train,
                   dev_full_depth=report["per_exit"][-1], dev_per_exit=report["per_exit"],
-                  best_exit=1 + max(range(len(report["per_exit"])), key=lambda i: report["per_exit"][i][metric]),
+                  best_exit=1 + int(np.argmax([selection_score(run["task"], m) for m in report["per_exit"]])),
                   early_exit=dict(criterion="fractional", delta=chosen["threshold"], metrics=report["early_exit"],
                                   mean_exit_block=report["mean_exit_block"],
                                   exit_histogram=report["exit_histogram"]),

@@ -78,6 +78,10 @@ def test_fast_honest_groups_choose_everything_on_the_heldout_rows(tmp_path):
     assert [r["point"] for r in seed1] == [point]
     reported = tables.reported(list(experiments.read_records(out).values()), "grid", "beexformer", "sst2")
     assert [(r["point"], r["seed"]) for r in reported] == [(point, 0), (point, 1)]
+    # a seed-1 student waits for the seed-1 twin, its teacher
+    assert experiments.main(["--only", "sst2-distilled-seed1", "--fast", "--results", str(out)]) == 0
+    skipped = json.loads((out / "skipped.json").read_text())
+    assert skipped["sst2-distilled-seed1"] == "waits for its teacher sst2-twin-seed1"
     assert tables.main(["--results", str(out)]) == 0
     text = (out / "TABLES.md").read_text()
     assert "### Every choice on the held-out slice" in text and "| sst2 | blocks12 |" in text

@@ -150,8 +150,24 @@ def test_checkpoints_from_before_the_new_options_load_and_resume(glue_dir, tmp_p
     assert ModelConfig.from_dict(card["model_config"]) == trainer.model_config
     for name, p in trainer.model.parameters():
         np.testing.assert_array_equal(dict(model.parameters())[name].data, p.data)
+    del card["state"]["selection_score"]                               # SST-2 chose on accuracy then too
+    card_path.write_text(json.dumps(card))
     resumed = Trainer.resume(last, glue_dir=glue_dir, progress=False, max_steps=5)
     assert resumed.cfg.select_on == "dev" and resumed.cfg.teacher is None
     assert len(resumed.train_data) == 256 and resumed.objective.teacher is None
     resumed.fit()
     assert resumed.state["step"] == 5
+
+
+def test_a_run_whose_best_epoch_was_chosen_on_another_score_does_not_resume(glue_dir, tmp_path):
+    """A checkpoint that compared epochs on another score (an MRPC run on F1, before DESIGN §9.2) would compare
+    its old best with the new score: refused, with the reason."""
+    cfg = TrainConfig(task="sst2", epochs=1, max_steps=3, batch_size=16, min_freq=1, save_every=3)
+    Trainer(cfg, TINY_MODEL, tmp_path / "run", glue_dir=glue_dir, progress=False).fit()
+    card_path = tmp_path / "run" / "last" / "checkpoint.json"
+    card = json.loads(card_path.read_text())
+    assert card["state"]["selection_score"] == "accuracy"
+    card["state"].update(selection_score="f1", best_score=0.9, best_epoch=1)
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="chose its best epoch on f1, and sst2 now chooses on accuracy"):
+        Trainer.resume(tmp_path / "run" / "last", glue_dir=glue_dir, progress=False, max_steps=5)

@@ -69,6 +69,14 @@ def no_glue(monkeypatch):
     monkeypatch.setattr(tables, "majority_baseline", lambda task: real(task) if task == "stsb" else 0.5)
 
 
+@pytest.fixture(autouse=True)
+def undeclared(monkeypatch, tmp_path):
+    """The synthetic grids here have two points, not the six experiments/runs.json declares: no runs file."""
+    runs = tmp_path / "runs.json"
+    runs.write_text("[]")
+    monkeypatch.setattr(tables.selection, "RUNS", runs)
+
+
 def depth_records():
     """The grid's BEExformer (6 blocks, 3 seeds), blocks2 with 3 seeds and blocks12 with one."""
     blocks2 = [make_record(group="depth", variant="blocks2", seed=s, point="", per_exit=(0.6, v), early=v - 0.02)
@@ -193,3 +201,35 @@ def test_majority_cell_is_a_dash_for_a_regression_task_and_the_baseline_otherwis
               for v in ("beexformer", "full_precision")]
     main = tables.main_table(by_dev, {})
     assert "| stsb | pearson | – |" in main and "| sst2 | accuracy | 50.00 |" in main
+
+
+def test_a_grid_with_a_declared_point_missing_chooses_nothing(tmp_path):
+    runs = tmp_path / "declared.json"
+    runs.write_text(json.dumps([dict(group="grid", tasks=["cola"], variants={"beexformer": {}},
+                                     grid={"train.lr": [0.001, 0.002, 0.003], "model.dropout": [0.1, 0.3]})]))
+    tables.selection.RUNS = runs                                    # the fixture puts it back
+    records = grid("cola", [0.1, 0.2])                              # 2 of the 6 declared points
+    assert tables.reported(records, "grid", "beexformer", "cola") == []
+    with pytest.raises(LookupError, match="2 of 6 grid points"):
+        tables.reported(records, "grid", "beexformer", "cola", strict=True)
+    assert "| cola | BEExformer | not chosen yet: 2 of 6 grid points" in tables.honest_table(records)
+
+
+def test_a_record_selected_on_another_score_is_refused():
+    """An MRPC record whose held-out score is the best exit's F1 (the rule before DESIGN §9.2) is never mixed in."""
+    record = make_record("mrpc", heldout=0.81)
+    record["selection"]["per_exit"] = {"heldout": [dict(f1=0.81, accuracy=0.68), dict(f1=0.70, accuracy=0.75)]}
+    with pytest.raises(ValueError, match="another score than mean"):
+        tables.heldout_score(record)
+    record["selection"]["score"] = (0.81 + 0.68) / 2               # the selection score of its best exit
+    assert tables.heldout_score(record) == pytest.approx(0.745)
+
+
+def test_the_point_is_chosen_on_seed_0_alone():
+    """Seeds 1 and 2 at every point, where their mean would choose the other point: seed 0 still decides."""
+    records = [make_record("cola", seed=0, point=CHOSEN, heldout=0.30), make_record("cola", seed=0, point=OTHER,
+                                                                                     heldout=0.29)]
+    records += [make_record("cola", seed=s, point=p, heldout=h) for s in (1, 2)
+                for p, h in ((CHOSEN, 0.0), (OTHER, 0.5))]
+    chosen = tables.reported(records, "grid", "beexformer", "cola")
+    assert [(r["point"], r["seed"]) for r in chosen] == [(CHOSEN, 0), (CHOSEN, 1), (CHOSEN, 2)]

@@ -25,5 +25,6 @@ __all__ = [
     "TASKS", "Task", "get_task", "find_glue_dir",
     "Examples", "load_split", "read_split", "GlueFormatError", "EmptyTextWarning",
     "Tokenizer", "EncodedSplit", "Batch", "encode_examples", "iterate_batches", "subset",
-    "compute_metrics", "main_metric", "selection_score", "selection_name", "accuracy", "f1", "matthews_corrcoef", "pearson", "spearman",
+    "compute_metrics", "main_metric", "selection_score", "selection_name", "accuracy", "f1", "matthews_corrcoef",
+    "pearson", "spearman",
 ]

@@ -33,10 +33,10 @@ baselines and BERT's ``run_classifier``) numbers them, so label id ``i`` is
 names of the GLUE dataset cards).  STS-B is a regression task: its label is a
 float score.
 
-Main metric (the one to select checkpoints on): CoLA ``mcc``, MRPC and QQP
-``f1``, STS-B ``pearson``, accuracy elsewhere.  The GLUE leaderboard averages
-a task's metrics (e.g. MRPC's F1 and accuracy); ``compute_metrics`` returns
-every metric so that average is one line away.
+Main metric (the one reported first): CoLA ``mcc``, MRPC and QQP ``f1``,
+STS-B ``pearson``, accuracy elsewhere.  Choices (the best epoch, a grid point,
+delta) are made on ``selection_metrics``, averaged: the main metric, or for
+MRPC and QQP the mean of F1 and accuracy, GLUE's score for them (DESIGN §9.2).
 """
 from dataclasses import dataclass
 
@@ -74,19 +74,16 @@ class Task:
     score_range: tuple | None = None   # (low, high) of a regression label
     aliases: tuple = ()
     names: tuple = ()                  # what each label means, where ``labels`` are digits
-    select_metrics: tuple = ()         # what choices are made on (mean of these); () means main_metric
+    selection_metrics: tuple = ()      # what choices are made on (their mean); () means (main_metric,)
+
+    def __post_init__(self):
+        if not self.selection_metrics:                                 # frozen: set through object
+            object.__setattr__(self, "selection_metrics", (self.main_metric,))
 
     @property
     def label_names(self):
         """Human names of the labels, by id (``labels`` where those are words already)."""
         return self.names or self.labels
-
-    @property
-    def selection_metrics(self):
-        """The metrics whose mean every choice (epoch, grid point, delta) maximises: ``main_metric`` alone,
-        or for F1 tasks the mean of F1 and accuracy (GLUE's own score for MRPC and QQP), since F1 alone is
-        maximised by answering the positive class always."""
-        return self.select_metrics or (self.main_metric,)
 
     @property
     def pair(self):
@@ -137,14 +134,14 @@ TASKS = {
                  names=("negative", "positive")),
     "mrpc": Task("mrpc", "MRPC", *_standard_splits(train=Layout(3, 4, 0), test=Layout(3, 4)),
                  labels=_BINARY, metrics=("f1", "accuracy"), main_metric="f1",
-                 select_metrics=("f1", "accuracy"),
+                 selection_metrics=("f1", "accuracy"),
                  names=("not_equivalent", "equivalent")),
     "stsb": Task("stsb", "STS-B", *_standard_splits(train=Layout(7, 8, 9), test=Layout(7, 8)),
                  labels=(), metrics=("pearson", "spearman"), main_metric="pearson",
                  regression=True, score_range=(0.0, 5.0), aliases=("sts",)),
     "qqp": Task("qqp", "QQP", *_standard_splits(train=Layout(3, 4, 5), test=Layout(1, 2)),
                 labels=_BINARY, metrics=("f1", "accuracy"), main_metric="f1",
-                 select_metrics=("f1", "accuracy"),
+                 selection_metrics=("f1", "accuracy"),
                 names=("not_duplicate", "duplicate")),
     "mnli": Task("mnli", "MNLI", {s: f"{s}.tsv" for s in _MNLI_LAYOUTS}, _MNLI_LAYOUTS,
                  labels=("contradiction", "entailment", "neutral"),
