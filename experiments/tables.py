@@ -541,6 +541,11 @@ def build(folder, links=None):
         "### Earlier runs, chosen on dev: ablations", ablation_table(records),
         "### Earlier runs, chosen on dev: exit criteria at matched FLOPs (best dev metric within the fractional "
         "rule's budget; threshold and mean MFLOPs per input in brackets)", matched_flops_table(records)]
+    if "accuracy_flops" in links:
+        parts += ["### Earlier runs, chosen on dev: accuracy vs. FLOPs per task (dev; every criterion over its "
+                  "threshold grid, the BEExformer at full depth a star, the full-precision twin's full-depth metric "
+                  "dashed)", *figure_link(links, "accuracy_flops", "dev metric vs. mean inference MFLOPs per input, "
+                                                                 "one panel per task")]
     return "\n\n".join(parts) + "\n"
 
 

@@ -59,7 +59,7 @@ def test_fast_honest_groups_choose_everything_on_the_heldout_rows(tmp_path):
         assert r["early_exit"]["delta"] == picked["threshold"]
         assert r["matched"]["budget"] == picked["mean_flops"]
     stored = json.loads((out / "heldout" / "sst2.json").read_text())
-    assert (stored["n_rows"], len(stored["rows"]), stored["seed"]) == (300, 30, 0)
+    assert (stored["n_rows"], len(stored["rows"]), stored["seed"], stored["unit"]) == (300, 29, 0, "sentences")
     scores = {r["point"]: r["selection"]["score"] for r in grid if r["variant"] == "beexformer"}
     point = max(scores, key=lambda p: (scores[p], p))
     depth = records["sst2-blocks12-seed0"]

@@ -12,7 +12,8 @@ from beexnp.cli import main
 from beexnp.config import ModelConfig, TrainConfig
 from beexnp.evaluate import evaluate_checkpoint
 from beexnp.glue import Tokenizer, load_split
-from beexnp.glue.heldout import HeldoutMismatch, ensure_heldout_file, heldout_rows, load_heldout, split_heldout
+from beexnp.glue.heldout import (HeldoutMismatch, ensure_heldout_file, heldout_rows, load_heldout, phrase_heldout,
+                                 split_heldout)
 from beexnp.sweep import choose, run_sweep
 from beexnp.train import Trainer
 from conftest import TINY_MODEL
@@ -36,10 +37,28 @@ def test_heldout_rows_depend_on_task_and_seed():
         heldout_rows("cola", 1)
 
 
+PHRASES = ["a good film", "good film", "a good", "film", "a bad movie", "bad movie", "movie", "bad",
+           "the plot is thin", "the plot", "plot is thin", "thin", "good"]          # SST-2: sentences and their phrases
+
+
+def test_phrase_heldout_holds_out_whole_sentences_and_their_phrases():
+    held, dropped = phrase_heldout(PHRASES, "sst2", fraction=0.5, seed=0)
+    sentences = {"a good film", "a bad movie", "the plot is thin"}              # no row holds them
+    assert len(held) == 2 and {PHRASES[i] for i in held} <= sentences         # round(0.5 * 3) sentences
+    for h in held:                                                              # every phrase of a held sentence
+        spans = {" ".join(PHRASES[h].split()[i:j]) for i in range(4) for j in range(i + 1, 5)}
+        assert {i for i, t in enumerate(PHRASES) if t in spans and i != h} <= set(dropped)
+    kept = set(range(len(PHRASES))) - set(held) - set(dropped)
+    assert kept and all(f" {PHRASES[k]} " not in f" {PHRASES[h]} " for k in kept for h in held)   # none leaks
+    np.testing.assert_array_equal(held, phrase_heldout(PHRASES, "sst2", 0.5, 0)[0])            # fixed
+    spaced = [t + " " for t in PHRASES]                                         # SST-2's rows end with a space
+    np.testing.assert_array_equal(phrase_heldout(spaced, "sst2", 0.5, 0)[0], held)
+
+
 def test_split_heldout_partitions_the_rows(glue_dir):
     train = load_split("sst2", "train", glue_dir)
     kept, held = split_heldout(train, 0.1, 0)
-    assert (len(kept), len(held)) == (230, 26) and held.split == "heldout"
+    assert (len(kept), len(held)) == (232, 24) and held.split == "heldout"      # 10% of its 244 sentences (§9.1)
     assert sorted(set(kept.lines) | set(held.lines)) == sorted(train.lines) and not set(kept.lines) & set(held.lines)
     assert list(held.lines) == list(load_heldout("sst2", glue_dir, 0.1, 0).lines)
 
@@ -48,7 +67,7 @@ def test_the_heldout_file_is_written_once_then_checked(glue_dir, tmp_path):
     folder = tmp_path / "heldout"
     path = ensure_heldout_file(folder, "sst2", glue_dir)
     record = json.loads(path.read_text())
-    assert path.name == "sst2.json" and record["n_rows"] == 256 and len(record["rows"]) == 26
+    assert path.name == "sst2.json" and record["n_rows"] == 256 and len(record["rows"]) == 24
     assert record["train_file"] == "SST-2/train.tsv" and len(record["train_sha256"]) == 64
     assert ensure_heldout_file(folder, "sst2", glue_dir) == path                 # the same: fine
     with pytest.raises(HeldoutMismatch, match="another held-out seed"):
@@ -75,7 +94,7 @@ def test_trainer_selects_on_the_heldout_rows_and_never_reads_dev(glue_dir, tmp_p
     trainer = heldout_trainer(glue_dir, tmp_path / "run")
     kept, held = split_heldout(load_split("sst2", "train", glue_dir))
     assert len(trainer.train_data) == len(kept) and list(trainer.selection) == ["heldout"]
-    assert len(trainer.selection["heldout"]) == len(held) == 26
+    assert len(trainer.selection["heldout"]) == len(held) == 24
     assert trainer.tokenizer.vocab == Tokenizer.fit(kept.text_a, min_freq=1).vocab     # no held-out word counted
     evaluated = []
     evaluate = trainer.evaluate
@@ -106,7 +125,7 @@ def test_sweep_chooses_delta_on_heldout_and_reports_dev(glue_dir, tmp_path):
     on_dev, _, _ = run_sweep(best, tmp_path / "dev_sweep", glue_dir=glue_dir, select_on="dev")
     assert on_dev["selected_on"] == "dev" and on_dev["chosen"] == choose(on_dev["rows"])
     report = evaluate_checkpoint(best, split="heldout", glue_dir=glue_dir, timing=False)
-    assert report["split"] == "heldout" and report["examples"] == 26
+    assert report["split"] == "heldout" and report["examples"] == 24
 
 
 def test_a_dev_selected_checkpoint_has_no_heldout_split(glue_dir, tmp_path):
@@ -124,7 +143,7 @@ def test_train_command_scores_dev_once_at_the_end(glue_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "epoch 1: heldout accuracy per exit" in out
     assert "dev accuracy per exit of the best checkpoint (chosen on the held-out rows)" in out
-    assert len(Trainer.resume(tmp_path / "run" / "last", glue_dir=glue_dir, progress=False).selection["heldout"]) == 51
+    assert len(Trainer.resume(tmp_path / "run" / "last", glue_dir=glue_dir, progress=False).selection["heldout"]) == 49
 
 
 NEW_MODEL_FIELDS = ("slfn_gates", "segments", "pair_encoding")

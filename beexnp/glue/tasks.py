@@ -75,6 +75,7 @@ class Task:
     aliases: tuple = ()
     names: tuple = ()                  # what each label means, where ``labels`` are digits
     selection_metrics: tuple = ()      # what choices are made on (their mean); () means (main_metric,)
+    phrases: bool = False              # the training split holds the phrases of its sentences (SST-2)
 
     def __post_init__(self):
         if not self.selection_metrics:                                 # frozen: set through object
@@ -130,7 +131,7 @@ TASKS = {
                      train=Layout(3, None, 1, header=False, n_columns=4), test=Layout(1)),
                  labels=_BINARY, metrics=("mcc",), main_metric="mcc", names=("unacceptable", "acceptable")),
     "sst2": Task("sst2", "SST-2", *_standard_splits(train=Layout(0, None, 1), test=Layout(1)),
-                 labels=_BINARY, metrics=("accuracy",), main_metric="accuracy", aliases=("sst",),
+                 labels=_BINARY, metrics=("accuracy",), main_metric="accuracy", aliases=("sst",), phrases=True,
                  names=("negative", "positive")),
     "mrpc": Task("mrpc", "MRPC", *_standard_splits(train=Layout(3, 4, 0), test=Layout(3, 4)),
                  labels=_BINARY, metrics=("f1", "accuracy"), main_metric="f1",
