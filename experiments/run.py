@@ -170,7 +170,8 @@ def run_one(run, out_root, glue_dir, fast):
     best_epoch = trainer.state["best_epoch"]
     record = dict(name=run["name"], group=run["group"], task=run["task"], variant=run["variant"], seed=run["seed"],
                   point=run.get("point", ""), chosen_point=run.get("chosen_point"),
-                  fast=fast, metric=metric, model_config=trainer.model_config.to_dict(), train_config=train,
+                  fast=fast, metric=metric, model_config=trainer.model_config.to_dict(),
+                  train_config=dict(train, **portable_teacher(train, out_root)),
                   dev_full_depth=report["per_exit"][-1], dev_per_exit=report["per_exit"],
                   best_exit=1 + int(np.argmax([selection_score(run["task"], m) for m in report["per_exit"]])),
                   early_exit=dict(criterion="fractional", delta=chosen["threshold"], metrics=report["early_exit"],
@@ -185,6 +186,12 @@ def run_one(run, out_root, glue_dir, fast):
                   run_seconds=time.perf_counter() - start)
     record.update(size_record(best))
     return record
+
+
+def portable_teacher(train, out_root):
+    """{"teacher": its path relative to the records folder} for a distilled run (records name no machine's
+    paths), else {}."""
+    return {"teacher": Path(train["teacher"]).relative_to(out_root).as_posix()} if train.get("teacher") else {}
 
 
 def size_record(folder):
