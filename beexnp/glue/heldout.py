@@ -21,7 +21,9 @@ held-out slice is made of sentences instead (``phrase_heldout``):
 
     sentences = rows that are no contiguous word span of another row       (SST-2: 6,885 of 67,349)
     held      = k = round(fraction * #sentences) of them, drawn as above
-    train     = rows minus held minus every row that is a word span of a held sentence  ``ensure_heldout_file`` stores them as a JSON file beside the
+    train     = rows minus held minus every row that is a word span of a held sentence
+
+``ensure_heldout_file`` stores the held-out rows as a JSON file beside the
 experiments (``experiments/heldout/<task>.json``) with the sha256 of the
 training file: a changed file, other settings, or a NumPy whose generator
 draws other rows are detected, never silently mixed.
@@ -141,7 +143,7 @@ def ensure_heldout_file(folder, task, glue_dir=None, fraction=0.1, seed=0, train
     why = {"train_sha256": "the training file changed since the rows were drawn",
            "n_rows": "another number of training rows (train_subset?)",
            "fraction": "another held-out fraction", "seed": "another held-out seed",
-           "unit": "rows drawn by another rule (SST-2 holds out whole sentences since DESIGN §9.1 says so)",
+           "unit": "rows drawn by another rule (SST-2 now holds out whole sentences, DESIGN §9.1)",
            "rows": "this NumPy draws other rows from the same seed"}
     for key, reason in why.items():
         if stored.get(key, "rows" if key == "unit" else None) != record[key]:      # files before "unit": rows
