@@ -225,6 +225,33 @@ def test_sweep_chooses_the_largest_cut_that_keeps_full_depth_quality():
     assert choose(rows[:1] + rows[3:4])["threshold"] == 0.5          # none keeps quality: the best score
 
 
+def test_matched_picks_each_criterion_on_the_selection_split_within_the_fractional_budget():
+    """The budget is the FLOPs of the fractional point chosen on the selection split; each criterion's threshold
+    is its best selection score within 1.02 x that budget, and the report split only says what it scored."""
+    from beexnp.sweep import matched
+
+    def rows(scores):                                  # (criterion, threshold, mean MFLOPs) -> score on one split
+        return [dict(criterion=c, threshold=t, mean_flops=f, score=s, metric=s, flops_cut=1 - f / 10)
+                for (c, t, f), s in scores.items()]
+    points = [("full depth", None, 10), ("fractional", 0.1, 6), ("fractional", 0.5, 3),
+              ("entropy", 0.2, 6.1), ("entropy", 0.5, 4), ("entropy", 0.9, 6.2),
+              ("maxprob", 0.9, 2), ("patience", 1, 7)]
+    selection = rows(dict(zip(points, [0.80, 0.80, 0.70, 0.90, 0.85, 0.95, 0.60, 0.99])))
+    report = rows(dict(zip(points, [0.50, 0.51, 0.52, 0.53, 0.54, 0.55, 0.56, 0.57])))
+    out = matched(selection, report)
+    assert out["budget"] == 6 and out["slack"] == 1.02                # fractional 0.1 keeps full depth's 0.80
+    picked = {c["criterion"]: c for c in out["criteria"]}
+    assert list(picked) == ["fractional", "entropy", "maxprob", "patience"]
+    assert picked["fractional"]["threshold"] == 0.1
+    assert picked["entropy"]["threshold"] == 0.2          # 6.1 <= 6.12 and 0.90 > 0.85; 0.9 costs 6.2 > 6.12
+    assert picked["entropy"]["report"]["metric"] == 0.53               # dev at that threshold, never chosen on
+    assert picked["maxprob"]["threshold"] == 0.9 and picked["maxprob"]["selection"]["score"] == 0.60
+    assert picked["patience"]["threshold"] is None and picked["patience"]["report"] is None    # none that cheap
+    tie = rows({("full depth", None, 10): 0.8, ("fractional", 0.1, 6): 0.8,
+                ("maxprob", 0.5, 2): 0.7, ("maxprob", 0.7, 5): 0.7})
+    assert matched(tie, tie)["criteria"][1]["threshold"] == 0.5       # equal scores: the cheaper threshold
+
+
 def test_mrpc_sweep_chooses_on_f1_and_accuracy_not_f1_alone():
     """An exit that answers 'paraphrase' always has the better F1 on MRPC's 68 % positives; the rows' score,
     the mean of F1 and accuracy, keeps the sweep from choosing it."""

@@ -55,6 +55,27 @@ def test_phrase_heldout_holds_out_whole_sentences_and_their_phrases():
     np.testing.assert_array_equal(phrase_heldout(spaced, "sst2", 0.5, 0)[0], held)
 
 
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.lists(st.sampled_from("abc"), min_size=1, max_size=5).map(" ".join), min_size=2,
+                     max_size=12))
+def test_phrase_heldout_draws_from_the_rows_no_other_row_contains(rows):
+    """DESIGN §9.1 by brute force: a sentence is a row that is no contiguous word span of another row (duplicates
+    included); the held rows are sentences, and every row inside a held sentence leaves training."""
+    def inside(short, long):                                    # a proper contiguous word span
+        s, w = short.split(), long.split()
+        return len(s) < len(w) and any(w[i:i + len(s)] == s for i in range(len(w) - len(s) + 1))
+    sentences = [i for i, r in enumerate(rows) if not any(inside(r, o) for o in rows)]
+    if len(sentences) < 2:
+        with pytest.raises(ValueError, match="at least 2 rows that no other row contains"):
+            phrase_heldout(rows, "sst2")
+        return
+    held, dropped = phrase_heldout(rows, "sst2", fraction=0.5, seed=0)
+    assert len(held) == min(max(round(0.5 * len(sentences)), 1), len(sentences) - 1)
+    np.testing.assert_array_equal(held, np.array(sentences)[heldout_rows("sst2", len(sentences), 0.5, 0)])
+    assert set(dropped) == {i for i, r in enumerate(rows) if i not in held
+                            and any(r == rows[h] or inside(r, rows[h]) for h in held)}
+
+
 def test_split_heldout_partitions_the_rows(glue_dir):
     train = load_split("sst2", "train", glue_dir)
     kept, held = split_heldout(train, 0.1, 0)
