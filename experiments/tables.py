@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections import namedtuple
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ def pct(x):
     return f"{100 * x:.2f}"
 
 
+@lru_cache(maxsize=None)                # read once per task (and warned once)
 def majority_baseline(task):
     """Dev metric of always predicting the training split's most frequent class; None where there is none:
     a regression task (no classes: a constant prediction has no correlation) or a task whose data is not here."""
@@ -38,7 +40,9 @@ def majority_baseline(task):
         return None
     try:
         train, dev = load_split(t, "train"), load_split(t, t.dev_splits[0])
-    except (FileNotFoundError, ValueError):
+    except (FileNotFoundError, ValueError) as err:
+        print(f"warning: no majority class for {t.name}, its data is not found ({err}); set GLUE_DIR",
+              file=sys.stderr)
         return None
     majority = np.bincount(train.labels).argmax()
     return compute_metrics(t, np.full(len(dev.labels), majority), dev.labels)[t.main_metric]

@@ -203,6 +203,19 @@ def test_majority_cell_is_a_dash_for_a_regression_task_and_the_baseline_otherwis
     assert "| stsb | pearson | – |" in main and "| sst2 | accuracy | 50.00 |" in main
 
 
+def test_a_majority_cell_without_the_data_is_a_dash_and_says_so(monkeypatch, tmp_path, capsys):
+    """Tables made where GLUE is not found would silently lose the majority column: they warn, once per task."""
+    monkeypatch.undo()                                                 # the real baseline, not the fixture's 0.5
+    monkeypatch.setenv("GLUE_DIR", str(tmp_path))                      # an empty GLUE folder
+    tables.majority_baseline.cache_clear()
+    try:
+        assert tables.majority_cell("cola") == "–" and tables.majority_cell("cola") == "–"
+    finally:
+        tables.majority_baseline.cache_clear()
+    err = capsys.readouterr().err
+    assert err.count("warning: no majority class for cola") == 1 and "set GLUE_DIR" in err
+
+
 def test_a_grid_with_a_declared_point_missing_chooses_nothing(tmp_path):
     runs = tmp_path / "declared.json"
     runs.write_text(json.dumps([dict(group="grid", tasks=["cola"], variants={"beexformer": {}},
