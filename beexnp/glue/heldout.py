@@ -74,14 +74,15 @@ def phrase_heldout(texts, task, fraction=0.1, seed=0):
     them are drawn as ``heldout_rows`` draws rows, and every row that is a word span of a held sentence (the
     sentence's own phrases) is returned to leave training with it."""
     words = [t.split() for t in texts]
-    rows_of = {}                                                           # text (single spaces) -> row ids
-    for i, w in enumerate(words):
-        rows_of.setdefault(" ".join(w), []).append(i)
+    joined = [" ".join(w) for w in words]                                  # each row, single spaces
+    rows_of = {}                                                           # text -> row ids
+    for i, text in enumerate(joined):
+        rows_of.setdefault(text, []).append(i)
     # Longest rows first: a row's containers are longer, so they came before it, and a span of a span is a
     # span of the outer row; only sentences need their spans listed (SST-2: 6,885 rows, not 67,349).
     spans, sentences = set(), []
     for i in sorted(range(len(words)), key=lambda i: -len(words[i])):
-        if " ".join(words[i]) not in spans:
+        if joined[i] not in spans:
             sentences.append(i)
             spans.update(word_spans(words[i], whole=False))
     sentences = np.sort(np.array(sentences, dtype=np.int64))
@@ -90,7 +91,7 @@ def phrase_heldout(texts, task, fraction=0.1, seed=0):
                          f"{len(sentences)}")
     held = sentences[heldout_rows(task, len(sentences), fraction, seed)]
     phrases = {i for h in held for span in word_spans(words[h]) for i in rows_of.get(span, [])}
-    return held.astype(np.int64), np.array(sorted(phrases.difference(held.tolist())), dtype=np.int64)
+    return held, np.array(sorted(phrases.difference(held.tolist())), dtype=np.int64)
 
 
 def held_and_dropped(examples, fraction=0.1, seed=0):
