@@ -7,7 +7,10 @@ stored in every checkpoint.
 
     ModelConfig     what fixes the architecture (width, heads, blocks, binarization)
     TrainConfig     the task, the optimizer and its schedule, the exit loss, the data
-    SoftRouting     the soft-routing loss's (delta, tau, beta), one value passed by name
+
+The choices and defaults a field offers come from the module that implements them
+(the estimators from ``sign``, the SLFN's variants from ``slfn``, the exit weightings
+and soft routing's (delta, tau, beta) from ``exit_loss``); a config holds the values.
 """
 import dataclasses
 import json
@@ -16,13 +19,14 @@ import typing
 from dataclasses import asdict, dataclass
 
 from beexnp.criteria import FractionalEntropy, RelativeChange
+from beexnp.exit_loss import WEIGHTINGS, SoftRouting
 from beexnp.glue.tasks import TASKS, get_task
 from beexnp.optim import OPTIMIZERS
 from beexnp.schedules import DECAYS
 from beexnp.sign import ESTIMATORS
+from beexnp.slfn import SLFN_VARIANTS
 
-WEIGHTINGS = ("uniform", "linear", "soft_routing")
-SLFN_GATES = ("all", "learn", "forget")           # DESIGN §4.4: which of the SLFN's gates are present
+SLFN_GATES = tuple(SLFN_VARIANTS)                 # DESIGN §4.4: which of the SLFN's gates are present
 PAIR_ENCODINGS = ("joint", "siamese")             # DESIGN §5.6: how a sentence pair reaches the exits
 SELECT_ON = ("dev", "heldout")                    # DESIGN §9.1: the split every choice is made on
 DISTILL_FROM = ("last", "matching")               # DESIGN §6.9: which teacher exit each student exit learns from
@@ -80,16 +84,6 @@ def dataclass_from_dict(cls, d, what):
     if unknown:
         raise ValueError(f"unknown {what} keys: {', '.join(unknown)}")
     return cls(**d)
-
-
-@dataclass(frozen=True)
-class SoftRouting:
-    r"""The soft-routing exit loss's settings (DESIGN §6.8): the exit rule's threshold ``delta``, the
-    sigmoid's temperature ``tau``, and ``beta``, the share of uniform weight every exit keeps."""
-
-    delta: float = 0.1
-    tau: float = 0.05
-    beta: float = 0.2
 
 
 @dataclass

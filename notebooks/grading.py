@@ -134,7 +134,7 @@ class YourBinaryLinear(BinaryLinear):
         self.your_backward = your_backward
 
     def backward(self, dy):
-        s = self.w_cache[1]                                        # sign(W) (relaxed: g(W)), as the forward used
+        s = self.w.s                                               # sign(W) (relaxed: g(W)), as the forward used
         dx, dW, db = self.your_backward(dy, self.x, self.weight.data, s)
         self.weight.grad += dW
         self.bias.grad += db
