@@ -41,7 +41,7 @@ def test_find_cycle_finds_one():
 
 @pytest.mark.parametrize("module", INFERENCE)
 def test_inference_never_reaches_the_trainer_or_the_cli(module):
-    assert not reachable(GRAPH, module) & {"train", "cli", "demo", "glue.download"}
+    assert not reachable(GRAPH, module) & {"train", "cli", "glue.download"}
 
 
 def test_the_inference_module_needs_neither_the_trainer_nor_the_data_package():
