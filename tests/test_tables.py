@@ -272,6 +272,7 @@ def test_the_summary_is_the_records_and_the_claims_are_counted(tmp_path):
     assert f"| sst2 | accuracy | 50.00 | {tables.spread([0.79] * 3).split(' (')[0]} | {full} | {early} | 30.0% | " \
            "1.50× |" in text
     assert "| cola | mcc | 50.00 | – | 20.00 ± 14.14 | 25.00 ± 7.07 | 60.0% | 3.00× |" in text
+    assert text.startswith("From scratch (no pretrained weights), 2 GLUE tasks, 2–3 seeds each; ")
     claims = [line for line in text.splitlines() if re.match(r"\d\. ", line)]
     assert len(claims) == 3
     assert "not held with real embeddings, held with binarized ones" in claims[0]
