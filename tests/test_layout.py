@@ -1,4 +1,4 @@
-"""The package's layout: who may import whom (see tools/import_graph.py, README's module map)."""
+"""The package's layout: who may import whom (see tools/import_graph.py, docs/package.md's module map)."""
 import ast
 import dataclasses
 import inspect
