@@ -174,3 +174,11 @@ def test_a_broken_link_is_found(tmp_path):
     page.write_text("[ok](there.md) [ok](there.md#a-heading) ![fig](missing.png) [bad](there.md#nowhere)\n"
                     "[web](https://example.org) [self](#here)\n## Here\n```\n[in code](ignored.md)\n```\n")
     assert broken_links(page) == ["missing.png: no such file", "there.md#nowhere: no heading #nowhere in there.md"]
+
+
+def test_the_default_configs_training_times_are_the_records():
+    """results/README.md's training times of ``train --task sst2`` (moved from README's quick start)."""
+    said = re.search(r"took ([\d.]+), ([\d.]+) and ([\d.]+) minutes for\s+its three seeds", RESULTS_README.read_text())
+    assert said, "results/README.md no longer states the default config's training times"
+    records = [json.loads((RECORDS / f"sst2-beexformer-seed{s}.json").read_text()) for s in range(3)]
+    assert list(said.groups()) == [f"{r['train_seconds'] / 60:.1f}" for r in records]
