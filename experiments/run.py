@@ -11,7 +11,7 @@ exit at the chosen delta (metric, mean exit block, FLOPs full / early),
 packed size and ratio to the full-precision twin, training wall time.  A run
 whose record exists is skipped (delete the record to redo it); an interrupted
 training resumes from its last checkpoint.  ``experiments/tables.py`` turns the
-records into the README's tables.
+records into the tables of results/README.md and README's summary.
 
 Honest selection (DESIGN §9.1).  A group whose ``train`` sets
 ``"select_on": "heldout"`` makes every choice on the held-out training rows,

@@ -22,9 +22,8 @@ The remote paths below are relative to the base address (official:
 ``https://dl.fbaipublicfiles.com``), so a mirror only needs the same layout.
 
 ``ensure_task`` is "data on first use": the commands that read a task (``train``,
-``evaluate``, ``sweep``, ``data``) and ``beexnp.demo.load_or_train`` call it, and it
-downloads a task no GLUE directory holds, unless ``--no-download`` or
-``$BEEXNP_NO_DOWNLOAD`` says not to.
+``evaluate``, ``sweep``, ``data``) call it, and it downloads a task no GLUE directory
+holds, unless ``--no-download`` or ``$BEEXNP_NO_DOWNLOAD`` says not to.
 """
 import hashlib
 import http.client
