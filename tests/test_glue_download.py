@@ -203,7 +203,7 @@ def test_download_command(mirror, tmp_path, capsys):
     assert main(["download", "--tasks", " , ", "--dir", str(glue)]) == 1
     assert "no task names" in capsys.readouterr().err
     assert main(["download", "--tasks", "rte", "--dir", str(glue), "--base-url", url, "--quiet"]) == 1
-    assert "rte: failed" in capsys.readouterr().err
+    assert "error: rte not downloaded: " in capsys.readouterr().err
 
 
 def test_parse_task_list():
