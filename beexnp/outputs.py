@@ -291,6 +291,12 @@ def write_text(path, text, flag=None):
     return atomic_write(path, lambda f: f.write(data), flag)
 
 
+def save_figure(fig, path, dpi=120, flag=None):
+    """A matplotlib figure saved whole to ``path`` (its format from the suffix, PNG by default)."""
+    kind = Path(path).suffix.lstrip(".").lower() or "png"
+    return atomic_write(path, lambda f: fig.savefig(f, format=kind, dpi=dpi), flag)
+
+
 # ---- signals -----------------------------------------------------------------------------------
 @contextlib.contextmanager
 def interrupts_deferred():

@@ -31,7 +31,7 @@ from beexnp.flops import input_lengths, model_flops
 from beexnp.glue import compute_metrics, selection_score
 from beexnp.glue.heldout import SPLIT as HELDOUT
 from beexnp.inference import exit_outputs, predictions, simulate_exits
-from beexnp.outputs import atomic_write, guard_folder, write_text
+from beexnp.outputs import guard_folder, save_figure, write_text
 
 GRIDS = {
     "fractional": [0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8],
@@ -138,7 +138,7 @@ def plot_rows(rows, metric, title, path, chosen=None):
     draw_rows(ax, rows, metric, title, chosen)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    save_figure(fig, path, dpi=120)
     return fig
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import selection
+from beexnp.outputs import save_figure, write_text
 from selection import chosen_records, heldout_score
 
 TASK_ORDER = ["sst2", "cola", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
@@ -417,7 +418,7 @@ def draw_depth(points, path):
     for ax in (left, right):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def draw_gates(panels, path):
@@ -429,7 +430,7 @@ def draw_gates(panels, path):
         ax.set_ylabel(f"dev {p['metric']} × 100, full depth")
         ax.set_title(f"{p['task']}: the SLFN's gates\n(dev {p['metric']}, mean ± std over seeds)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def draw_criteria(panels, path):
@@ -451,7 +452,7 @@ def draw_criteria(panels, path):
     fig.suptitle("Exit criteria at matched FLOPs\n(each threshold chosen on the held-out slice; dev, mean ± std "
                  "over seeds)", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 # ---- figures: the numbers, drawn when there are any; each returns what it drew ([]: no figure written) -----
@@ -473,7 +474,7 @@ def accuracy_flops_figure(records, path):
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     return [bx["task"] for bx, _ in pairs]
 
 
@@ -562,7 +563,7 @@ def refresh_readme(path, text):
     if START not in readme or END not in readme:
         raise SystemExit(f"{path} has no results markers ({START} ... {END})")
     head, rest = readme.split(START, 1)
-    Path(path).write_text(head + START + "\n" + text + rest[rest.index(END):])
+    write_text(path, head + START + "\n" + text + rest[rest.index(END):], "--readme")
 
 
 def main(argv=None):
@@ -573,7 +574,7 @@ def main(argv=None):
     folder = Path(args.results)
     written = draw_figures(folder)
     text = build(folder, {name: path.name for name, path in written.items()})
-    (folder / "TABLES.md").write_text(text)
+    write_text(folder / "TABLES.md", text, "--results")
     if args.readme:
         readme_folder = Path(args.readme).resolve().parent
         refresh_readme(args.readme, build(folder, {name: Path(os.path.relpath(path, readme_folder)).as_posix()
