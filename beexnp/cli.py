@@ -43,8 +43,8 @@ from beexnp.glue.summary import describe_task, format_summary
 from beexnp.gradcheck import format_table
 from beexnp.layer_checks import check_all
 from beexnp.limits import check_sizes
-from beexnp.outputs import (RUN_FILES, STOP_SIGNALS, atomic_write, guard_file, guard_folder, problem, resolved,
-                            signal_name, terminations_raise)
+from beexnp.outputs import (RUN_FILES, STOP_SIGNALS, atomic_write, guard_file, guard_folder, one_line, problem,
+                            resolved, signal_name, terminations_raise)
 from beexnp.packed import export_checkpoint
 from beexnp.size import checkpoint_size_report, format_size_report
 from beexnp.sweep import default_out as default_sweep_dir
@@ -508,7 +508,7 @@ def run_download(args):
             result = download_task(task, glue, url, checksums=False if args.no_checksum else None,
                                    force=args.force, progress=not args.quiet, deadline=args.deadline)
         except (DownloadError, GlueFormatError, ValueError, OSError) as err:
-            reason = " ".join(str(err).split())
+            reason = one_line(err)
             print("error: " + problem(f"{task.name} not downloaded: {reason}", f"--dir {args.dir}",
                                       "check the network and the address (--base-url), then run it again; "
                                       "nothing was changed there"), file=sys.stderr)
@@ -593,5 +593,5 @@ def main(argv=None):
             print(f"\ninterrupted ({signal_name(signum)}); no partial file was left", file=sys.stderr)
             return 128 + signum
         except (ValueError, OSError, TrainingDiverged) as err:  # CheckpointError, GlueFormatError: ValueErrors
-            print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+            print(f"error: {one_line(err)}", file=sys.stderr)
             return 1

@@ -40,6 +40,11 @@ def problem(what, where, fix):
     return f"{what} ({where}): {fix}"
 
 
+def one_line(text):
+    """``text`` with every run of whitespace (newlines included) made one space: a message on one line."""
+    return " ".join(str(text).split())
+
+
 class OutputRefused(ValueError):
     """A target a command must not write: it would destroy something, or it cannot be a file there."""
 

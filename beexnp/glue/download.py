@@ -51,7 +51,7 @@ from tqdm import tqdm
 from beexnp.glue.location import DEFAULT_DIR, ENV_VAR, download_command, download_dir, find_glue_dir
 from beexnp.glue.reader import GlueFormatError
 from beexnp.glue.tasks import TASKS, get_task
-from beexnp.outputs import clean_leftovers, fsync_dir, temp_prefix
+from beexnp.outputs import clean_leftovers, fsync_dir, one_line, temp_prefix
 
 OFFICIAL_BASE_URL = "https://dl.fbaipublicfiles.com"
 BASE_URL_ENV = "BEEXNP_GLUE_BASE_URL"
@@ -130,11 +130,11 @@ def fetch(url, dest, sha256=None, progress=True, timeout=TIMEOUT, deadline=DEADL
                                 f"(a corrupt or different file; --no-checksum skips this check)")
         os.replace(temp, dest)
     except urllib.error.HTTPError as err:     # before URLError: it is one
-        raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from err
+        raise DownloadError(one_line(f"{url}: HTTP {err.code} {err.reason}")) from err
     except urllib.error.URLError as err:
-        raise DownloadError(f"{url}: {getattr(err, 'reason', err)}") from err
+        raise DownloadError(one_line(f"{url}: {getattr(err, 'reason', err)}")) from err
     except (http.client.HTTPException, OSError, ValueError) as err:   # cut, garbage, reset, timeout, bad address
-        raise DownloadError(f"{url}: {type(err).__name__}: {err or 'no answer'}") from err
+        raise DownloadError(one_line(f"{url}: {type(err).__name__}: {str(err)[:200] or 'no answer'}")) from err
     finally:
         if os.path.exists(temp):
             os.remove(temp)
@@ -320,7 +320,7 @@ def ensure_task(task, glue_dir=None, download=True, url=None, progress=True, dea
     try:
         download_task(task, target, url, progress=progress, deadline=deadline)
     except (DownloadError, GlueFormatError, ValueError, OSError, http.client.HTTPException) as err:
-        reason = " ".join(str(err).split())                   # one line, whatever the server said
+        reason = one_line(err)                                # one line, whatever the server said
         raise FileNotFoundError(f"{missing}, and downloading it failed ({reason}); set {ENV_VAR} (or --glue-dir) "
                                 f"to a folder that holds {task.dir}/, or fetch it from a mirror: "
                                 f"{download_command(task, target, 'URL')}") from err
