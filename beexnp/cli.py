@@ -76,7 +76,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one ``error:`` line and status 1 (``main``), like every other user error."""
 
     def error(self, message):
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise UsageError(problem(f"{self.prog}: {message}", self.prog, f"see {self.prog} --help"))
 
 
 def finite_float(text):
@@ -384,13 +384,13 @@ def check_inference(args, card, batch_size=1):
 def run_evaluate(args):
     card = read_card(args.checkpoint)
     check_inference(args, card, min(args.batch_size, args.limit or args.batch_size))
-    if args.json:
+    if args.json is not None:
         guard_file(args.json, "--json")                    # before the evaluation, not after
     glue = glue_for(args, card["task"])
     report = evaluate_checkpoint(args.checkpoint, args.split, glue, args.criterion, args.delta,
                                  args.batch_size, args.limit, not args.no_timing, args.single_limit)
     print(format_report(report))
-    if args.json:
+    if args.json is not None:
         text = json.dumps(report, indent=2).encode()
         atomic_write(args.json, lambda f: f.write(text), "--json")
     return 0
@@ -447,7 +447,7 @@ def add_sweep(sub):
 def run_sweep(args):
     card = read_card(args.checkpoint)
     check_inference(args, card)
-    out = guard_folder(args.out or default_sweep_dir(args.checkpoint), "--out")
+    out = guard_folder(default_sweep_dir(args.checkpoint) if args.out is None else args.out, "--out")
     glue = glue_for(args, card["task"])
     result, table, out = sweep(args.checkpoint, out, args.split, glue, args.limit, args.select_on)
     print(table)

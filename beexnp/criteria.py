@@ -35,7 +35,8 @@ def checked(value, criterion, legal, ok):
     except (TypeError, ValueError):
         v = math.nan
     if isinstance(value, bool) or not (math.isfinite(v) and ok(v)):
-        raise ValueError(f"delta (the {criterion} criterion's threshold) must be {legal}, got {value!r}")
+        raise ValueError(f"delta (the {criterion} criterion's threshold) must be {legal}, got {value!r} (--delta): "
+                         f"give a threshold {legal}")
     return v
 
 

@@ -89,7 +89,7 @@ def kind_of(path):
     """'a folder', 'a device', 'a FIFO', 'a socket', 'a file' or None (nothing there); not following a last link."""
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as err:
         raise OutputRefused(problem(f"cannot look at the target ({err.strerror})", path,
@@ -144,7 +144,7 @@ def guard_file(path, flag=None):
         what = "does not exist" if parent_kind is None else f"is {parent_kind}, not a folder"
         raise OutputRefused(problem(f"the folder {parent} {what}", where(flag, path),
                                     "create the folder first, or choose another path"))
-    if not os.access(parent, os.W_OK):
+    if not writable(parent):
         raise OutputRefused(problem(f"the folder {parent} is not writable", where(flag, path),
                                     "choose a folder you can write"))
     return real
@@ -169,7 +169,7 @@ def guard_folder(path, flag=None, create=False):
     if kind_of(existing) != "a folder":
         raise OutputRefused(problem(f"{existing} is {kind_of(existing)}, not a folder", where(flag, path),
                                     "choose another folder"))
-    if not os.access(existing, os.W_OK):
+    if not writable(existing):
         raise OutputRefused(problem(f"the folder {existing} is not writable", where(flag, path),
                                     "choose a folder you can write"))
     if create:
@@ -178,6 +178,16 @@ def guard_folder(path, flag=None, create=False):
         except OSError as err:
             raise write_error(err, real) from None
     return real
+
+
+def writable(folder):
+    """True when ``folder`` (or, if it does not exist yet, its nearest existing parent) is a folder this process
+    may write in and that is not marked read-only (no write bit for anyone: root could still write there, but
+    it is someone's read-only copy)."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
 
 
 # ---- written whole --------------------------------------------------------------------------

@@ -153,7 +153,7 @@ def run_sweep(folder, out_dir=None, split=None, glue_dir=None, limit=None, selec
 
     The thresholds are chosen on ``select_on`` (default: the split the checkpoint was selected on):
     "heldout" chooses them on the held-out training rows, "dev" on ``split`` itself."""
-    out = Path(out_dir or default_out(folder))
+    out = Path(default_out(folder) if out_dir is None else out_dir)
     guard_folder(out, "--out")                                              # before the work
     model, tokenizer, task, card = load_for_inference(folder)
     encoded = labelled_split(model, tokenizer, task, card, split, glue_dir, limit)

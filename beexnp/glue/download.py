@@ -51,7 +51,7 @@ from tqdm import tqdm
 from beexnp.glue.location import DEFAULT_DIR, ENV_VAR, download_command, download_dir, find_glue_dir
 from beexnp.glue.reader import GlueFormatError
 from beexnp.glue.tasks import TASKS, get_task
-from beexnp.outputs import clean_leftovers, fsync_dir, one_line, temp_prefix
+from beexnp.outputs import clean_leftovers, fsync_dir, one_line, problem, temp_prefix, writable
 
 OFFICIAL_BASE_URL = "https://dl.fbaipublicfiles.com"
 BASE_URL_ENV = "BEEXNP_GLUE_BASE_URL"
@@ -280,16 +280,6 @@ def download_task(task, glue_dir=DEFAULT_DIR, url=None, checksums=None, force=Fa
     return "downloaded"
 
 
-def writable(folder):
-    """True when ``folder`` (or, if it does not exist yet, its nearest existing parent) is a folder
-    this process may write in and that is not marked read-only (no write bit for anyone: root could
-    still write there, but it is someone's read-only copy)."""
-    folder = Path(folder).absolute()
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    return folder.is_dir() and os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
-
-
 def ensure_task(task, glue_dir=None, download=True, url=None, progress=True, deadline=DEADLINE):
     """The GLUE directory that holds ``task`` (``find_glue_dir``); when none does, download the task
     first (``download_task``) into ``download_dir(glue_dir)`` -- ``glue_dir``, else ``$GLUE_DIR``,
@@ -331,7 +321,7 @@ def parse_task_list(text):
     """"sst2,cola" -> [Task, Task]; "all" -> every task."""
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
-        raise ValueError(f"no task names in {text!r}; valid names: all, {', '.join(TASKS)}")
+        raise ValueError(problem(f"no task names in {text!r}", "--tasks", f"give some of: all, {', '.join(TASKS)}"))
     if names == ["all"]:
         return list(TASKS.values())
     return [get_task(name) for name in names]
