@@ -4,6 +4,7 @@
 
     parameters  P = V d_tok + N (10 d^2 + 10 d) + N d_exit C           (8 d^2 per block, measured)
     position table  L d_pos float64
+    a base of 8 MiB, whatever the sizes
     training:   P floats x 6 (weight, gradient, two moments, binarized copy, slack)
     activations: N blocks x (40 B L d + 4 B h L^2) floats (every intermediate kept for backward,
                 the attention scores and their softmax, dropout masks, gradients)
@@ -16,6 +17,7 @@ import os
 from beexnp.outputs import problem
 
 FLOAT = 4
+BASE = 2 ** 23                  # 8 MiB: what a step allocates whatever the sizes (index arrays, copies)
 
 
 def memory_estimate(token_dim, position_dim, heads, blocks, vocab, max_len, batch_size, classes=2,
@@ -27,7 +29,7 @@ def memory_estimate(token_dim, position_dim, heads, blocks, vocab, max_len, batc
     param_bytes = params * FLOAT * (6 if training else 2)
     table = max_len * position_dim * 8
     per_block = 40 * batch_size * max_len * d + 4 * batch_size * heads * max_len * max_len
-    return float(param_bytes + table + (blocks if training else 2) * per_block * FLOAT)
+    return float(BASE + param_bytes + table + (blocks if training else 2) * per_block * FLOAT)
 
 
 def machine_memory():

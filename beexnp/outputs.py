@@ -260,8 +260,9 @@ def write_error(err, path):
              errno.EACCES: "choose a folder you can write", errno.EPERM: "choose a folder you can write",
              errno.EROFS: "choose a folder on a writable disk"}
     fix = fixes.get(err.errno, "check the disk and the path, then try again")
-    return OSError(err.errno, problem(f"could not write: {err.strerror or err}", path,
-                                      f"{fix}; nothing was written there"))
+    one = OSError(problem(f"could not write: {err.strerror or err}", path, f"{fix}; nothing was written there"))
+    one.errno = err.errno                                              # str(one) stays the message alone
+    return one
 
 
 def write_whole(path, write, shown=None):
