@@ -43,8 +43,8 @@ from beexnp.glue.summary import describe_task, format_summary
 from beexnp.gradcheck import format_table
 from beexnp.layer_checks import check_all
 from beexnp.limits import check_sizes
-from beexnp.outputs import (RUN_FILES, STOP_SIGNALS, atomic_write, guard_file, guard_folder, one_line, problem,
-                            resolved, signal_name, terminations_raise)
+from beexnp.outputs import (RUN_FILES, STOP_SIGNALS, atomic_write, guard_file, guard_folder, guard_input_file,
+                            one_line, problem, resolved, signal_name, terminations_raise)
 from beexnp.packed import export_checkpoint
 from beexnp.size import checkpoint_size_report, format_size_report
 from beexnp.sweep import default_out as default_sweep_dir
@@ -164,6 +164,7 @@ def add_config_options(parser, cls, skip=()):
         if kind is bool:
             extra = dict(action=argparse.BooleanOptionalAction)
         else:
+            kind = seed_int if f.name.endswith("seed") else kind            # numpy takes no negative seed
             extra = dict(type=finite_float if kind is float else kind, choices=choices,
                          metavar=None if choices else kind.__name__.upper())
         default = "" if f.default is None else f" (default: {f.default})"
@@ -206,7 +207,8 @@ def config_sections(args):
     """(model settings, training settings) asked for: --config's sections, then the flags typed.
     A problem in the file is one line naming the file and the field."""
     config = {}
-    if args.config:
+    if args.config is not None:
+        guard_input_file(args.config, "--config")              # a FIFO or a device would block or never end
         try:
             config = json.loads(Path(args.config).read_text())
         except json.JSONDecodeError as err:
@@ -281,16 +283,18 @@ def check_training_sizes(cfg, config):
 
 
 def run_train(args):
+    if args.out is not None:
+        guard_folder(args.out, "--out")                        # '' is not the current folder
     model, train = config_sections(args)
     if args.resume:
         card, _ = Trainer.resumable(args.resume, model, train)   # checked before anything is written
-        out = Path(args.out) if args.out else Path(args.resume).parent
+        out = Path(args.out) if args.out is not None else Path(args.resume).parent
         task = card["train_config"]["task"]
         teacher = card["train_config"].get("teacher")
     else:
         cfg = TrainConfig.from_dict(train)                     # every setting checked before the data is read
         check_training_sizes(cfg, model_config_for(cfg, model))
-        out = Path(args.out or f"runs/{get_task(cfg.task).name}")
+        out = Path(args.out if args.out is not None else f"runs/{get_task(cfg.task).name}")
         task, teacher = cfg.task, cfg.teacher
     check_output_folder(out, args.resume, args.overwrite, teacher)
     glue = glue_for(args, task)                                # fetched on first use

@@ -69,7 +69,7 @@ def heldout_of(card, glue_dir=None):
     cfg = card.get("train_config", {})
     if cfg.get("select_on", "dev") != HELDOUT:
         raise ValueError("this checkpoint was selected on dev and trained on every training row: it has no "
-                         "held-out slice (train with --select-on heldout)")
+                         "held-out slice (--split heldout): evaluate it on dev, or train with --select-on heldout")
     return load_heldout(card["task"], glue_dir, cfg["heldout_fraction"], cfg["heldout_seed"], cfg.get("train_subset"))
 
 

@@ -150,6 +150,16 @@ def guard_file(path, flag=None):
     return real
 
 
+def guard_input_file(path, flag=None):
+    """An input file to read whole: refused (one line) when it is a folder, a device or a FIFO (reading a FIFO
+    waits for a writer forever).  A missing file is left to the reader's own error."""
+    kind = kind_of(resolved(path))
+    if kind not in (None, "a file"):
+        raise OutputRefused(problem(f"the input is {kind}, not a regular file", where(flag, path),
+                                    "give the path of a file"))
+    return path
+
+
 def guard_folder(path, flag=None, create=False):
     """The resolved folder outputs may be written into; refused (one line) when it is a file, a device, inside a
     checkpoint or a run's own file.  ``create``: make it (and its parents)."""

@@ -611,6 +611,13 @@ NEW_BAD_INPUTS = [
     (["sweep", CK, *NOWHERE, "--split", "test2"], "sst2 has no split 'test2'"),
     (["data", "--task", "sst2", *NOWHERE], "fetch it with: python -m beexnp download --tasks sst2 --dir nowhere"),
     (["predict", CK, "a good film", "--criterion", "entropy", "--delta", "2"], "entropy criterion's threshold"),
+    (T[:1] + NOWHERE + ["--out", ""], "the output folder is empty (--out)"),
+    (T[:1] + NOWHERE + ["--config", "fifo"], "the input is a FIFO, not a regular file (--config fifo)"),  # no hang
+    (T[:1] + NOWHERE + ["--config", "/dev/zero"], "the input is a device, not a regular file (--config /dev/zero)"),
+    (T[:1] + NOWHERE + ["--seed", "-1"], "argument --seed: must be an integer >= 0, got '-1'"),
+    (T[:1] + NOWHERE + ["--heldout-seed", "-3"], "argument --heldout-seed: must be an integer >= 0"),
+    (["evaluate", CK, "--glue-dir", "a_file", "--no-download"], "the GLUE folder is not a folder (a_file)"),
+    (["evaluate", CK, *G, "--split", "heldout"], "it has no held-out slice (--split heldout): evaluate it on dev"),
     (["predict", CK, "a good film", "--criterion", "maxprob", "--delta", "-0.01"], "maxprob criterion's threshold"),
 ]
 FORM = re.compile(r"^error: .+ \(.+\): .+$")

@@ -75,6 +75,9 @@ def find_glue_dir(glue_dir=None, task=None):
     place looked at and the download command into a folder this same call reads."""
     places = candidate_dirs(glue_dir)
     task = None if task is None else get_task(task)
+    if glue_dir is not None and Path(glue_dir).exists() and not Path(glue_dir).is_dir():
+        raise NotADirectoryError(f"the GLUE folder is not a folder ({glue_dir}): give --glue-dir a folder that "
+                                 "holds the task's folder, or leave it out")
     looked = []
     for description, root in places:
         target = root if task is None else root / task.dir
