@@ -90,26 +90,22 @@ def finite_float(text):
     return value
 
 
-def seed_int(text):
-    """A seed: an integer >= 0 (numpy's Generators take no negative seed)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
+def int_at_least(minimum, what):
+    """An argparse type: an integer >= ``minimum`` (``what`` it is, for the docstring)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+    parse.__doc__ = f"{what}: an integer >= {minimum}."
+    return parse
 
 
-def positive_int(text):
-    """An int flag that counts something: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
+positive_int = int_at_least(1, "An int flag that counts something")
+seed_int = int_at_least(0, "A seed (numpy's Generators take no negative seed)")
 
 
 # ---- gradcheck -------------------------------------------------------------------------

@@ -325,23 +325,31 @@ def save_figure(fig, path, dpi=120, flag=None):
 
 # ---- signals -----------------------------------------------------------------------------------
 @contextlib.contextmanager
-def interrupts_deferred():
-    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, then deliver them to the handlers that were in
-    place (Ctrl-C's default raises KeyboardInterrupt; a training loop's may just note it)."""
-    previous, caught = {}, []
+def handlers(mapping):
+    """Install ``{signal: handler}`` while the block runs and put the previous handlers back after; outside the
+    main thread (where Python cannot set handlers) nothing is installed."""
+    previous = {}
     try:
-        for sig in STOP_SIGNALS:
-            previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
-    except (ValueError, TypeError):     # not the main thread: nothing to defer
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        yield
-        return
+        for sig, handler in mapping.items():
+            previous[sig] = signal.signal(sig, handler)
+    except (ValueError, TypeError):     # not the main thread
+        pass
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, then deliver them to the handlers that were in
+    place (Ctrl-C's default raises KeyboardInterrupt; a training loop's may just note it)."""
+    caught = []
+    try:
+        with handlers({sig: lambda signum, frame: caught.append(signum) for sig in STOP_SIGNALS}):
+            yield
+    finally:
         for sig in dict.fromkeys(caught):
             signal.raise_signal(sig)
 
@@ -350,19 +358,7 @@ def raise_terminated(signum, frame):
     raise Terminated(signum)
 
 
-@contextlib.contextmanager
 def terminations_raise():
-    """While the block runs, SIGTERM and SIGHUP raise ``Terminated`` (a KeyboardInterrupt) as Ctrl-C does; the
+    """A block in which SIGTERM and SIGHUP raise ``Terminated`` (a KeyboardInterrupt) as Ctrl-C does; the
     previous handlers come back after.  Only in the main thread."""
-    previous = {}
-    try:
-        for sig in STOP_SIGNALS:
-            if sig != signal.SIGINT:
-                previous[sig] = signal.signal(sig, raise_terminated)
-    except (ValueError, TypeError):
-        pass
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    return handlers({sig: raise_terminated for sig in STOP_SIGNALS if sig != signal.SIGINT})

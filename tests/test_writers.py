@@ -54,23 +54,33 @@ def events(args, cwd=ROOT):
             and line[3:].split()[0] in WRITE_EVENTS]
 
 
-def kill_at_event(args, nth, signum=signal.SIGKILL, cwd=ROOT):
-    """Run the command and send ``signum`` at its ``nth`` write event; (status, stderr)."""
-    proc = driver(args, pause=0.05, cwd=cwd)
-    seen = 0
+def signal_when(proc, when, signum):
+    """Send ``signum`` to ``proc`` at the first announcement for which ``when(line)`` is true; wait for the end.
+    Returns (whether it was sent, its status, stderr)."""
+    sent = False
     for line in proc.stdout:
-        if line.startswith("@@ ") and line[3:].split()[0] in WRITE_EVENTS:
-            seen += 1
-            if seen == nth:
-                proc.send_signal(signum)
-                break
+        if line.startswith("@@ ") and when(line[3:]):
+            proc.send_signal(signum)
+            sent = True
+            break
     proc.stdout.read()
     err = proc.stderr.read()
     proc.wait()
     proc.stdout.close()
     proc.stderr.close()
-    assert seen == nth, f"the command ended before event {nth}"
-    return proc.returncode, err
+    return sent, proc.returncode, err
+
+
+def kill_at_event(args, nth, signum=signal.SIGKILL, cwd=ROOT):
+    """Run the command and send ``signum`` at its ``nth`` write event; (status, stderr)."""
+    seen = [0]
+
+    def when(event):
+        seen[0] += event.split()[0] in WRITE_EVENTS
+        return seen[0] == nth
+    sent, status, err = signal_when(driver(args, pause=0.05, cwd=cwd), when, signum)
+    assert sent, f"the command ended before event {nth}"
+    return status, err
 
 
 def digest(path):
@@ -165,6 +175,7 @@ def test_a_kill_during_download_force_keeps_the_old_task_or_the_new(mirror, tmp_
         assert contents() in (old, COLA) and leftovers(glue) == [], (k, leftovers(glue))
         assert contents() == (old if now in (old, None) else COLA)
     assert seen_gap >= 1
+    print(f"download --force killed at each of its {n} write events; {seen_gap} between its two renames")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
@@ -174,17 +185,9 @@ def test_sigterm_and_sighup_in_train_save_last_and_say_how_to_resume(tmp_path, s
     args = ["train", "--glue-dir", glue, "--out", out, "--token-dim", "8", "--position-dim", "0", "--heads", "2",
             "--blocks", "2", "--min-freq", "1", "--batch-size", "8", "--no-progress", "--save-every", "500",
             "--epochs", "3"]
-    proc = driver(args, pause=0.02, every_write=False)
-    for line in proc.stdout:
-        if line.startswith("@@ step 4"):
-            proc.send_signal(signum)
-            break
-    proc.stdout.read()
-    err = proc.stderr.read()
-    proc.wait()
-    proc.stdout.close()
-    proc.stderr.close()
-    assert proc.returncode == 128 + signum, err
+    sent, status, err = signal_when(driver(args, pause=0.02, every_write=False), lambda e: e.startswith("step 4"),
+                                    signum)
+    assert sent and status == 128 + signum, err
     name = signal.Signals(signum).name
     assert f"{name}: stopping at the end of this step, once 'last' is saved" in err
     step = read_card(out / "last")["state"]["step"]
