@@ -12,7 +12,8 @@ repeatable, and ``resume`` continues a run exactly as if it had never stopped:
 the data order is redrawn from the saved state of its Generator at the start of
 the epoch and the batches already done are skipped.
 
-Nothing is lost on an interruption.  While ``fit`` runs, Ctrl-C (SIGINT) asks
+Nothing is lost on an interruption.  While ``fit`` runs, Ctrl-C (SIGINT), SIGTERM
+(``kill``, a job scheduler, a container stop) and SIGHUP (a closing terminal) ask
 the loop to stop at the end of the current step; it then writes ``OUT/last``
 and says how to continue (during a dev evaluation, which changes nothing, it
 stops at once, and ``last`` is written all the same).  Checkpoints are written

@@ -489,7 +489,8 @@ BAD_INPUTS = [
     (["evaluate", CK, *G, "--criterion", "coinflip"], "argument --criterion: invalid choice: 'coinflip'"),
     (["evaluate", CK, *G, "--limit", "0"], "argument --limit: must be an integer >= 1, got '0'"),
     (["evaluate", CK, *G, "--batch-size", "0"], "argument --batch-size: must be an integer >= 1, got '0'"),
-    (["evaluate", CK, *G, "--json", "missing/dir/out.json"], "missing/dir does not exist (--json missing/dir/out.json)"),
+    (["evaluate", CK, *G, "--json", "missing/dir/out.json"],
+     "missing/dir does not exist (--json missing/dir/out.json)"),
     (["evaluate", CK, *G, "--json", "adir"], "the output is a folder, not a regular file (--json adir)"),
     (["evaluate", CK, *G, "--split", "test"], "sst2 test has no labels"),
     (["evaluate", CK, *G, "--split", "nosuch"], "has no split 'nosuch'"),
@@ -630,6 +631,58 @@ def test_new_bad_input_is_one_line_in_the_one_form_and_changes_nothing(world, mo
     err = capsys.readouterr().err
     assert FORM.match(err.rstrip("\n")), err                   # error: <what> (<flag or path>): <what to do>
     assert not (world / "nowhere").exists() and not (world / "x").exists()     # nothing fetched, nothing made
+
+
+# Entries of the first table whose message is one line but not yet in the one form (the checkpoint card's and the
+# config's messages, rewritten with the card schema and the config builder); the test fails when one more
+# departs from the form, and when one of these comes into it (then strike it from the list).
+NOT_YET_IN_FORM = [
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --config epochs_str.json',
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --config epochs_float.json',
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --config heads_str.json',
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --config list.json',
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --config section.json',
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --config unknown_key.json',
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --config derived.json',
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --config delta_nan.json',
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --config broken.json',
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --config missing.json',
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --heads 3',
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --task nosuch',
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --epochs 0',
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --patience 0',
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --max-len 2',
+    'train --glue-dir glue --no-progress --min-freq 1 --out fresh --min-freq 1000',
+    'train --glue-dir empty --out fresh --no-progress',
+    'train --glue-dir glue --resume run/last --blocks 2',
+    'train --glue-dir glue --resume run/last --lr 0.5 --seed 3',
+    'train --glue-dir glue --resume run/last --full-precision',
+    'train --glue-dir glue --resume nosuch/last',
+    'train --glue-dir glue --resume badcard/last',
+    'train --glue-dir glue --resume nocard/last',
+    'evaluate badcard/last --glue-dir glue',
+    'evaluate badnpz/last --glue-dir glue',
+    'evaluate /no/such/checkpoint --glue-dir glue',
+    'predict run/best a good film a second text',
+    'predict badnpz/last a good film',
+    'predict bare/last a good film',
+    'train --glue-dir glue --resume bare/last',
+    'export nocard/last m.npz',
+    'size badcard/last',
+    'data --task nosuch',
+    'download --tasks cola,nosuch --dir glue_new',
+]
+
+
+def test_the_first_tables_messages_come_into_the_one_form(world, monkeypatch, capsys):
+    monkeypatch.chdir(world)
+    departing = []
+    for argv, _ in BAD_INPUTS:
+        main(argv)
+        err = capsys.readouterr().err.rstrip("\n")
+        if not FORM.match(err):
+            departing.append(" ".join(argv))
+    assert departing == NOT_YET_IN_FORM, departing
 
 
 def test_the_new_table_has_enough_cases():
