@@ -39,7 +39,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +47,8 @@ import numpy as np
 
 from beexnp.config import ModelConfig
 from beexnp.model import BEExformer
+from beexnp.outputs import (CARD, LOCK, TMP_MARK, atomic_write, fsync_dir, interrupts_deferred,  # noqa: F401
+                            temp_prefix, umask, write_file)
 
 try:
     import fcntl                        # POSIX; elsewhere the output folder is not locked
@@ -55,9 +56,6 @@ except ImportError:                     # pragma: no cover
     fcntl = None
 
 FORMAT_VERSION = 1
-CARD = "checkpoint.json"
-LOCK = ".lock"
-TMP_MARK = ".tmp-"
 
 
 class CheckpointError(ValueError):
@@ -72,87 +70,7 @@ class OutputInUse(ValueError):
     """Another process holds the output folder's lock."""
 
 
-@contextlib.contextmanager
-def interrupts_deferred():
-    """Hold SIGINT (Ctrl-C) until the block ends, then deliver it to the handler that was in place
-    (the default one raises KeyboardInterrupt; a training loop's may just note it)."""
-    try:
-        previous = signal.getsignal(signal.SIGINT)
-    except ValueError:                 # not the main thread: nothing to defer
-        yield
-        return
-    caught = []
-    try:
-        signal.signal(signal.SIGINT, lambda *a: caught.append(a))
-    except (ValueError, TypeError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-        if caught:
-            signal.raise_signal(signal.SIGINT)
-
-
 # ---- files and folders written whole ----------------------------------------------------
-def umask():
-    """The process's umask (read by setting it and putting it back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def check_writable(path):
-    """Raise a one-line OSError if a file cannot be written at ``path``: its folder is missing
-    or not a folder, or ``path`` is a folder.  Cheap: called before long work starts."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory: give a file name inside it")
-    if not path.parent.is_dir():
-        what = "is not a directory" if path.parent.exists() else "does not exist"
-        raise FileNotFoundError(f"{path.parent} {what} (writing {path})")
-    if not os.access(path.parent, os.W_OK):
-        raise PermissionError(f"{path.parent} is not writable (writing {path})")
-
-
-def fsync_dir(folder):
-    """Make a folder's entries (renames, new files) durable (POSIX; a no-op where folders cannot be opened)."""
-    if os.name == "nt":                 # pragma: no cover
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_file(path, write):
-    """write(file object) into ``path`` (a new file), flushed and fsynced, mode 0666 less the umask."""
-    with open(path, "xb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def atomic_write(path, write):
-    """write(file object) into a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    check_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~umask())
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def aside(folder):
     """Where ``swap_in`` sets the previous checkpoint aside: ``.NAME.old`` beside it."""
     folder = Path(folder)
@@ -187,7 +105,7 @@ def folder_written_whole(folder):
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"{folder} is a file, not a checkpoint folder")
     with interrupts_deferred():
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}{TMP_MARK}", dir=folder.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(folder.name), dir=folder.parent))
         try:
             yield tmp
             os.chmod(tmp, 0o777 & ~umask())

@@ -12,7 +12,8 @@ repeatable, and ``resume`` continues a run exactly as if it had never stopped:
 the data order is redrawn from the saved state of its Generator at the start of
 the epoch and the batches already done are skipped.
 
-Nothing is lost on an interruption.  While ``fit`` runs, Ctrl-C (SIGINT) asks
+Nothing is lost on an interruption.  While ``fit`` runs, Ctrl-C (SIGINT), SIGTERM
+(``kill``, a job scheduler, a container stop) and SIGHUP (a closing terminal) ask
 the loop to stop at the end of the current step; it then writes ``OUT/last``
 and says how to continue (during a dev evaluation, which changes nothing, it
 stops at once, and ``last`` is written all the same).  Checkpoints are written
@@ -32,8 +33,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from beexnp.checkpoint import (CheckpointError, arrays_from, atomic_write, copy_checkpoint, has_checkpoint, model_from,
-                               output_lock, read_card, read_checkpoint, recover_checkpoints, save_checkpoint)
+from beexnp.checkpoint import (CheckpointError, arrays_from, copy_checkpoint, has_checkpoint, model_from, output_lock,
+                               read_card, read_checkpoint, recover_checkpoints, save_checkpoint)
 from beexnp.config import DATA_DERIVED, RESUME_OVERRIDES, ModelConfig, TrainConfig, resume_conflicts
 from beexnp.distill import Teacher, load_teacher
 from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
@@ -46,10 +47,9 @@ from beexnp.glue.tokenizer import SPECIALS
 from beexnp.inference import evaluate_exits
 from beexnp.model import BEExformer
 from beexnp.optim import OPTIMIZERS, clip_grad_norm
+from beexnp.outputs import RUN_FILES, STOP_SIGNALS, Terminated, signal_name, write_whole
 from beexnp.schedules import LRSchedule
 
-
-RUN_FILES = ("best", "last", "history.json")      # what a run writes into its output folder
 
 
 class TrainingDiverged(RuntimeError):
@@ -57,35 +57,45 @@ class TrainingDiverged(RuntimeError):
 
 
 class StopRequest:
-    """Ctrl-C while ``fit`` runs: the first press asks the loop to stop at the end of the current step
-    (``check``), so that the state it saves is one the run really reached.  Inside ``at_once()`` (a dev
-    evaluation, which changes nothing) a press stops at once."""
+    """Ctrl-C, SIGTERM or SIGHUP while ``fit`` runs (a user, ``kill``, a closing terminal, a job scheduler, a
+    container stop): the first asks the loop to stop at the end of the current step (``check``), so that the
+    state it saves is one the run really reached.  Inside ``at_once()`` (a dev evaluation, which changes
+    nothing) one stops at once.  ``check`` raises KeyboardInterrupt for Ctrl-C, ``Terminated`` (a
+    KeyboardInterrupt) for the others."""
 
     def __init__(self):
-        self.requested, self.immediate, self.previous = False, False, None
+        self.requested, self.immediate, self.previous = None, False, {}
 
     def __enter__(self):
-        self.requested = False
+        self.requested, self.previous = None, {}
         try:
-            self.previous = signal.signal(signal.SIGINT, self.handler)
-        except ValueError:                            # not the main thread: Ctrl-C cannot reach us here
-            self.previous = None
+            for sig in STOP_SIGNALS:
+                self.previous[sig] = signal.signal(sig, self.handler)
+        except ValueError:                            # not the main thread: no signal can reach us here
+            self.__exit__()
         return self
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self.previous = {}
+
+    def interrupt(self):
+        raise KeyboardInterrupt if self.requested in (None, signal.SIGINT) else Terminated(self.requested)
 
     def handler(self, signum, frame):
+        first = self.requested is None
+        if first:
+            self.requested = signum
         if self.immediate:
-            raise KeyboardInterrupt
-        if not self.requested:
-            print("\nCtrl-C: stopping at the end of this step, once 'last' is saved", file=sys.stderr, flush=True)
-        self.requested = True
+            self.interrupt()
+        if first:
+            name = "Ctrl-C" if signum == signal.SIGINT else signal_name(signum)
+            print(f"\n{name}: stopping at the end of this step, once 'last' is saved", file=sys.stderr, flush=True)
 
     def check(self):
-        if self.requested:
-            raise KeyboardInterrupt
+        if self.requested is not None:
+            self.interrupt()
 
     @contextlib.contextmanager
     def at_once(self):
@@ -206,7 +216,7 @@ class Trainer:
 
     def write_history(self):
         text = json.dumps(self.history, indent=1).encode()
-        atomic_write(self.out / "history.json", lambda f: f.write(text))
+        write_whole(self.out / "history.json", lambda f: f.write(text))
 
     @staticmethod
     def resumable(folder, model_overrides=None, train_overrides=None):

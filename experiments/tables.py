@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import selection
+from beexnp.outputs import save_figure, write_text
 from selection import chosen_records, heldout_score
 
 TASK_ORDER = ["sst2", "cola", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
@@ -420,7 +421,7 @@ def draw_depth(points, path):
     for ax in (left, right):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def draw_gates(panels, path):
@@ -432,7 +433,7 @@ def draw_gates(panels, path):
         ax.set_ylabel(f"dev {p['metric']} × 100, full depth")
         ax.set_title(f"{p['task']}: the SLFN's gates\n(dev {p['metric']}, mean ± std over seeds)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def draw_criteria(panels, path):
@@ -454,7 +455,7 @@ def draw_criteria(panels, path):
     fig.suptitle("Exit criteria at matched FLOPs\n(each threshold chosen on the held-out slice; dev, mean ± std "
                  "over seeds)", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 # ---- figures: the numbers, drawn when there are any; each returns what it drew ([]: no figure written) -----
@@ -476,7 +477,7 @@ def accuracy_flops_figure(records, path):
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     return [bx["task"] for bx, _ in pairs]
 
 
@@ -645,14 +646,15 @@ def between_markers(text, start, end):
     return text.split(start, 1)[1].split(end, 1)[0].removeprefix("\n")
 
 
-def refresh_readme(path, text, start=START, end=END):
-    """Replace what stands between the ``start`` and ``end`` markers of ``path`` with ``text``."""
+def refresh_readme(path, text, start=START, end=END, flag="--readme"):
+    """Replace what stands between the ``start`` and ``end`` markers of ``path`` with ``text`` (``flag``: the
+    option that named ``path``, for the error of a write that fails)."""
     readme = Path(path).read_text()
     if between_markers(readme, start, end) is None:
         raise SystemExit(f"error: the markers {start} and {end} are missing ({path}): add both lines where the "
                          "block goes")
     head, rest = readme.split(start, 1)
-    Path(path).write_text(head + start + "\n" + text + rest[rest.index(end):])
+    write_text(path, head + start + "\n" + text + rest[rest.index(end):], flag)
 
 
 def relative_links(written, readme):
@@ -672,11 +674,12 @@ def main(argv=None):
     folder = Path(args.results)
     written = draw_figures(folder)
     text = build(folder, {name: path.name for name, path in written.items()})
-    (folder / "TABLES.md").write_text(text)
+    write_text(folder / "TABLES.md", text, "--results")
     if args.results_readme:
-        refresh_readme(args.results_readme, build(folder, relative_links(written, args.results_readme)))
+        refresh_readme(args.results_readme, build(folder, relative_links(written, args.results_readme)),
+                       flag="--results-readme")
     if args.readme:
-        refresh_readme(args.readme, summary(folder), SUMMARY_START, SUMMARY_END)
+        refresh_readme(args.readme, summary(folder), SUMMARY_START, SUMMARY_END, "--readme")
     print(text)
     return 0
 
