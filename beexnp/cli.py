@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from beexnp.checkpoint import aside, atomic_write, check_writable, has_checkpoint, output_lock, read_card
-from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig, value_problems
+from beexnp.checkpoint import aside, atomic_write, check_writable, has_checkpoint, open_checkpoint, output_lock
+from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig, build_settings
 from beexnp.criteria import CRITERIA
-from beexnp.evaluate import evaluate_checkpoint, format_report, predict_texts
+from beexnp.evaluate import evaluate_checkpoint, format_report, open_for_inference, predict_texts
 from beexnp.glue import get_task
 from beexnp.glue.download import (BASE_URL_ENV, NO_DOWNLOAD_ENV, DownloadError, base_url, download_task,
                                   ensure_task, parse_task_list)
@@ -42,10 +42,10 @@ from beexnp.glue.reader import GlueFormatError
 from beexnp.glue.summary import describe_task, format_summary
 from beexnp.gradcheck import format_table
 from beexnp.layer_checks import check_all
-from beexnp.packed import export_checkpoint
+from beexnp.packed import export_checkpoint, open_saved
 from beexnp.size import checkpoint_size_report, format_size_report
 from beexnp.sweep import run_sweep as sweep
-from beexnp.train import RUN_FILES, Trainer, TrainingDiverged, model_config_for
+from beexnp.train import RUN_FILES, Trainer, TrainingDiverged
 
 GLUE_DIR_HELP = "GLUE folder (default: $GLUE_DIR, then data/glue)"
 
@@ -178,37 +178,12 @@ def given(args, names):
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
-def config_sections(args):
-    """(model settings, training settings) asked for: --config's sections, then the flags typed.
-    A problem in the file is one line naming the file and the field."""
-    config = {}
-    if args.config:
-        try:
-            config = json.loads(Path(args.config).read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{args.config}: not valid JSON ({err})") from None
-        except UnicodeDecodeError as err:
-            raise ValueError(f"{args.config}: not UTF-8 text ({err.reason})") from None
-        if not isinstance(config, dict):
-            raise ValueError(f"{args.config}: expected a JSON object with 'model' and/or 'train' sections")
-        unknown = sorted(map(str, set(config) - {"model", "train"}))
-        if unknown:
-            raise ValueError(f"{args.config}: unknown sections {unknown}; expected 'model' and 'train'")
-        for section, cls, derived in (("model", ModelConfig, DATA_DERIVED), ("train", TrainConfig, ())):
-            values = config.get(section, {})
-            if not isinstance(values, dict):
-                raise ValueError(f"{args.config}: '{section}' must be a JSON object, got {type(values).__name__}")
-            fields = {f.name for f in dataclasses.fields(cls)} - set(derived)
-            extra = sorted(set(values) - fields)
-            problems = [f"unknown {section} keys: {', '.join(extra)}"] if extra else []
-            problems += [f"{k} is set from the data; remove it" for k in derived if k in values]
-            problems += value_problems(cls, values)
-            if problems:
-                raise ValueError(f"{args.config}: {section}: " + "; ".join(problems))
-    model = dict(config.get("model", {}), **given(args, args.model_flags))
+def settings(args, resume=None):
+    """The run's checked settings (``beexnp.config.build_settings``): --config's sections, then the flags typed."""
+    model = given(args, args.model_flags)
     if args.full_precision:
         model["binarize"] = False
-    return model, dict(config.get("train", {}), **given(args, args.train_flags))
+    return build_settings(args.config, model, given(args, args.train_flags), resume)
 
 
 def check_output_folder(out, resume=None, overwrite=False):
@@ -227,26 +202,19 @@ def check_output_folder(out, resume=None, overwrite=False):
 
 
 def run_train(args):
-    model, train = config_sections(args)
-    if args.resume:
-        Trainer.resumable(args.resume, model, train)           # checked before anything is written
-        out = Path(args.out) if args.out else Path(args.resume).parent
-        task = read_card(args.resume)["train_config"]["task"]
-    else:
-        cfg = TrainConfig.from_dict(train)                     # every setting checked before the data is read
-        model_config_for(cfg, model)
-        out = Path(args.out or f"runs/{get_task(cfg.task).name}")
-        task = cfg.task
+    resume = open_checkpoint(args.resume, resume=True) if args.resume else None   # read and checked once
+    run = settings(args, resume)                               # every setting checked before anything is written
+    out = Path(args.out or (Path(args.resume).parent if resume else f"runs/{get_task(run.train.task).name}"))
+    task = run.train.task
     check_output_folder(out, args.resume, args.overwrite)
     glue = glue_for(args, task)                                # fetched on first use
     with output_lock(out):                                     # refused if another run writes there
         if args.overwrite:
             remove_run(out)
-        if args.resume:
-            trainer = Trainer.resume(args.resume, out_dir=out, glue_dir=glue, progress=not args.no_progress,
-                                     model_overrides=model, **train)
+        if resume:
+            trainer = Trainer.resume(resume, out_dir=out, glue_dir=glue, progress=not args.no_progress, settings=run)
         else:
-            trainer = Trainer(cfg, model, out, glue, progress=not args.no_progress)
+            trainer = Trainer(run.train, run.model, out, glue, progress=not args.no_progress)
         print(f"{trainer.task.name}: {len(trainer.train_data)} training rows, vocabulary {len(trainer.tokenizer)}, "
               f"{trainer.model.num_parameters():,} parameters, {trainer.total_steps} steps; writing to {trainer.out}")
         start = time.perf_counter()
@@ -303,8 +271,9 @@ def add_evaluate(sub):
 def run_evaluate(args):
     if args.json:
         check_writable(args.json)                          # before the evaluation, not after
-    glue = glue_for(args, read_card(args.checkpoint)["task"])
-    report = evaluate_checkpoint(args.checkpoint, args.split, glue, args.criterion, args.delta,
+    saved = open_for_inference(args.checkpoint)                 # read and checked once
+    glue = glue_for(args, saved.card.task)
+    report = evaluate_checkpoint(saved, args.split, glue, args.criterion, args.delta,
                                  args.batch_size, args.limit, not args.no_timing, args.single_limit)
     print(format_report(report))
     if args.json:
@@ -327,7 +296,7 @@ def add_predict(sub):
 
 
 def run_predict(args):
-    out = predict_texts(args.checkpoint, args.text, args.text_b, args.criterion, args.delta)
+    out = predict_texts(open_for_inference(args.checkpoint), args.text, args.text_b, args.criterion, args.delta)
     for warning in out["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
@@ -361,8 +330,9 @@ def add_sweep(sub):
 def run_sweep(args):
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise NotADirectoryError(f"--out {args.out} is a file, not a folder")
-    glue = glue_for(args, read_card(args.checkpoint)["task"])
-    result, table, out = sweep(args.checkpoint, args.out, args.split, glue, args.limit, args.select_on)
+    saved = open_for_inference(args.checkpoint)                 # read and checked once
+    glue = glue_for(args, saved.card.task)
+    result, table, out = sweep(saved, args.out, args.split, glue, args.limit, args.select_on)
     print(table)
     c = result["chosen"]
     print(f"\nchosen on {result['selected_on']}: {c['criterion']} delta={c['threshold']:g}; on {result['split']}: "
@@ -442,7 +412,7 @@ def add_export(sub):
 def run_export(args):
     check_writable(args.out)
     real_dtype = np.float16 if args.float16 else np.float32
-    arrays = export_checkpoint(args.checkpoint, args.out, real_dtype)
+    arrays = export_checkpoint(open_saved(args.checkpoint), args.out, real_dtype)
     n_binary = sum(k.endswith(".bits") for k in arrays)
     print(f"wrote {args.out}: {Path(args.out).stat().st_size:,} bytes on disk "
           f"({sum(a.nbytes for a in arrays.values()):,} bytes of arrays; {n_binary} bit-packed matrices, "
@@ -464,7 +434,7 @@ def add_size(sub):
 
 
 def run_size(args):
-    report = checkpoint_size_report(args.checkpoint, np.float16 if args.float16 else np.float32)
+    report = checkpoint_size_report(open_saved(args.checkpoint), np.float16 if args.float16 else np.float32)
     print(json.dumps(report, indent=2) if args.json else format_size_report(report))
     return 0
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from beexnp.criteria import make_criterion
-from beexnp.evaluate import labelled_split, load_for_inference
+from beexnp.evaluate import labelled_split, open_for_inference
 from beexnp.flops import input_lengths, model_flops
 from beexnp.glue import compute_metrics, selection_score
 from beexnp.glue.heldout import SPLIT as HELDOUT
@@ -138,12 +138,18 @@ def plot_rows(rows, metric, title, path, chosen=None):
     return fig
 
 
+def default_sweep_dir(saved):
+    """Where a sweep goes without --out: CHECKPOINT/sweep, or NAME.sweep beside a packed file NAME.npz."""
+    return saved.path / "sweep" if saved.kind == "checkpoint" else saved.path.with_suffix(".sweep")
+
+
 def run_sweep(folder, out_dir=None, split=None, glue_dir=None, limit=None, select_on=None):
     """Sweep a checkpoint on ``split`` (default: dev); writes sweep.json, sweep.md and sweep.png into ``out_dir``.
 
     The thresholds are chosen on ``select_on`` (default: the split the checkpoint was selected on):
     "heldout" chooses them on the held-out training rows, "dev" on ``split`` itself."""
-    model, tokenizer, task, card = load_for_inference(folder)
+    saved = open_for_inference(folder)
+    model, tokenizer, task, card = saved.model(), saved.card.tokenizer, saved.card.task, saved.raw
     encoded = labelled_split(model, tokenizer, task, card, split, glue_dir, limit)
     rows = sweep_split(model, task, encoded)
     select_on = select_on or card.get("train_config", {}).get("select_on", "dev")
@@ -152,10 +158,10 @@ def run_sweep(folder, out_dir=None, split=None, glue_dir=None, limit=None, selec
         selection_rows = sweep_split(model, task, labelled_split(model, tokenizer, task, card, HELDOUT, glue_dir, limit))
     picked = choose(selection_rows)
     chosen = at_threshold(rows, picked["criterion"], picked["threshold"])       # reported at the chosen delta
-    out = Path(out_dir or Path(folder) / "sweep")
+    out = Path(out_dir or default_sweep_dir(saved))
     out.mkdir(parents=True, exist_ok=True)
     selection_split = HELDOUT if select_on == HELDOUT else encoded.split
-    result = dict(checkpoint=str(folder), task=task.name, split=encoded.split, metric=task.main_metric,
+    result = dict(checkpoint=str(saved.path), task=task.name, split=encoded.split, metric=task.main_metric,
                   selected_on=selection_split, rows=rows, chosen=chosen, chosen_on_selection=picked,
                   selection_rows=selection_rows, matched=matched(selection_rows, rows))
     (out / "sweep.json").write_text(json.dumps(result, indent=2))
