@@ -175,6 +175,8 @@ def check_training(card, path):
     if "history" in card and not (isinstance(card["history"], list)
                                   and all(isinstance(r, dict) for r in card["history"])):
         raise problem(path, "history must be a list of JSON objects (one per epoch)")
+    if "history" in card and "state" in card and len(card["history"]) != card["state"]["epoch"]:
+        raise problem(path, f"history holds {len(card['history'])} epochs, state.epoch is {card['state']['epoch']}")
     if "metrics" in card and not (card["metrics"] is None or isinstance(card["metrics"], dict)):
         raise problem(path, f"metrics must be a JSON object or null, got {type_name(card['metrics'])}")
     if "data" in card:

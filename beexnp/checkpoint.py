@@ -279,7 +279,7 @@ def _read_checkpoint(folder):
     try:
         card = json.loads(card_path.read_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise problem(card_path, f"not valid JSON ({err})") from None
+        raise problem(card_path, f"not valid JSON: {err}") from None
     except OSError as err:
         raise problem(card_path, f"cannot be read ({err.strerror or err})", NOT_A_CHECKPOINT) from None
     if not isinstance(card, dict):

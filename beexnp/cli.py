@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from beexnp.checkpoint import aside, atomic_write, check_writable, has_checkpoint, open_checkpoint, output_lock
+from beexnp.checkpoint import aside, atomic_write, check_writable, has_checkpoint, output_lock
 from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig, build_settings
 from beexnp.criteria import CRITERIA
 from beexnp.evaluate import evaluate_checkpoint, format_report, open_for_inference, predict_texts
@@ -202,7 +202,7 @@ def check_output_folder(out, resume=None, overwrite=False):
 
 
 def run_train(args):
-    resume = open_checkpoint(args.resume, resume=True) if args.resume else None   # read and checked once
+    resume = open_saved(args.resume, resume=True) if args.resume else None        # read and checked once
     run = settings(args, resume)                               # every setting checked before anything is written
     out = Path(args.out or (Path(args.resume).parent if resume else f"runs/{get_task(run.train.task).name}"))
     task = run.train.task

@@ -173,7 +173,7 @@ def read_meta(f, path):
     try:
         meta = json.loads(raw.tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise problem(path, f"{META_KEY} is not valid JSON ({err})") from None
+        raise problem(path, f"{META_KEY} is not valid JSON: {err}") from None
     if not isinstance(meta, dict):
         raise problem(path, f"{META_KEY} must be a JSON object, got {type_name(meta)}")
     if meta.get("format") not in READS:
