@@ -336,6 +336,7 @@ def test_a_damaged_packed_file_is_refused_in_one_line(world, tmp_path_factory, c
     what = damage_packed(data.draw, world / "m.npz", tmp / "pk" / "m.npz")
     data.draw(st.just(what), label="damage")
     if name in ("export", "train --resume", "train --teacher"):   # never read from a packed file: refused as such
+        (tmp / "out").mkdir()
         status, out, err = run_cli(commands(world, tmp / "pk" / "m.npz", tmp / "out")[name], capsys)
         assert_refused(status, out, err, names=[tmp / "pk" / "m.npz"])
         return
