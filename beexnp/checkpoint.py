@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from beexnp.card import (DAMAGED, SELF_SUM, Card, CheckpointError, check_arrays, check_card, check_finite, problem,
-                         with_self_sum)
+                         type_name, with_self_sum)
 from beexnp.model import BEExformer
 
 try:
@@ -262,7 +262,7 @@ def read_checkpoint(folder, attempts=3):
             time.sleep(0.05)
 
 
-NOT_A_CHECKPOINT = "give a checkpoint folder (OUT/best or OUT/last of a run) or a packed .npz made by export"
+NOT_A_CHECKPOINT = "give a checkpoint folder (OUT/best or OUT/last of a run)"
 
 
 def _read_checkpoint(folder):
@@ -283,7 +283,7 @@ def _read_checkpoint(folder):
     except OSError as err:
         raise problem(card_path, f"cannot be read ({err.strerror or err})", NOT_A_CHECKPOINT) from None
     if not isinstance(card, dict):
-        raise problem(card_path, f"the card must be a JSON object, got {type(card).__name__}")
+        raise problem(card_path, f"the card must be a JSON object, got {type_name(card)}")
     version = card.get("format_version")
     if version not in READS or isinstance(version, bool):
         raise problem(card_path, f"format_version is {version!r}, this beexnp reads {', '.join(map(str, READS))}",
@@ -319,7 +319,8 @@ def npz_arrays(data, path):
         with f:
             return {k: f[k] for k in f.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError, TypeError) as err:
-        raise problem(path, f"not a readable .npz archive ({type(err).__name__}: {err})") from None
+        why = "neither a zip archive nor an array" if "pickle" in str(err) else f"{type(err).__name__}: {err}"
+        raise problem(path, f"not a readable .npz archive ({why})") from None
 
 
 def arrays_from(blobs, name, folder):
