@@ -55,8 +55,9 @@ def canonical(d):
 
 
 def with_self_sum(card):
-    """``card`` with ``card_sha256``, the sha256 of every other entry (``canonical``)."""
-    body = {k: v for k, v in card.items() if k != SELF_SUM}
+    """``card`` with ``card_sha256``, the sha256 of every other entry (``canonical``), taken as the card will be
+    read back (through JSON: tuples become lists, int keys strings), so that reading it gives the same sum."""
+    body = json.loads(json.dumps({k: v for k, v in card.items() if k != SELF_SUM}))
     return dict(body, **{SELF_SUM: hashlib.sha256(canonical(body)).hexdigest()})
 
 

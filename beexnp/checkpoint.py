@@ -3,7 +3,15 @@
     CKPT/model.npz          every parameter, keyed by its dotted name
     CKPT/trainer.npz        optimizer moments (only in training checkpoints)
     CKPT/checkpoint.json    format version, model config, tokenizer, task,
-                            metrics, training state, and the sha256 of each .npz
+                            metrics, training state, the sha256 of each .npz and
+                            of each data file the run read, and its own sha256
+
+**Opening checks everything once** (``open_checkpoint``): the card's version,
+the files' checksums, then every field and the arrays against it
+(``beexnp.card``: types, the vocabulary against the embedding's rows, the
+task's label count, every parameter's shape, every weight finite).  A command
+opens its checkpoint once and passes the ``Saved`` on; a violation is one line
+naming the file and the field.
 
 **Saving never leaves a half-written checkpoint.**  A checkpoint is written
 whole into a temporary folder beside it (``.NAME.tmp-XXXX``, every file
@@ -17,8 +25,8 @@ A failing write (full disk, I/O error, a kill) before step 2 leaves the
 previous ``NAME`` untouched; the temporary folder is removed, or, after a
 kill, cleared by the next run (``recover_checkpoints``).  **Recovery rule**:
 a kill between steps 1 and 2 leaves no ``NAME`` but a complete ``.NAME.old``,
-and every reader (``read_checkpoint``, ``load_model``, ``Trainer.resume``)
-then falls back to it (``checkpoint_folder``); a kill during step 3 leaves a
+and every reader (``read_checkpoint``, hence ``open_checkpoint``, ``load_model``,
+``Trainer.resume``) then falls back to it (``checkpoint_folder``); a kill during step 3 leaves a
 complete ``NAME`` beside a partial ``.NAME.old``, which is ignored and
 removed.  At every instant one complete checkpoint can be loaded.  The card
 names the checksums of the .npz files it belongs with, so a folder mixed by

@@ -253,7 +253,7 @@ def add_evaluate(sub):
     p = sub.add_parser("evaluate", help="metrics of a checkpoint at every exit and with early exit",
                        description="Evaluate a checkpoint on a labelled split: the task's metric at "
                                    "every exit and under early exit, exit histogram, overthinking.")
-    p.add_argument("checkpoint", help="checkpoint folder (e.g. runs/sst2/best)")
+    p.add_argument("checkpoint", help="checkpoint folder (e.g. runs/sst2/best) or packed .npz (made by export)")
     p.add_argument("--split", help="split to evaluate (default: the task's first dev split; 'heldout': the "
                                    "held-out training rows a --select-on heldout run was selected on)")
     add_glue_flags(p)
@@ -287,7 +287,7 @@ def add_predict(sub):
                        description="Print the label (by name), the probabilities and the block the input exited "
                                    "at; warn (stderr) when the text is empty, holds no known word, or is cut to "
                                    "the model's length.")
-    p.add_argument("checkpoint", help="checkpoint folder")
+    p.add_argument("checkpoint", help="checkpoint folder or packed .npz (made by export)")
     p.add_argument("text", help="the text (the first sentence of a pair)")
     p.add_argument("text_b", nargs="?", help="the second sentence, for pair tasks")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -316,8 +316,8 @@ def add_sweep(sub):
                        description="Sweep every early-exit criterion over a grid of its threshold on a "
                                    "labelled split; write sweep.json, sweep.md and sweep.png (metric vs "
                                    "mean FLOPs per input), and choose delta on that split.")
-    p.add_argument("checkpoint", help="checkpoint folder")
-    p.add_argument("--out", help="output folder (default: CHECKPOINT/sweep)")
+    p.add_argument("checkpoint", help="checkpoint folder or packed .npz (made by export)")
+    p.add_argument("--out", help="output folder (default: CHECKPOINT/sweep, or NAME.sweep beside a packed NAME.npz)")
     p.add_argument("--split", help="labelled split (default: the task's first dev split)")
     p.add_argument("--select-on", choices=("dev", "heldout"), default=None,
                    help="choose delta on the reported split ('dev') or on the held-out training rows ('heldout'); "
@@ -427,7 +427,7 @@ def add_size(sub):
                                    "(embeddings, attention, SLFN/FFN, norms, exits, alphas), the total, "
                                    "the full-precision twin's bytes and the ratio, with real and with "
                                    "binarized embeddings, and the exported file's size on disk.")
-    p.add_argument("checkpoint", help="checkpoint folder")
+    p.add_argument("checkpoint", help="checkpoint folder or packed .npz (made by export)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--float16", action="store_true", help="real parameters as float16 (as export --float16)")
     p.set_defaults(func=run_size)

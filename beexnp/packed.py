@@ -15,8 +15,9 @@ key                        array                         what
 ``NAME`` (every other)     float32 (or float16)          the real parameters: biases, LayerNorm,
                                                          exit heads, real embeddings
 ``__meta__``               uint8 (bytes of UTF-8 JSON)   format, model config, each binarized
-                                                         matrix's shape and axis, and the card
-                                                         (tokenizer, task, metrics, train config)
+                                                         matrix's shape and axis, the card
+                                                         (tokenizer, task, metrics, train config),
+                                                         and ``card_sha256``, the sha256 of the rest
 =========================  ============================  ==========================================
 
 NAME is the parameter's dotted name in the float model.  Binarized matrices
@@ -28,6 +29,9 @@ embedding (E (V, d_tok), alpha per row: rows = V, n = d_tok).  In both cases
 
 so the latent float weights are not needed for inference and are not stored.
 
+**Opening** (``open_packed``) checks the file as a checkpoint is checked
+(``beexnp.card``): the metadata's every field and its own checksum, every
+array named, shaped and typed as the config gives, every real number finite.
 **Loading** (``load_packed``) builds the same ``BEExformer`` and substitutes,
 by composition, a ``PackedBinaryLinear`` for every ``BinaryLinear`` (and a
 ``PackedEmbedding`` for a binarized embedding): same ``forward`` interface,

@@ -496,8 +496,12 @@ def test_packed_files_are_refused_where_a_checkpoint_is_needed(world, tmp_path, 
 
 # ---- one read per command --------------------------------------------------------------------------------
 @pytest.mark.parametrize("argv", [["evaluate", "CK", "--limit", "4", "--no-timing"], ["predict", "CK", TEXT],
-                                  ["size", "CK"], ["export", "CK", "OUT.npz"],
-                                  ["train", "--resume", "LAST", "--max-steps", "7", "--out", "RESUMED"]])
+                                  ["size", "CK"], ["export", "CK", "OUT.npz"], ["sweep", "CK", "--limit", "4",
+                                                                                "--out", "RESUMED"],
+                                  ["train", "--resume", "LAST", "--max-steps", "7", "--out", "RESUMED"],
+                                  ["train", "--teacher", "CK", "--max-steps", "1", "--min-freq", "1", "--out", "RESUMED",
+                                   "--no-progress", *sum(([f"--{k.replace('_', '-')}", str(v)]
+                                                          for k, v in TINY_MODEL.items()), [])]])
 def test_every_command_reads_the_card_once(world, tmp_path, capsys, monkeypatch, argv):
     from beexnp import checkpoint
     reads = []
@@ -505,7 +509,7 @@ def test_every_command_reads_the_card_once(world, tmp_path, capsys, monkeypatch,
     monkeypatch.setattr(checkpoint, "_read_checkpoint", lambda folder: reads.append(folder) or real(folder))
     names = dict(CK=world / "run" / "best", LAST=world / "run" / "last", RESUMED=tmp_path / "resumed",
                  **{"OUT.npz": tmp_path / "o.npz"})
-    argv = [names.get(a, a) for a in argv] + ["--glue-dir", world / "glue"] * (argv[0] in ("evaluate", "train"))
+    argv = [names.get(a, a) for a in argv] + ["--glue-dir", world / "glue"] * (argv[0] in ("evaluate", "train", "sweep"))
     status, out, err = run_cli(argv, capsys)
     assert status == 0, err
     assert len(reads) == 1, reads
@@ -588,3 +592,44 @@ def test_a_saved_card_has_every_field_and_its_own_checksum(world):
     assert set(card["model_config"]) == set(saved.config.to_dict())
     arrays, meta = read_packed(world / "m.npz")
     assert with_self_sum(meta)[SELF_SUM] == meta[SELF_SUM] and SELF_SUM not in meta["card"]
+
+
+# ---- what beexnp writes, it reads ---------------------------------------------------------------------------
+@st.composite
+def saved_models(draw):
+    """A tiny model of any architecture, a tokenizer of its vocabulary and a task of its label count."""
+    from beexnp.config import ModelConfig
+    task = draw(st.sampled_from(["sst2", "mnli", "stsb", "rte"]))
+    from beexnp.glue.tasks import get_task
+    t = get_task(task)
+    token = draw(st.integers(1, 9))
+    position = draw(st.integers(0, 7).filter(lambda p: (token + p) % 2 == 0))
+    config = ModelConfig(vocab_size=draw(st.integers(5, 12)), num_classes=t.num_labels, regression=t.regression,
+                         token_dim=token, position_dim=position, heads=2, blocks=draw(st.integers(1, 3)),
+                         ffn=draw(st.sampled_from(["slfn", "ffn"])), binarize=draw(st.booleans()),
+                         binarize_embeddings=draw(st.booleans()), segments=draw(st.booleans()) and t.pair,
+                         pair_encoding=draw(st.sampled_from(["joint", "siamese"])) if t.pair else "joint",
+                         max_len=64)
+    words = [f"w{i}é" for i in range(config.vocab_size - 4)]                 # unicode tokens too
+    return task, config, words
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=saved_models(), seed=st.integers(0, 2**16))
+def test_every_checkpoint_beexnp_saves_opens_and_exports(tmp_path_factory, case, seed):
+    from beexnp.checkpoint import save_checkpoint
+    from beexnp.glue import Tokenizer
+    from beexnp.model import BEExformer
+    from beexnp.packed import save_packed
+    task, config, words = case
+    tmp = tmp_path_factory.mktemp("saved")
+    model = BEExformer(config, np.random.default_rng(seed))
+    tokenizer = Tokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + words)
+    meta = {"task": task, "tokenizer": tokenizer.state_dict(), "metrics": {"dev": [{"accuracy": 0.5}]},
+            "notes": {1: "an int key", 10: "sorts", 2: "differently"}, "pair": (1, 2)}
+    save_checkpoint(tmp / "ck", model, meta)
+    saved = open_checkpoint(tmp / "ck")
+    assert saved.config == config and saved.card.tokenizer.vocab == tokenizer.vocab
+    save_packed(tmp / "m.npz", saved.model(), saved.raw)
+    packed = open_packed(tmp / "m.npz")
+    assert packed.config == config and packed.card.task.name == task
