@@ -220,7 +220,7 @@ def check_card(card, path, training_fields=True):
         if len(out.tokenizer) != config.vocab_size:
             raise problem(path, f"tokenizer.vocab holds {len(out.tokenizer)} tokens, model_config.vocab_size is "
                                 f"{config.vocab_size}")
-    if card.get("train_config") is not None:
+    if "train_config" in card:
         train = card["train_config"]
         out.train_config = config_section(TrainConfig, train, "train_config", path, defaulted)
         if out.task is not None and get_task(out.train_config.task) != out.task:

@@ -59,6 +59,7 @@ import numpy as np
 from beexnp.card import (DAMAGED, SELF_SUM, Card, CheckpointError, check_arrays, check_card, check_finite, problem,
                          type_name, with_self_sum)
 from beexnp.model import BEExformer
+from beexnp.optim import OPTIMIZERS
 
 try:
     import fcntl                        # POSIX; elsewhere the output folder is not locked
@@ -368,7 +369,7 @@ class Saved:
 
     def require(self, *fields, hint="it was not saved by the trainer, or the card was edited"):
         """Refuse (one line) a saved model whose card lacks one of ``fields`` (e.g. "task", "tokenizer")."""
-        missing = [f for f in fields if f not in self.raw]
+        missing = [f for f in fields if self.raw.get(f) is None]
         if missing:
             raise problem(self.card_path, f"the card has no {' or '.join(missing)}", hint)
         return self
@@ -420,6 +421,10 @@ def open_checkpoint(folder, resume=False):
     if "trainer.npz" in blobs:
         trainer = arrays_from(blobs, "trainer.npz", where)
         check_finite(trainer, where / "trainer.npz", "optimizer array")
+        if checked.train_config is not None:          # each of the optimizer's slots, shaped as its parameter
+            slots = OPTIMIZERS[checked.train_config.optimizer].slots
+            check_arrays(trainer, {f"optimizer/{slot}.{name}": (a.shape, "f") for slot in slots
+                                   for name, a in arrays.items()}, where / "trainer.npz", "optimizer array")
     saved = Saved(Path(folder), "checkpoint", checked, arrays, trainer, float_model)
     if resume:
         if trainer is None or "optimizer" not in card:

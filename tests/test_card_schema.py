@@ -138,7 +138,7 @@ def card_damages(draw, card):
     """(description, damaged card or None to delete the card): a field dropped, retyped or resized, the card's
     own checksum renewed or not (a dropped field: never renewed, as a card written by beexnp has every field)."""
     card = json.loads(json.dumps(card))
-    kind = draw(st.sampled_from(["drop", "retype", "resize"]))
+    kind = draw(st.sampled_from(["drop", "retype", "null", "resize"]))
     renew = draw(st.booleans()) and kind != "drop"
     if kind == "resize":
         name = draw(st.sampled_from(sorted(RESIZES)))
@@ -151,6 +151,8 @@ def card_damages(draw, card):
         path = draw(st.sampled_from(checked_paths(card)))
         if kind == "drop":
             delete_at(card, path)
+        elif kind == "null":
+            set_at(card, path, None)
         else:
             set_at(card, path, wrong_type(get_at(card, path)))
         what = f"{kind} {'.'.join(map(str, path))}"
@@ -633,3 +635,51 @@ def test_every_checkpoint_beexnp_saves_opens_and_exports(tmp_path_factory, case,
     save_packed(tmp / "m.npz", saved.model(), saved.raw)
     packed = open_packed(tmp / "m.npz")
     assert packed.config == config and packed.card.task.name == task
+
+
+# ---- paths that are not what they seem ----------------------------------------------------------------------
+def make_path(world, tmp_path, kind):
+    """A path of ``kind`` for predict to open."""
+    import os
+    target = tmp_path / "thing.npz"
+    if kind == "symlinked checkpoint":
+        target = tmp_path / "link"
+        target.symlink_to(world / "run" / "best")
+    elif kind == "dangling symlink":
+        target.symlink_to(tmp_path / "nowhere")
+    elif kind == "folder named x.npz":
+        target.mkdir()
+    elif kind == "checkpoint in a folder named x.npz":
+        shutil.copytree(world / "run" / "best", target)
+    elif kind == "FIFO named x.npz":
+        os.mkfifo(target)
+    elif kind == "packed file without the notebooks' .json record":
+        shutil.copy(SHIPPED / "sst2_small.npz", target)
+    elif kind == "empty .npz":
+        np.savez(target)
+    elif kind == "text file named x.npz":
+        target.write_text("hello\n")
+    elif kind == "zero bytes":
+        target.write_bytes(b"")
+    elif kind == "a checkpoint's model.npz":
+        target = world / "run" / "best" / "model.npz"
+    return target
+
+
+PATHS = [("symlinked checkpoint", 0, ""), ("dangling symlink", 1, "not a packed file: nothing there"),
+         ("folder named x.npz", 1, "not a checkpoint: the folder has no checkpoint.json"),
+         ("checkpoint in a folder named x.npz", 0, ""), ("FIFO named x.npz", 1, "not a checkpoint: a file, not a"),
+         ("packed file without the notebooks' .json record", 0, ""), ("empty .npz", 1, "no __meta__ entry"),
+         ("text file named x.npz", 1, "not a readable .npz archive (neither a zip archive nor an array)"),
+         ("zero bytes", 1, "not a readable .npz archive"), ("a checkpoint's model.npz", 1, "give its folder")]
+
+
+@pytest.mark.parametrize("kind, status, message", PATHS, ids=[p[0] for p in PATHS])
+def test_paths_that_are_not_what_they_seem(world, tmp_path, capsys, kind, status, message):
+    target = make_path(world, tmp_path, kind)
+    got, out, err = run_cli(["predict", target, TEXT], capsys)
+    if status:
+        assert_refused(got, out, err, names=[target])
+        assert message in err, err
+    else:
+        assert got == 0 and err == "" and out.startswith("label: "), err
