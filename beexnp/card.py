@@ -148,6 +148,12 @@ def check_state(state, path):
             raise problem(path, f"state.{key} has the wrong type or value: {state[key]!r}")
     if state.get("epoch_rng_state") is not None:
         check_rng(state["epoch_rng_state"], path, "state.epoch_rng_state")
+    running = state.get("running")
+    if running is not None:                        # the epoch's sums so far (``train.RunningStats.state``)
+        sums = ("loss", "n_loss", "correct", "seen", "n_inputs")
+        if not all(is_number(running.get(k)) for k in sums) or not isinstance(running.get("exit_weights"), list) \
+                or not all(is_number(w) for w in running["exit_weights"]):
+            raise problem(path, f"state.running must hold the numbers {', '.join(sums)} and a list exit_weights")
 
 
 def check_rng(value, path, field):

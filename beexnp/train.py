@@ -114,8 +114,8 @@ class Trainer:
         opt_kwargs = {} if train_config.optimizer == "adam" else {"weight_decay": train_config.weight_decay}
         self.params = list(self.model.parameters())
         self.optimizer = opt_class(self.params, lr=train_config.lr, **opt_kwargs)
-        steps_per_epoch = len(batch_order(self.train_data.lengths, train_config.batch_size))
-        self.total_steps = train_config.epochs * steps_per_epoch      # max_steps only stops early
+        self.steps_per_epoch = len(batch_order(self.train_data.lengths, train_config.batch_size))
+        self.total_steps = train_config.epochs * self.steps_per_epoch      # max_steps only stops early
         self.schedule = LRSchedule(train_config.lr, max(self.total_steps, 1),
                                    warmup_steps=int(train_config.warmup * self.total_steps),
                                    decay=train_config.schedule)
@@ -174,6 +174,9 @@ class Trainer:
         self.model_rng.bit_generator.state = card["rng"]["model"]
         self.data_rng.bit_generator.state = card["rng"]["data"]
         self.state = dict(card["state"])
+        if self.state["batch_in_epoch"] > self.steps_per_epoch:
+            raise problem(saved.card_path, f"state.batch_in_epoch is {self.state['batch_in_epoch']}, an epoch of "
+                                           f"this data has {self.steps_per_epoch} batches")
         scored_on = self.state.setdefault("selection_score", self.task.main_metric)   # older cards: the main metric
         if scored_on != selection_name(self.task) and self.state["best_score"] is not None:
             raise ValueError(f"{folder} chose its best epoch on {scored_on}, and {self.task.name} now chooses on "

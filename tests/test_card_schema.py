@@ -683,3 +683,18 @@ def test_paths_that_are_not_what_they_seem(world, tmp_path, capsys, kind, status
         assert message in err, err
     else:
         assert got == 0 and err == "" and out.startswith("label: "), err
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["state"].update(batch_in_epoch=99), "state.batch_in_epoch is 99, an epoch of this data has 6 batches"),
+    (lambda c: c["state"].update(running={"loss": 1.0}), "state.running must hold the numbers"),
+    (lambda c: c["optimizer"].update(step="6"), "optimizer must be {'step': an integer >= 0"),
+], ids=["an epoch longer than the data (it would never end)", "the epoch's sums", "a string step"])
+def test_a_resume_from_a_card_that_cannot_be_continued_is_refused(world, tmp_path, capsys, change, message):
+    last = edited(world, tmp_path, change, name="last")
+    before = tree_hashes(tmp_path)
+    status, out, err = run_cli(["train", "--resume", last, "--glue-dir", world / "glue", "--epochs", "2",
+                                "--no-progress"], capsys)
+    assert_refused(status, out, err, names=[last])
+    assert message in err, err
+    assert tree_hashes(tmp_path) == before
