@@ -271,6 +271,11 @@ def read_checkpoint(folder, attempts=3):
             time.sleep(0.05)
 
 
+def json_error(err):
+    """What is wrong with a JSON text, in words (a RecursionError: nested deeper than Python reads)."""
+    return "nested too deeply" if isinstance(err, RecursionError) else str(err)
+
+
 NOT_A_CHECKPOINT = "give a checkpoint folder (OUT/best or OUT/last of a run)"
 
 
@@ -287,8 +292,8 @@ def _read_checkpoint(folder):
         raise problem(folder, f"not a checkpoint: {what}", NOT_A_CHECKPOINT)
     try:
         card = json.loads(card_path.read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise problem(card_path, f"not valid JSON: {err}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise problem(card_path, f"not valid JSON: {json_error(err)}") from None
     except OSError as err:
         raise problem(card_path, f"cannot be read ({err.strerror or err})", NOT_A_CHECKPOINT) from None
     if not isinstance(card, dict):

@@ -50,7 +50,7 @@ import numpy as np
 
 from beexnp.card import SELF_SUM, check_arrays, check_card, problem, type_name, with_self_sum
 from beexnp.checkpoint import (CARD, NOT_A_CHECKPOINT, Saved, atomic_write, check_vocab_rows, interrupts_deferred,
-                               npz_arrays, open_checkpoint)
+                               json_error, npz_arrays, open_checkpoint)
 from beexnp.embedding import Embedding
 from beexnp.linear import BinaryLinear, affine_forward
 from beexnp.config import ModelConfig
@@ -176,8 +176,8 @@ def read_meta(f, path):
         raise problem(path, f"{META_KEY} must be the bytes of a JSON object (uint8), got {raw.dtype} {raw.shape}")
     try:
         meta = json.loads(raw.tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise problem(path, f"{META_KEY} is not valid JSON: {err}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise problem(path, f"{META_KEY} is not valid JSON: {json_error(err)}") from None
     if not isinstance(meta, dict):
         raise problem(path, f"{META_KEY} must be a JSON object, got {type_name(meta)}")
     if meta.get("format") not in READS:

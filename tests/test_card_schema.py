@@ -698,3 +698,15 @@ def test_a_resume_from_a_card_that_cannot_be_continued_is_refused(world, tmp_pat
     assert_refused(status, out, err, names=[last])
     assert message in err, err
     assert tree_hashes(tmp_path) == before
+
+
+def test_json_nested_too_deeply_is_one_line(world, tmp_path, capsys):
+    folder = edited(world, tmp_path, lambda c: None)
+    (folder / "checkpoint.json").write_text("[" * 100000 + "]" * 100000)
+    status, out, err = run_cli(["predict", folder, TEXT], capsys)
+    assert_refused(status, out, err, names=[folder])
+    assert "not valid JSON: nested too deeply" in err
+    config = tmp_path / "deep.json"
+    config.write_text("[" * 100000 + "]" * 100000)
+    status, out, err = run_cli(["train", "--config", config, "--out", tmp_path / "o"], capsys)
+    assert_refused(status, out, err, names=[config])
