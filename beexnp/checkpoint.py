@@ -405,7 +405,13 @@ def float_model(saved, config=None, dtype=np.float32, model=None):
         raise problem(saved.card_path, f"model_config differs from the requested one (requested, stored): {diff}",
                       "give the checkpoint of this model")
     model = model if model is not None else BEExformer(stored, np.random.default_rng(0), dtype=dtype)
-    check_arrays(saved.arrays, model_shapes(model), saved.path / "model.npz", "parameter")
+    shapes = model_shapes(model)
+    where = checkpoint_folder(saved.path)
+    check_arrays(saved.arrays, shapes, where / "model.npz", "parameter")
+    if saved.trainer_arrays is not None and saved.card.train_config is not None:   # each slot shaped as its parameter
+        slots = OPTIMIZERS[saved.card.train_config.optimizer].slots
+        check_arrays(saved.trainer_arrays, {f"optimizer/{slot}.{name}": shape for slot in slots
+                                            for name, shape in shapes.items()}, where / "trainer.npz", "optimizer array")
     model.load_state_dict(saved.arrays)
     return model
 
@@ -426,10 +432,6 @@ def open_checkpoint(folder, resume=False):
     if "trainer.npz" in blobs:
         trainer = arrays_from(blobs, "trainer.npz", where)
         check_finite(trainer, where / "trainer.npz", "optimizer array")
-        if checked.train_config is not None:          # each of the optimizer's slots, shaped as its parameter
-            slots = OPTIMIZERS[checked.train_config.optimizer].slots
-            check_arrays(trainer, {f"optimizer/{slot}.{name}": (a.shape, "f") for slot in slots
-                                   for name, a in arrays.items()}, where / "trainer.npz", "optimizer array")
     saved = Saved(Path(folder), "checkpoint", checked, arrays, trainer, float_model)
     if resume:
         if trainer is None or "optimizer" not in card:
