@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from beexnp.checkpoint import aside, has_checkpoint, output_lock, read_card
-from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig, value_problems
+from beexnp.checkpoint import aside, has_checkpoint, output_lock
+from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig, build_settings
 from beexnp.criteria import CRITERIA
-from beexnp.evaluate import evaluate_checkpoint, exit_rule, format_report, predict_texts
+from beexnp.evaluate import evaluate_checkpoint, exit_rule, format_report, open_for_inference, predict_texts
 from beexnp.glue import get_task
 from beexnp.glue.download import (BASE_URL_ENV, DEADLINE, NO_DOWNLOAD_ENV, DownloadError, base_url,
                                   download_task, ensure_task, parse_task_list)
@@ -45,11 +45,11 @@ from beexnp.layer_checks import check_all
 from beexnp.limits import check_sizes
 from beexnp.outputs import (RUN_FILES, STOP_SIGNALS, atomic_write, guard_file, guard_folder, guard_input_file,
                             one_line, problem, resolved, signal_name, terminations_raise)
-from beexnp.packed import export_checkpoint
+from beexnp.packed import export_checkpoint, open_saved
 from beexnp.size import checkpoint_size_report, format_size_report
 from beexnp.sweep import default_out as default_sweep_dir
 from beexnp.sweep import run_sweep as sweep
-from beexnp.train import Trainer, TrainingDiverged, model_config_for
+from beexnp.train import Trainer, TrainingDiverged
 
 GLUE_DIR_HELP = "GLUE folder (default: $GLUE_DIR, then data/glue)"
 
@@ -199,38 +199,14 @@ def given(args, names):
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
-def config_sections(args):
-    """(model settings, training settings) asked for: --config's sections, then the flags typed.
-    A problem in the file is one line naming the file and the field."""
-    config = {}
+def settings(args, resume=None):
+    """The run's checked settings (``beexnp.config.build_settings``): --config's sections, then the flags typed."""
     if args.config is not None:
         guard_input_file(args.config, "--config")              # a FIFO or a device would block or never end
-        try:
-            config = json.loads(Path(args.config).read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{args.config}: not valid JSON ({err})") from None
-        except UnicodeDecodeError as err:
-            raise ValueError(f"{args.config}: not UTF-8 text ({err.reason})") from None
-        if not isinstance(config, dict):
-            raise ValueError(f"{args.config}: expected a JSON object with 'model' and/or 'train' sections")
-        unknown = sorted(map(str, set(config) - {"model", "train"}))
-        if unknown:
-            raise ValueError(f"{args.config}: unknown sections {unknown}; expected 'model' and 'train'")
-        for section, cls, derived in (("model", ModelConfig, DATA_DERIVED), ("train", TrainConfig, ())):
-            values = config.get(section, {})
-            if not isinstance(values, dict):
-                raise ValueError(f"{args.config}: '{section}' must be a JSON object, got {type(values).__name__}")
-            fields = {f.name for f in dataclasses.fields(cls)} - set(derived)
-            extra = sorted(set(values) - fields)
-            problems = [f"unknown {section} keys: {', '.join(extra)}"] if extra else []
-            problems += [f"{k} is set from the data; remove it" for k in derived if k in values]
-            problems += value_problems(cls, values)
-            if problems:
-                raise ValueError(f"{args.config}: {section}: " + "; ".join(problems))
-    model = dict(config.get("model", {}), **given(args, args.model_flags))
+    model = given(args, args.model_flags)
     if args.full_precision:
         model["binarize"] = False
-    return model, dict(config.get("train", {}), **given(args, args.train_flags))
+    return build_settings(args.config, model, given(args, args.train_flags), resume)
 
 
 def check_output_folder(out, resume=None, overwrite=False, teacher=None):
@@ -281,27 +257,22 @@ def check_training_sizes(cfg, config):
 def run_train(args):
     if args.out is not None:
         guard_folder(args.out, "--out")                        # '' is not the current folder
-    model, train = config_sections(args)
-    if args.resume:
-        card, _ = Trainer.resumable(args.resume, model, train)   # checked before anything is written
-        out = Path(args.out) if args.out is not None else Path(args.resume).parent
-        task = card["train_config"]["task"]
-        teacher = card["train_config"].get("teacher")
-    else:
-        cfg = TrainConfig.from_dict(train)                     # every setting checked before the data is read
-        check_training_sizes(cfg, model_config_for(cfg, model))
-        out = Path(args.out if args.out is not None else f"runs/{get_task(cfg.task).name}")
-        task, teacher = cfg.task, cfg.teacher
-    check_output_folder(out, args.resume, args.overwrite, teacher)
+    resume = open_saved(args.resume, resume=True) if args.resume else None        # read and checked once
+    run = settings(args, resume)                               # every setting checked before anything is written
+    if resume is None:
+        check_training_sizes(run.train, run.model)             # before the data is read
+    out = Path(args.out if args.out is not None else (Path(args.resume).parent if resume
+                                                      else f"runs/{get_task(run.train.task).name}"))
+    task = run.train.task
+    check_output_folder(out, args.resume, args.overwrite, run.train.teacher)
     glue = glue_for(args, task)                                # fetched on first use
     with output_lock(out):                                     # refused if another run writes there
         if args.overwrite:
             remove_run(out)
-        if args.resume:
-            trainer = Trainer.resume(args.resume, out_dir=out, glue_dir=glue, progress=not args.no_progress,
-                                     model_overrides=model, **train)
+        if resume:
+            trainer = Trainer.resume(resume, out_dir=out, glue_dir=glue, progress=not args.no_progress, settings=run)
         else:
-            trainer = Trainer(cfg, model, out, glue, progress=not args.no_progress)
+            trainer = Trainer(run.train, run.model, out, glue, progress=not args.no_progress)
         print(f"{trainer.task.name}: {len(trainer.train_data)} training rows, vocabulary {len(trainer.tokenizer)}, "
               f"{trainer.model.num_parameters():,} parameters, {trainer.total_steps} steps; writing to {trainer.out}")
         start = time.perf_counter()
@@ -341,7 +312,7 @@ def add_evaluate(sub):
     p = sub.add_parser("evaluate", help="metrics of a checkpoint at every exit and with early exit",
                        description="Evaluate a checkpoint on a labelled split: the task's metric at "
                                    "every exit and under early exit, exit histogram, overthinking.")
-    p.add_argument("checkpoint", help="checkpoint folder (e.g. runs/sst2/best)")
+    p.add_argument("checkpoint", help="checkpoint folder (e.g. runs/sst2/best) or packed .npz (made by export)")
     p.add_argument("--split", help="split to evaluate (default: the task's first dev split; 'heldout': the "
                                    "held-out training rows a --select-on heldout run was selected on)")
     add_glue_flags(p)
@@ -356,38 +327,29 @@ def add_evaluate(sub):
     p.set_defaults(func=run_evaluate)
 
 
-def check_inference(args, card, batch_size=1):
-    """Every option of an inference command that the card makes checkable, before the data is read or fetched:
-    the criterion's threshold (its own default), the split, the batch's memory."""
-    if not isinstance(card.get("task"), str):
-        return None                                             # reading the checkpoint says what is missing
-    task = get_task(card["task"])
+def check_inference(args, saved, batch_size=1):
+    """Every option of an inference command that the opened checkpoint ``saved`` makes checkable, before the data
+    is read or fetched: the criterion's threshold (its own default), the split, the batch's memory."""
+    task, config = saved.card.task, saved.card.config
     if hasattr(args, "criterion"):
-        exit_rule(card, task, args.criterion, args.delta)
+        exit_rule(saved.raw, task, args.criterion, args.delta)
     split = getattr(args, "split", None)
     if split is not None and split != "heldout" and split not in task.splits:
         raise ValueError(problem(f"{task.name} has no split {split!r}", f"--split {split}",
                                  f"choose one of {', '.join(list(task.splits) + ['heldout'])}"))
-    config = card.get("model_config", {})
-    if isinstance(config, dict):
-        try:
-            config = ModelConfig.from_dict(config)
-        except (ValueError, TypeError):
-            return task                                         # the card's own check says why, when it is read
-        sizes = dict(training_sizes(TrainConfig(batch_size=batch_size, max_len=max(config.max_len, 3)), config),
-                     vocab=config.vocab_size)
-        check_sizes(sizes, dict(sizes, batch_size=1), {"batch_size": "--batch-size"}, training=False,
-                    what="inference")
+    sizes = dict(training_sizes(TrainConfig(batch_size=batch_size, max_len=max(config.max_len, 3)), config),
+                 vocab=config.vocab_size)
+    check_sizes(sizes, dict(sizes, batch_size=1), {"batch_size": "--batch-size"}, training=False, what="inference")
     return task
 
 
 def run_evaluate(args):
-    card = read_card(args.checkpoint)
-    check_inference(args, card, min(args.batch_size, args.limit or args.batch_size))
     if args.json is not None:
         guard_file(args.json, "--json")                    # before the evaluation, not after
-    glue = glue_for(args, card["task"])
-    report = evaluate_checkpoint(args.checkpoint, args.split, glue, args.criterion, args.delta,
+    saved = open_for_inference(args.checkpoint)                 # read and checked once
+    check_inference(args, saved, min(args.batch_size, args.limit or args.batch_size))
+    glue = glue_for(args, saved.card.task)
+    report = evaluate_checkpoint(saved, args.split, glue, args.criterion, args.delta,
                                  args.batch_size, args.limit, not args.no_timing, args.single_limit)
     print(format_report(report))
     if args.json is not None:
@@ -401,7 +363,7 @@ def add_predict(sub):
                        description="Print the label (by name), the probabilities and the block the input exited "
                                    "at; warn (stderr) when the text is empty, holds no known word, or is cut to "
                                    "the model's length.")
-    p.add_argument("checkpoint", help="checkpoint folder")
+    p.add_argument("checkpoint", help="checkpoint folder or packed .npz (made by export)")
     p.add_argument("text", help="the text (the first sentence of a pair)")
     p.add_argument("text_b", nargs="?", help="the second sentence, for pair tasks")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -410,8 +372,9 @@ def add_predict(sub):
 
 
 def run_predict(args):
-    check_inference(args, read_card(args.checkpoint))
-    out = predict_texts(args.checkpoint, args.text, args.text_b, args.criterion, args.delta)
+    saved = open_for_inference(args.checkpoint)                 # read and checked once
+    check_inference(args, saved)
+    out = predict_texts(saved, args.text, args.text_b, args.criterion, args.delta)
     for warning in out["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
@@ -432,9 +395,9 @@ def add_sweep(sub):
                        description="Sweep every early-exit criterion over a grid of its threshold on a "
                                    "labelled split; write sweep.json, sweep.md and sweep.png (metric vs "
                                    "mean FLOPs per input), and choose delta on that split.")
-    p.add_argument("checkpoint", help="checkpoint folder")
-    p.add_argument("--out", help="output folder (default: CHECKPOINT-sweep beside the checkpoint; never inside a "
-                                 "checkpoint, whose next save would delete it)")
+    p.add_argument("checkpoint", help="checkpoint folder or packed .npz (made by export)")
+    p.add_argument("--out", help="output folder (default: CHECKPOINT-sweep beside the checkpoint, or NAME-sweep "
+                                 "beside a packed NAME.npz; never inside a checkpoint, whose next save would delete it)")
     p.add_argument("--split", help="labelled split (default: the task's first dev split)")
     p.add_argument("--select-on", choices=("dev", "heldout"), default=None,
                    help="choose delta on the reported split ('dev') or on the held-out training rows ('heldout'); "
@@ -445,11 +408,11 @@ def add_sweep(sub):
 
 
 def run_sweep(args):
-    card = read_card(args.checkpoint)
-    check_inference(args, card)
+    saved = open_for_inference(args.checkpoint)                 # read and checked once
+    check_inference(args, saved)
     out = guard_folder(default_sweep_dir(args.checkpoint) if args.out is None else args.out, "--out")
-    glue = glue_for(args, card["task"])
-    result, table, out = sweep(args.checkpoint, out, args.split, glue, args.limit, args.select_on)
+    glue = glue_for(args, saved.card.task)
+    result, table, out = sweep(saved, out, args.split, glue, args.limit, args.select_on)
     print(table)
     c = result["chosen"]
     print(f"\nchosen on {result['selected_on']}: {c['criterion']} delta={c['threshold']:g}; on {result['split']}: "
@@ -535,7 +498,7 @@ def add_export(sub):
 def run_export(args):
     guard_file(args.out, "OUT")
     real_dtype = np.float16 if args.float16 else np.float32
-    arrays = export_checkpoint(args.checkpoint, args.out, real_dtype)
+    arrays = export_checkpoint(open_saved(args.checkpoint), args.out, real_dtype)
     n_binary = sum(k.endswith(".bits") for k in arrays)
     print(f"wrote {args.out}: {Path(args.out).stat().st_size:,} bytes on disk "
           f"({sum(a.nbytes for a in arrays.values()):,} bytes of arrays; {n_binary} bit-packed matrices, "
@@ -550,14 +513,14 @@ def add_size(sub):
                                    "(embeddings, attention, SLFN/FFN, norms, exits, alphas), the total, "
                                    "the full-precision twin's bytes and the ratio, with real and with "
                                    "binarized embeddings, and the exported file's size on disk.")
-    p.add_argument("checkpoint", help="checkpoint folder")
+    p.add_argument("checkpoint", help="checkpoint folder or packed .npz (made by export)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--float16", action="store_true", help="real parameters as float16 (as export --float16)")
     p.set_defaults(func=run_size)
 
 
 def run_size(args):
-    report = checkpoint_size_report(args.checkpoint, np.float16 if args.float16 else np.float32)
+    report = checkpoint_size_report(open_saved(args.checkpoint), np.float16 if args.float16 else np.float32)
     print(json.dumps(report, indent=2) if args.json else format_size_report(report))
     return 0
 

@@ -6,25 +6,30 @@ import time
 
 import numpy as np
 
-from beexnp.checkpoint import CARD, CheckpointError, load_model
+from beexnp.checkpoint import Saved
 from beexnp.config import SoftRouting
 from beexnp.criteria import NeverExit, threshold_for
 from beexnp.flops import input_lengths, model_flops
-from beexnp.glue import Tokenizer, compute_metrics, encode_examples, get_task, load_split, subset
+from beexnp.glue import compute_metrics, encode_examples, load_split, subset
 from beexnp.glue.heldout import SPLIT as HELDOUT
 from beexnp.glue.heldout import load_heldout
 from beexnp.glue.reader import nonempty
 from beexnp.glue.tokenizer import UNK_ID
 from beexnp.inference import early_exit_forward, early_exit_split, exit_outputs, predictions
+from beexnp.packed import open_saved
 
 
-def load_for_inference(folder):
-    """(model, tokenizer, task, card) from a checkpoint folder."""
-    model, card = load_model(folder)
-    missing = [key for key in ("task", "tokenizer") if key not in card]
-    if missing:
-        raise CheckpointError(f"{folder}: its {CARD} has no {' or '.join(missing)} (not saved by the trainer?)")
-    return model, Tokenizer.from_state_dict(card["tokenizer"]), get_task(card["task"]), card
+def open_for_inference(source):
+    """``source`` (a checkpoint folder, a packed .npz, or either already opened) as a ``Saved`` whose card has the
+    task and the tokenizer: read and checked once (``beexnp.card``)."""
+    saved = source if isinstance(source, Saved) else open_saved(source)
+    return saved.require("task", "tokenizer")
+
+
+def load_for_inference(source):
+    """(model, tokenizer, task, card) from a checkpoint folder or a packed .npz (or either opened)."""
+    saved = open_for_inference(source)
+    return saved.model(), saved.card.tokenizer, saved.card.task, saved.raw
 
 
 def default_delta(card):
@@ -109,8 +114,9 @@ def evaluate_checkpoint(folder, split=None, glue_dir=None, criterion="fractional
     result = early_exit_split(model, encoded, rule, batch_size)
     early = compute_metrics(task, result.predictions(task.regression), encoded.labels)
     N = model.config.blocks
-    report = dict(checkpoint=str(folder), task=task.name, split=split, examples=len(encoded),
-                  criterion=rule.name, delta=delta, threshold_source=source, main_metric=task.main_metric,
+    report = dict(checkpoint=str(folder.path if isinstance(folder, Saved) else folder), task=task.name, split=split,
+                  examples=len(encoded), criterion=rule.name, delta=delta, threshold_source=source,
+                  main_metric=task.main_metric,
                   per_exit=per_exit, early_exit=early,
                   mean_exit_block=float(result.exit_block.mean()),
                   exit_histogram=np.bincount(result.exit_block, minlength=N + 1)[1:].tolist())

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from beexnp.checkpoint import Saved
 from beexnp.criteria import make_criterion
-from beexnp.evaluate import labelled_split, load_for_inference
+from beexnp.evaluate import labelled_split, open_for_inference
 from beexnp.flops import input_lengths, model_flops
 from beexnp.glue import compute_metrics, selection_score
 from beexnp.glue.heldout import SPLIT as HELDOUT
@@ -142,10 +143,12 @@ def plot_rows(rows, metric, title, path, chosen=None):
     return fig
 
 
-def default_out(folder):
-    """Where a sweep of the checkpoint ``folder`` goes by default: ``CKPT-sweep`` beside it."""
-    folder = Path(folder).absolute()
-    return folder.parent / f"{folder.name}-sweep"
+def default_out(source):
+    """Where a sweep of the checkpoint folder (or packed NAME.npz) ``source`` goes by default: ``CKPT-sweep`` (or
+    ``NAME-sweep``) beside it, never inside a checkpoint, whose next save would delete it."""
+    source = Path(source.path if isinstance(source, Saved) else source).absolute()
+    name = source.stem if source.suffix == ".npz" and not source.is_dir() else source.name
+    return source.parent / f"{name}-sweep"
 
 
 def run_sweep(folder, out_dir=None, split=None, glue_dir=None, limit=None, select_on=None):
@@ -155,7 +158,8 @@ def run_sweep(folder, out_dir=None, split=None, glue_dir=None, limit=None, selec
     "heldout" chooses them on the held-out training rows, "dev" on ``split`` itself."""
     out = Path(default_out(folder) if out_dir is None else out_dir)
     guard_folder(out, "--out")                                              # before the work
-    model, tokenizer, task, card = load_for_inference(folder)
+    saved = open_for_inference(folder)
+    model, tokenizer, task, card = saved.model(), saved.card.tokenizer, saved.card.task, saved.raw
     encoded = labelled_split(model, tokenizer, task, card, split, glue_dir, limit)
     rows = sweep_split(model, task, encoded)
     select_on = select_on or card.get("train_config", {}).get("select_on", "dev")
@@ -166,7 +170,7 @@ def run_sweep(folder, out_dir=None, split=None, glue_dir=None, limit=None, selec
     chosen = at_threshold(rows, picked["criterion"], picked["threshold"])       # reported at the chosen delta
     guard_folder(out, "--out", create=True)
     selection_split = HELDOUT if select_on == HELDOUT else encoded.split
-    result = dict(checkpoint=str(folder), task=task.name, split=encoded.split, metric=task.main_metric,
+    result = dict(checkpoint=str(saved.path), task=task.name, split=encoded.split, metric=task.main_metric,
                   selected_on=selection_split, rows=rows, chosen=chosen, chosen_on_selection=picked,
                   selection_rows=selection_rows, matched=matched(selection_rows, rows))
     write_text(out / "sweep.json", json.dumps(result, indent=2))
