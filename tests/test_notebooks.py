@@ -226,6 +226,21 @@ def test_graders_say_todo_for_the_stubs_and_fail_the_mistakes(path):
     assert verdicts == ["TODO"] * len(pairs) + ["FAIL"] * len(pairs), grades(small)
 
 
+def test_an_error_in_a_learners_cell_shows_that_cells_line():
+    """In a real kernel: GRADE: ERROR quotes the learner's own line, not the NumPy line that raised."""
+    from nbformat.v4 import new_code_cell, new_notebook
+    path = next(p for p in NOTEBOOKS if number(p) == "06")
+    nb = read(path)
+    (i, _), = [(i, names) for i, names in exercises(nb) if names == ["exit_entropy"]]
+    answer = "import numpy as np\n\ndef exit_entropy(z):\n    return np.concatenate([z, z], axis=5)   # mine\n"
+    small = new_notebook(cells=[new_code_cell(NO_GLUE), new_code_cell(code_cells(nb)[0].source),
+                                new_code_cell(answer), new_code_cell(nb.cells[i + 1].source)], metadata=nb.metadata)
+    run(path, small)
+    printed = text_of(small.cells[-1])
+    assert "GRADE: ERROR" in printed and "at line 4 of your code (exit_entropy): " \
+        "return np.concatenate([z, z], axis=5)   # mine" in printed, printed
+
+
 # ---- what is committed ------------------------------------------------------------------------
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_committed_rendered_in_full_mode(path):

@@ -22,6 +22,7 @@ import contextlib
 import io
 import re
 import sys
+import tempfile
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 SOLUTIONS = NOTEBOOK_DIR / "solutions"
 GRADE = re.compile(r"^GRADE: (PASS|FAIL|TODO|ERROR)  ", re.M)
+sys.path.insert(0, str(ROOT / "tools"))
+import mutation_check as package_mutation  # noqa: E402  (its rule for applying an edit)
 
 # exercise -> (solution file, grader, the functions it grades)
 EXERCISES = {
@@ -163,13 +166,16 @@ MUTATIONS = [
 
 
 def apply(mutation, text):
-    for old, new in mutation.edits:
-        count = text.count(old)
-        if count != 1:
-            raise SystemExit(f"mutation {mutation.exercise} {mutation.name!r}: {old!r} occurs {count} times in "
-                             f"solutions/{EXERCISES[mutation.exercise][0]} (must be exactly once; update the mutation)")
-        text = text.replace(old, new)
-    return text
+    """``text`` (a solution's source) with the mutation's edits, each of which must match exactly once
+    (tools/mutation_check.py's rule, and its code: on a scratch copy of the file)."""
+    file = EXERCISES[mutation.exercise][0]
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "solutions" / file
+        copy.parent.mkdir()
+        copy.write_text(text)
+        package_mutation.apply(package_mutation.Mutation(f"{mutation.exercise} {mutation.name}",
+                                                         f"solutions/{file}", mutation.edits), Path(tmp))
+        return copy.read_text()
 
 
 def grading():
