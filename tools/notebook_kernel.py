@@ -24,7 +24,7 @@ MACHINE_PATH = re.compile(r"(?<![\w.~])/(work|tmp|home|root|Users|mnt|var|usr|op
 MAX_BYTES = 2_000_000                  # a committed notebook, outputs included
 WIDGET = "application/vnd.jupyter.widget-view+json"    # a live progress bar: plain viewers show "0/1053 [00:00<?]"
 NUMBER = re.compile(r"[-+]?\d[\d,]*\.?\d*(?:e[-+]?\d+)?")
-TIMED = re.compile(r"\d\s?(?:s|ms|seconds?|minutes?)\b|time|timed|wall-clock|/s\b", re.I)   # a line that reports a time
+TIMED = re.compile(r"\d\s?(?:s|ms|seconds?|minutes?)\b|time|wall-clock|measured|slower|faster|/s\b", re.I)   # a line that reports a time
 
 
 def kernel_env(fast):
