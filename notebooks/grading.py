@@ -91,7 +91,8 @@ def equal(what, yours, reference, unit="entries", describe=None, dtype=None):
     if yours.shape != reference.shape:
         return Check(what, f"shape {yours.shape}, expected {reference.shape}", False)
     if dtype is not None and not np.issubdtype(yours.dtype, dtype):
-        return Check(what, f"dtype {yours.dtype}, expected {np.dtype(dtype).name if dtype is not np.integer else 'an integer dtype'}", False)
+        expected = "an integer dtype" if dtype is np.integer else np.dtype(dtype).name
+        return Check(what, f"dtype {yours.dtype}, expected {expected}", False)
     differ = np.argwhere(yours != reference)
     check = Check(what, f"{reference.size - len(differ)} of {reference.size} {unit} equal", len(differ) == 0)
     if len(differ):
