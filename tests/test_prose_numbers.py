@@ -159,3 +159,215 @@ def test_a_changed_digit_is_caught():
     assert sentence in text
     assert unexplained(text.replace(sentence, "the blocks shrink 27.3×"))
     assert unexplained(text.replace("reached 83.22 ±", "reached 84.17 ±"))
+
+
+# ---- docs/, benchmarks/, data/: each number of a sentence against the constant or file it describes -------
+def _words(n):
+    return {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}[n]
+
+
+def _config():
+    from beexnp.config import TrainConfig
+    return TrainConfig()
+
+
+def _bench_defaults():
+    import sys
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_train_step
+    return bench_train_step.parse_args([])
+
+
+def _model_shapes():
+    import numpy as np
+    from beexnp.config import ModelConfig
+    from beexnp.model import BEExformer
+    config = ModelConfig(vocab_size=20, token_dim=6, position_dim=2, heads=2, blocks=1)
+    block = BEExformer(config, np.random.default_rng(0)).blocks[0]
+    d = config.token_dim + config.position_dim
+    return block.attn.qkv.weight.data.shape, block.ffn.gates.weight.data.shape, d
+
+
+def _gradcheck_shape_sets():
+    import sys
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_gradcheck_layers import SHAPES
+    return len(SHAPES)
+
+
+def _golden(name):
+    import sys
+    sys.path.insert(0, str(ROOT / "tools"))
+    import golden_trajectory
+    return getattr(golden_trajectory, name) if name == "RTOL" else golden_trajectory.TRAIN[name]
+
+
+def _equation_rtol():
+    import sys
+    sys.path.insert(0, str(ROOT / "tests"))
+    import test_equations
+    return test_equations.RTOL
+
+
+def _glue_tasks():
+    from beexnp.glue.tasks import TASKS
+    return TASKS
+
+
+def _unchecked_archives():
+    from beexnp.glue.download import ARCHIVES
+    return sorted(_glue_tasks()[name].dir for name, remote in ARCHIVES.items() if remote.sha256 is None)
+
+
+def _mrpc_dev_rows():
+    import sys
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_glue_reader import OFFICIAL_ROWS
+    return dict(((t, s), n) for t, s, n in OFFICIAL_ROWS)[("mrpc", "dev")]
+
+
+# (file, pattern whose groups are the stated numbers, what they must equal)
+DOC_CLAIMS = [
+    ("docs/package.md", r"Soft routing\*\* uses delta = ([\d.]+), tau = ([\d.]+), beta = ([\d.]+)",
+     lambda: (_config().delta, _config().tau, _config().beta)),
+    ("docs/package.md", r"\(min frequency (\d+), at most ([\d,]+) entries\)",
+     lambda: (_config().min_freq, _config().max_vocab)),
+    ("docs/package.md", r"holds out a fixed, seeded (\d+)% of", lambda: (round(100 * _config().heldout_fraction),)),
+    ("docs/package.md", r"\(H_\{i-1\} < ([\de.-]+)\)", lambda: (__import__("beexnp.entropy").entropy.CERTAIN,)),
+    ("docs/package.md", r"the (\w+) GLUE tasks", lambda: (len(_glue_tasks()),)),
+    ("docs/package.md", r"are one\s+`BinaryLinear\(d, (\d)d\)`",
+     lambda: (max(_model_shapes()[0]) // _model_shapes()[2],)),
+    ("docs/package.md", r"four matrices one `BinaryLinear\(d, (\d)d\)`",
+     lambda: (max(_model_shapes()[1]) // _model_shapes()[2],)),
+    ("docs/gradient-checks.md", r"over (\w+) shape sets", lambda: (_gradcheck_shape_sets(),)),
+    ("docs/gradient-checks.md", r"in float64, to ([\de.-]+)\.", lambda: (_equation_rtol(),)),
+    ("docs/gradient-checks.md", r"\*\*A golden trajectory\*\*: (\d+) steps", lambda: (_golden("max_steps"),)),
+    ("docs/gradient-checks.md", r"`tests/data/golden_trajectory.json` to ([\de.-]+)\.", lambda: (_golden("RTOL"),)),
+    ("benchmarks/README.md", r"the stated config, (\d+) warm-up \+ (\d+) timed steps",
+     lambda: (_bench_defaults().warmup, _bench_defaults().repeats)),
+    ("benchmarks/README.md", r"width d = (\d+) \(token (\d+) \+ position (\d+),\s+concatenated\), (\d+) heads, "
+                             r"(\d+) blocks with SLFN, (\d+) tokens, batch (\d+), vocabulary\s+([\d ]+), (\d+) classes, "
+                             r"dropout ([\d.]+)",
+     lambda: (lambda a: (a.token_dim + a.position_dim, a.token_dim, a.position_dim, a.heads, a.blocks, a.tokens,
+                         a.batch, a.vocab, a.classes, a.dropout))(_bench_defaults())),
+    ("benchmarks/README.md", r"\(`--matmul-size`, (\d+) by default\)", lambda: (_bench_defaults().matmul_size,)),
+    ("benchmarks/README.md", r"qkv projection of all (\d+) blocks", lambda: (_bench_defaults().blocks,)),
+    ("benchmarks/README.md", r"a binary MAC = 1/(\d+) FLOP",
+     lambda: (round(1 / __import__("beexnp.flops").flops.BINARY_MAC_FLOPS),)),
+    ("data/README.md", r"\(Wang et al\., 2019\): (\w+) English", lambda: (len(_glue_tasks()),)),
+    ("data/README.md", r"sentence-pair tasks, (\w+) of them classification and (\w+) regression",
+     lambda: (sum(not t.regression for t in _glue_tasks().values()), sum(t.regression for t in _glue_tasks().values()))),
+    ("data/README.md", r"(\d+) id pairs\s+go to dev", lambda: (_mrpc_dev_rows(),)),
+]
+
+
+def stated(text, pattern):
+    m = re.search(pattern, text)
+    assert m, f"the sentence /{pattern}/ is gone: update DOC_CLAIMS with the text that replaced it"
+    values = []
+    for group in m.groups():
+        group = group.replace(",", "").replace(" ", "")
+        values.append(_words(group) if group.isalpha() else float(group))
+    return values, m
+
+
+@pytest.mark.parametrize("path, pattern, source", DOC_CLAIMS, ids=[f"{p}:{i}" for i, (p, _, _) in enumerate(DOC_CLAIMS)])
+def test_doc_numbers_match_their_source(path, pattern, source):
+    values, _ = stated((ROOT / path).read_text(), pattern)
+    assert values == [float(v) for v in source()], f"{path}: /{pattern}/ states {values}, the source says {source()}"
+
+
+def test_a_changed_doc_number_is_caught():
+    """The test of the test: one digit changed in each claim's sentence makes it differ from its source."""
+    for path, pattern, source in DOC_CLAIMS:
+        text = (ROOT / path).read_text()
+        _, m = stated(text, pattern)
+        start, end = m.span(1)
+        number = m.group(1)
+        changed = ("two" if number == "nine" else "nine") if number.isalpha() else \
+            number[:-1] + ("7" if number[-1] != "7" else "3")
+        values, _ = stated(text[:start] + changed + text[end:], pattern)
+        assert values != [float(v) for v in source()], (path, pattern)
+
+
+def test_gradient_checks_doc_is_a_fresh_render():
+    import sys
+    sys.path.insert(0, str(ROOT / "tools"))
+    import render_gradcheck_doc
+    text = render_gradcheck_doc.DOC.read_text()
+    assert render_gradcheck_doc.render(text) == text, "run: python tools/render_gradcheck_doc.py"
+    changed = text.replace("| Block (slfn) | 11 |", "| Block (slfn) | 12 |")
+    assert changed != text and render_gradcheck_doc.render(changed) != changed      # the test of the test
+
+
+def test_gradcheck_command_defaults_are_the_rendered_shapes():
+    import inspect
+    from beexnp.cli import build_parser
+    from beexnp.layer_checks import layer_cases
+    args = build_parser().parse_args(["gradcheck"])
+    signature = inspect.signature(layer_cases).parameters
+    for name in ("batch", "tokens", "dim", "heads"):
+        assert getattr(args, name) == signature[name].default, name
+
+
+def test_sha256_sentence_names_the_archives_without_one():
+    text = (ROOT / "data" / "README.md").read_text()
+    m = re.search(r"where the official one is known \(all but ([\w-]+), ([\w-]+) and ([\w-]+)\)", text)
+    assert m and sorted(m.groups()) == _unchecked_archives()
+
+
+# Test-split rows (tests/test_glue_reader.py's OFFICIAL_ROWS has train and dev), checked against the files wherever
+# GLUE_DIR holds them (test_data_card_row_counts_are_the_files), so the card is checked without GLUE too.
+OFFICIAL_TEST_ROWS = {("cola", "test"): 1_063, ("sst2", "test"): 1_821, ("mrpc", "test"): 1_725, ("stsb", "test"): 1_379,
+                      ("qqp", "test"): 390_965, ("mnli", "test_matched"): 9_796, ("mnli", "test_mismatched"): 9_847,
+                      ("qnli", "test"): 5_463, ("rte", "test"): 3_000, ("wnli", "test"): 146}
+
+
+def data_table(text):
+    """{(task dir, column): rows} from data/README.md's task table."""
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    table = {}
+    for line in lines[1:]:
+        cells = dict(zip(header, [c.strip() for c in line.strip("|").split("|")]))
+        for column in ("train", "dev", "test"):
+            table[(cells["Task"], column)] = [int(n.replace(",", "")) for n in re.findall(r"[\d,]+\d", cells[column])]
+    return table
+
+
+def official_rows(task, column):
+    """The rows of ``task``'s ``column`` splits: the files where GLUE has them, else the official counts
+    (tests/test_glue_reader.py's OFFICIAL_ROWS, OFFICIAL_TEST_ROWS), checked against the files wherever found."""
+    import os
+    import sys
+    sys.path.insert(0, str(ROOT / "tests"))
+    from beexnp.glue.reader import decode_lines
+    from test_glue_reader import OFFICIAL_ROWS
+    known = {**{(t, s): n for t, s, n in OFFICIAL_ROWS}, **OFFICIAL_TEST_ROWS}
+    glue = os.environ.get("GLUE_DIR")
+    out = []
+    for split in (s for s in task.splits if s.startswith(column)):
+        path = Path(glue or "/nonexistent") / task.dir / task.splits[split]
+        if path.is_file():
+            headerless = task.name == "cola" and split != "test"
+            out.append(len(decode_lines(path)) - (0 if headerless else 1))
+        else:
+            out.append(known[(task.name, split)])
+    return out
+
+
+def data_card_mismatches(text):
+    tasks = {t.dir: t for t in _glue_tasks().values()}
+    return [(name, column, rows, official_rows(tasks[name], column))
+            for (name, column), rows in data_table(text).items() if rows != official_rows(tasks[name], column)]
+
+
+def test_data_card_row_counts_are_the_files():
+    text = (ROOT / "data" / "README.md").read_text()
+    assert len(data_table(text)) == 3 * len(_glue_tasks())
+    assert not data_card_mismatches(text)
+    assert data_card_mismatches(text.replace("| 67,349 |", "| 67,348 |"))          # the test of the test
+    for (name, split), rows in OFFICIAL_TEST_ROWS.items():                          # the list, where files are
+        task = _glue_tasks()[name]
+        assert official_rows(task, split) == [rows], f"{name} {split}: OFFICIAL_TEST_ROWS differs from the file"
+
