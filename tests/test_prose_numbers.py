@@ -226,6 +226,34 @@ def _mrpc_dev_rows():
     return dict(((t, s), n) for t, s, n in OFFICIAL_ROWS)[("mrpc", "dev")]
 
 
+def _sst2_chosen_best_epochs():
+    """The best held-out epoch of each seed at SST-2's chosen grid point (the one seeds 1 and 2 ran at), if all
+    equal, and the epoch budget of the grid (experiments/runs.json's per-task epochs)."""
+    records = [json.loads(path.read_text()) for path in sorted((ROOT / "results" / "experiments").glob(
+        "sst2-beexformer-lr*-seed*.json"))]
+    points = {r["point"] for r in records if r["seed"] == 1}
+    epochs = {r["selection"]["best_epoch"] for r in records if r["point"] in points}
+    budget = {r["train_config"]["epochs"] for r in records if r["point"] in points}
+    return (epochs.pop() if len(epochs) == 1 and len(points) == 1 else None,
+            budget.pop() if len(budget) == 1 else None)
+
+
+def _flops_units():
+    """(times the forward's MACs a training step does, FLOPs per MAC, the qkv and SLFN coefficients of L·d²), or
+    None in place of the coefficients when another row is not the README's equation."""
+    from beexnp.config import ModelConfig
+    from beexnp.flops import flops_table, train_step_flops
+    L, d, B, C = 10, 16, 2, 2
+    config = ModelConfig(vocab_size=100, token_dim=12, position_dim=4, heads=2, blocks=1, num_classes=C)
+    rows = {row["layer"]: row["real_macs"] + row["binary_macs"] for row in flops_table(config, L)}
+    forward = rows["block + exit"]
+    step = train_step_flops(config, B, L)
+    others = (rows["attn.scores"] == rows["attn.context"] == L * L * d and rows["attn.out"] == L * d * d
+              and rows["exit.pool"] + rows["exit.linear"] == L * d + d * C)
+    return ((step.real_macs + step.binary_macs) / (B * forward), step.float_ops / (step.real_macs + step.binary_macs),
+            rows["attn.qkv"] / (L * d * d) if others else None, rows["ffn.gates"] / (L * d * d) if others else None)
+
+
 # (file, pattern whose groups are the stated numbers, what they must equal)
 DOC_CLAIMS = [
     ("docs/package.md", r"Soft routing\*\* uses delta = ([\d.]+), tau = ([\d.]+), beta = ([\d.]+)",
@@ -258,6 +286,12 @@ DOC_CLAIMS = [
     ("data/README.md", r"sentence-pair tasks, (\w+) of them classification and (\w+) regression",
      lambda: (sum(not t.regression for t in _glue_tasks().values()), sum(t.regression for t in _glue_tasks().values()))),
     ("data/README.md", r"(\d+) id pairs\s+go to dev", lambda: (_mrpc_dev_rows(),)),
+    ("benchmarks/README.md", r"\.float_ops`: (\d) × the forward's multiply-accumulates .*?(\d) floating-point "
+                             r"operations per MAC", lambda: _flops_units()[:2]),
+    ("benchmarks/README.md", r"\(qkv (\d)·L·d², scores and P V L²·d each, out L·d², SLFN\s+(\d)·L·d², "
+                             r"exit L·d \+ d·C\)", lambda: _flops_units()[2:]),
+    ("results/README.md", r"had its best held-out epoch\s+at the last allowed one \((\d+)\) on all three seeds",
+     lambda: (_sst2_chosen_best_epochs()[0] if len(set(_sst2_chosen_best_epochs())) == 1 else None,)),
 ]
 
 
