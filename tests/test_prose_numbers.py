@@ -15,9 +15,13 @@ they are fresh). The prose around them is written by hand, so this test reads it
 When the records change (a rerun, a new campaign), a sentence that quotes the old numbers fails here:
 rewrite it from the new tables or delete it. ``test_a_changed_digit_is_caught`` is the test of the test.
 """
+import importlib
+import inspect
 import json
 import math
+import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -162,6 +166,13 @@ def test_a_changed_digit_is_caught():
 
 
 # ---- docs/, benchmarks/, data/: each number of a sentence against the constant or file it describes -------
+def script(folder, name):
+    """The module ``name`` of the repository's ``folder`` (benchmarks/, tools/, tests/ are not packages)."""
+    if str(ROOT / folder) not in sys.path:
+        sys.path.insert(0, str(ROOT / folder))
+    return importlib.import_module(name)
+
+
 def _words(n):
     return {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}[n]
 
@@ -172,10 +183,7 @@ def _config():
 
 
 def _bench_defaults():
-    import sys
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import bench_train_step
-    return bench_train_step.parse_args([])
+    return script("benchmarks", "bench_train_step").parse_args([])
 
 
 def _model_shapes():
@@ -189,24 +197,16 @@ def _model_shapes():
 
 
 def _gradcheck_shape_sets():
-    import sys
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_gradcheck_layers import SHAPES
-    return len(SHAPES)
+    return len(script("tests", "test_gradcheck_layers").SHAPES)
 
 
 def _golden(name):
-    import sys
-    sys.path.insert(0, str(ROOT / "tools"))
-    import golden_trajectory
+    golden_trajectory = script("tools", "golden_trajectory")
     return getattr(golden_trajectory, name) if name == "RTOL" else golden_trajectory.TRAIN[name]
 
 
 def _equation_rtol():
-    import sys
-    sys.path.insert(0, str(ROOT / "tests"))
-    import test_equations
-    return test_equations.RTOL
+    return script("tests", "test_equations").RTOL
 
 
 def _glue_tasks():
@@ -220,9 +220,7 @@ def _unchecked_archives():
 
 
 def _mrpc_dev_rows():
-    import sys
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_glue_reader import OFFICIAL_ROWS
+    OFFICIAL_ROWS = script("tests", "test_glue_reader").OFFICIAL_ROWS
     return dict(((t, s), n) for t, s, n in OFFICIAL_ROWS)[("mrpc", "dev")]
 
 
@@ -325,9 +323,7 @@ def test_a_changed_doc_number_is_caught():
 
 
 def test_gradient_checks_doc_is_a_fresh_render():
-    import sys
-    sys.path.insert(0, str(ROOT / "tools"))
-    import render_gradcheck_doc
+    render_gradcheck_doc = script("tools", "render_gradcheck_doc")
     text = render_gradcheck_doc.DOC.read_text()
     assert render_gradcheck_doc.render(text) == text, "run: python tools/render_gradcheck_doc.py"
     changed = text.replace("| Block (slfn) | 11 |", "| Block (slfn) | 12 |")
@@ -335,7 +331,6 @@ def test_gradient_checks_doc_is_a_fresh_render():
 
 
 def test_gradcheck_command_defaults_are_the_rendered_shapes():
-    import inspect
     from beexnp.cli import build_parser
     from beexnp.layer_checks import layer_cases
     args = build_parser().parse_args(["gradcheck"])
@@ -372,11 +367,8 @@ def data_table(text):
 def official_rows(task, column):
     """The rows of ``task``'s ``column`` splits: the files where GLUE has them, else the official counts
     (tests/test_glue_reader.py's OFFICIAL_ROWS, OFFICIAL_TEST_ROWS), checked against the files wherever found."""
-    import os
-    import sys
-    sys.path.insert(0, str(ROOT / "tests"))
     from beexnp.glue.reader import decode_lines
-    from test_glue_reader import OFFICIAL_ROWS
+    OFFICIAL_ROWS = script("tests", "test_glue_reader").OFFICIAL_ROWS
     known = {**{(t, s): n for t, s, n in OFFICIAL_ROWS}, **OFFICIAL_TEST_ROWS}
     glue = os.environ.get("GLUE_DIR")
     out = []
@@ -405,3 +397,17 @@ def test_data_card_row_counts_are_the_files():
         task = _glue_tasks()[name]
         assert official_rows(task, split) == [rows], f"{name} {split}: OFFICIAL_TEST_ROWS differs from the file"
 
+
+
+def test_data_card_format_facts_are_the_files():
+    """STS-B's score range and CoLA's column count, read from the files where GLUE_DIR holds them."""
+    from beexnp.glue.reader import decode_lines, load_split
+    text = (ROOT / "data" / "README.md").read_text()
+    low, high = map(int, re.search(r"similarity score (\d)–(\d)", text).groups())
+    columns = _words(re.search(r"Their (\w+) columns are source, label", text).group(1))
+    glue = Path(os.environ.get("GLUE_DIR") or "/nonexistent")
+    if (glue / "STS-B" / "train.tsv").is_file():
+        labels = load_split("stsb", "train", glue).labels
+        assert (labels.min(), labels.max()) == (low, high)
+    if (glue / "CoLA" / "train.tsv").is_file():
+        assert {len(line.split("\t")) for line in decode_lines(glue / "CoLA" / "train.tsv")} == {columns}
