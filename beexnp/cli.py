@@ -10,6 +10,7 @@ output paths) before any long work starts.
 
     gradcheck   every layer's backward against central differences
     train       train a BEExformer (or its full-precision twin) on a GLUE task
+    pretrain    masked-LM pretraining on a task's own training sentences (then train --init)
     evaluate    every exit and early exit on a labelled split: metrics, FLOPs, wall-clock
     predict     one text (or pair) with early exit
     sweep       every exit criterion over a threshold grid: table and accuracy-FLOPs plot
@@ -45,6 +46,8 @@ from beexnp.layer_checks import check_all
 from beexnp.packed import export_checkpoint
 from beexnp.size import checkpoint_size_report, format_size_report
 from beexnp.sweep import run_sweep as sweep
+from beexnp.mlm import LEVELS, MASK_RATE
+from beexnp.pretrain import Pretrainer, check_settings, load_encoder
 from beexnp.train import RUN_FILES, Trainer, TrainingDiverged, model_config_for
 
 GLUE_DIR_HELP = "GLUE folder (default: $GLUE_DIR, then data/glue)"
@@ -158,6 +161,48 @@ def add_train(sub):
                     "OUT/history.json; a folder that holds a run already is refused unless --resume or --overwrite "
                     "is given, and one in use by another run always. Ctrl-C stops at the end of the step and "
                     "saves OUT/last.")
+    add_run_flags(p)
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from this checkpoint's encoder (embeddings and blocks; the exit heads start fresh), "
+                        "e.g. a pretrain run's OUT/last; its vocabulary must be this run's (DESIGN §11)")
+    p.set_defaults(func=run_train, trainer=Trainer)
+
+
+def add_pretrain(sub):
+    p = sub.add_parser(
+        "pretrain", help="masked-LM pretraining on a task's own training sentences (DESIGN §11)",
+        description="Pretrain a BEExformer's embeddings and blocks as a masked language model on the training "
+                    "split's sentences (no labels, no outside text), then fine-tune with train --init OUT/last. "
+                    "The same settings, data, checkpoints, resume and Ctrl-C handling as train; the exit heads "
+                    "are not trained, and there is no 'best' checkpoint.")
+    add_run_flags(p)
+    p.add_argument("--mask-rate", type=finite_float, default=None,
+                   help=f"share of each sentence's words to predict (default: {MASK_RATE})")
+    p.add_argument("--mlm-blocks", choices=LEVELS, default=None,
+                   help="the head reads the last block's states, or every block's (default: last)")
+    p.set_defaults(func=run_train, trainer=Pretrainer)
+
+
+def pretrain_options(args):
+    """The masking settings typed for ``pretrain`` ({} for ``train``); a resumed run keeps its own."""
+    typed = {k: v for k, v in (("levels", getattr(args, "mlm_blocks", None)),
+                               ("rate", getattr(args, "mask_rate", None))) if v is not None}
+    if args.trainer is not Pretrainer:
+        return {}
+    options = dict(dict(levels="last", rate=MASK_RATE), **typed)
+    check_settings(**options)
+    if args.resume:
+        stored = read_card(args.resume).get("pretrain") or {}
+        differ = [f"{k}: {v} (checkpoint: {stored.get(k)})" for k, v in typed.items() if stored.get(k) != v]
+        if differ:
+            raise ValueError(f"the masking settings differ from the checkpoint's ({'; '.join(differ)}) "
+                             f"(--resume {args.resume}): leave --mask-rate and --mlm-blocks out to continue")
+        return {}
+    return options
+
+
+def add_run_flags(p):
+    """The flags train and pretrain share: settings, output folder, GLUE folder, resume."""
     p.add_argument("--config", help="JSON file with 'model' and/or 'train' sections")
     p.add_argument("--out", default=None, help="output folder (default: runs/<task>)")
     add_glue_flags(p)
@@ -170,7 +215,7 @@ def add_train(sub):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     model_flags = add_config_options(p.add_argument_group("model (ModelConfig)"), ModelConfig, skip=DERIVED)
     train_flags = add_config_options(p.add_argument_group("training (TrainConfig)"), TrainConfig)
-    p.set_defaults(func=run_train, model_flags=model_flags, train_flags=train_flags)
+    p.set_defaults(model_flags=model_flags, train_flags=train_flags)
 
 
 def given(args, names):
@@ -228,8 +273,19 @@ def check_output_folder(out, resume=None, overwrite=False):
 
 def run_train(args):
     model, train = config_sections(args)
+    options = pretrain_options(args)
+    init = getattr(args, "init", None)
+    if init:
+        if args.resume:
+            raise ValueError(f"--init {init} and --resume {args.resume} together: a resumed run has its weights; "
+                             "give one of them")
+        try:
+            read_card(init)                                    # a checkpoint, readable: before anything is written
+        except ValueError as err:
+            raise ValueError(f"{err} (--init {init}): give a checkpoint folder, such as a pretrain run's OUT/last") \
+                from None
     if args.resume:
-        Trainer.resumable(args.resume, model, train)           # checked before anything is written
+        args.trainer.resumable(args.resume, model, train)      # checked before anything is written
         out = Path(args.out) if args.out else Path(args.resume).parent
         task = read_card(args.resume)["train_config"]["task"]
     else:
@@ -243,10 +299,12 @@ def run_train(args):
         if args.overwrite:
             remove_run(out)
         if args.resume:
-            trainer = Trainer.resume(args.resume, out_dir=out, glue_dir=glue, progress=not args.no_progress,
-                                     model_overrides=model, **train)
+            trainer = args.trainer.resume(args.resume, out_dir=out, glue_dir=glue, progress=not args.no_progress,
+                                          model_overrides=model, **train)
         else:
-            trainer = Trainer(cfg, model, out, glue, progress=not args.no_progress)
+            trainer = args.trainer(cfg, model, out, glue, progress=not args.no_progress, **options)
+        if init:
+            load_encoder(trainer, init)
         print(f"{trainer.task.name}: {len(trainer.train_data)} training rows, vocabulary {len(trainer.tokenizer)}, "
               f"{trainer.model.num_parameters():,} parameters, {trainer.total_steps} steps; writing to {trainer.out}")
         start = time.perf_counter()
@@ -470,8 +528,8 @@ def run_size(args):
 
 
 # ---- the parser and main -------------------------------------------------------------------
-COMMANDS = [add_gradcheck, add_train, add_evaluate, add_predict, add_sweep, add_data, add_download, add_export,
-            add_size]
+COMMANDS = [add_gradcheck, add_train, add_pretrain, add_evaluate, add_predict, add_sweep, add_data, add_download,
+            add_export, add_size]
 
 
 def build_parser():

@@ -154,14 +154,10 @@ class Trainer:
         self.model_rng = np.random.default_rng(init_seq)          # initialization, then dropout
         self.data_rng = np.random.default_rng(data_seq)           # batch order
         self.model = BEExformer(self.model_config, self.model_rng)
-        self.objective = ModelWithLoss(self.model, MultiExitLoss(
-            self.model_config.blocks, train_config.exit_weighting, regression=self.task.regression,
-            routing=train_config.soft_routing, distill_weight=train_config.distill_weight,
-            temperature=train_config.distill_temperature),
-            teacher and Teacher(teacher, self.model_config.blocks, train_config.distill_from))
+        self.objective = self.make_objective(teacher)
         opt_class = OPTIMIZERS[train_config.optimizer]
         opt_kwargs = {} if train_config.optimizer == "adam" else {"weight_decay": train_config.weight_decay}
-        self.params = list(self.model.parameters())
+        self.params = self.trained_parameters()
         self.optimizer = opt_class(self.params, lr=train_config.lr, **opt_kwargs)
         steps_per_epoch = len(batch_order(self.train_data.lengths, train_config.batch_size))
         self.total_steps = train_config.epochs * steps_per_epoch      # max_steps only stops early
@@ -173,19 +169,47 @@ class Trainer:
                           finished=False, seconds=0.0)
         self.history = []
         self.best_source = None          # a resumed run's 'best', copied in if it goes to another folder
+        self.init_source = None          # train --init: the checkpoint the encoder came from (beexnp.pretrain)
         self.stop = StopRequest()
         self.busy = False                # inside a step: the state is half updated, not to be saved
+
+    # ---- what a variant changes (beexnp.pretrain.Pretrainer: the masked-LM objective) ----------
+    command = "train"                # the CLI command that runs and resumes this kind of run
+
+    def make_objective(self, teacher):
+        return ModelWithLoss(self.model, MultiExitLoss(
+            self.model_config.blocks, self.cfg.exit_weighting, regression=self.task.regression,
+            routing=self.cfg.soft_routing, distill_weight=self.cfg.distill_weight,
+            temperature=self.cfg.distill_temperature),
+            teacher and Teacher(teacher, self.model_config.blocks, self.cfg.distill_from))
+
+    def trained_parameters(self):
+        """The (name, Parameter) pairs the optimizer updates."""
+        return list(self.model.parameters())
+
+    def trainer_arrays(self, opt):
+        """What trainer.npz holds: the optimizer's state arrays ``opt``."""
+        return {f"optimizer/{k}": v for k, v in opt.items()}
+
+    def restore(self, card, arrays):
+        """The optimizer's state from a checkpoint's card and trainer.npz arrays."""
+        self.optimizer.load_state_dict(dict(card["optimizer"], arrays={
+            k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")}))
+
+    def running_stats(self, state=None):
+        return RunningStats(state)
 
     # ---- checkpoints ----------------------------------------------------------
     def meta(self, metrics=None):
         return dict(task=self.task.name, train_config=asdict(self.cfg), tokenizer=self.tokenizer.state_dict(),
-                    metrics=metrics, state=self.state, history=self.history,
+                    metrics=metrics, state=self.state, history=self.history, command=self.command,
+                    init=self.init_source,
                     rng=dict(model=self.model_rng.bit_generator.state, data=self.data_rng.bit_generator.state))
 
     def save(self, name, metrics=None):
         """Write checkpoint ``OUT/name`` whole; if that fails, the previous one there is intact (and said so)."""
         opt = self.optimizer.state_dict()
-        arrays = {f"optimizer/{k}": v for k, v in opt["arrays"].items()}
+        arrays = self.trainer_arrays(opt["arrays"])
         meta = self.meta(metrics)
         meta["optimizer"] = {"step": opt["step"], "lr": opt["lr"]}
         try:
@@ -208,13 +232,17 @@ class Trainer:
         text = json.dumps(self.history, indent=1).encode()
         atomic_write(self.out / "history.json", lambda f: f.write(text))
 
-    @staticmethod
-    def resumable(folder, model_overrides=None, train_overrides=None):
+    @classmethod
+    def resumable(cls, folder, model_overrides=None, train_overrides=None):
         """(card, files) of the training checkpoint ``folder`` if it can be resumed with these overrides;
         else a one-line ValueError (not a checkpoint, no trainer state, settings that may not change)."""
         card, blobs = read_checkpoint(folder)
         if "optimizer" not in card or "trainer.npz" not in blobs:
             raise ValueError(f"{folder} holds no trainer state (an exported or best-only checkpoint?)")
+        kind = card.get("command", "train")
+        if kind != cls.command:
+            raise ValueError(f"--resume {folder} is a '{kind}' run, not a '{cls.command}' run: continue it with "
+                             f"python -m beexnp {kind} --resume {folder}")
         try:
             conflicts = resume_conflicts(card["model_config"], card["train_config"], model_overrides,
                                          train_overrides)
@@ -240,9 +268,8 @@ class Trainer:
                    tokenizer=Tokenizer.from_state_dict(card["tokenizer"]))
         model = model_from(card, blobs, folder, self.model_config)
         self.model.load_state_dict(model.state_dict())
-        arrays = arrays_from(blobs, "trainer.npz", folder)
-        self.optimizer.load_state_dict(dict(card["optimizer"], arrays={
-            k[len("optimizer/"):]: v for k, v in arrays.items()}))
+        self.restore(card, arrays_from(blobs, "trainer.npz", folder))
+        self.init_source = card.get("init")
         self.model_rng.bit_generator.state = card["rng"]["model"]
         self.data_rng.bit_generator.state = card["rng"]["data"]
         self.state = dict(card["state"])
@@ -310,7 +337,7 @@ class Trainer:
             batches = self.epoch_batches()
             bar = tqdm(batches, initial=st["batch_in_epoch"], total=len(batches), disable=not self.progress,
                        desc=f"epoch {st['epoch'] + 1}/{cfg.epochs}", unit="batch", dynamic_ncols=True)
-            running = RunningStats(st.get("running") if st["batch_in_epoch"] else None)
+            running = self.running_stats(st.get("running") if st["batch_in_epoch"] else None)
             for index in batches[st["batch_in_epoch"]:]:
                 self.busy = True
                 ids, mask = self.train_data.padded(index)
@@ -355,7 +382,7 @@ class Trainer:
                 print(f"error: {err}", file=sys.stderr)
         if has_checkpoint(last):
             print(f"\ninterrupted at step {st['step']}: {where or self.checkpoint_note('last')}; "
-                  f"continue with: python -m beexnp train --resume {last}", file=sys.stderr)
+                  f"continue with: python -m beexnp {self.command} --resume {last}", file=sys.stderr)
         else:
             print(f"\ninterrupted at step {st['step']}: no checkpoint was written", file=sys.stderr)
 
