@@ -32,10 +32,12 @@ def assert_same(a, b):
 
 @pytest.mark.parametrize("half", [7, 16])          # mid-epoch, and exactly at an epoch's end
 def test_pretrain_resume_continues_exactly(glue_dir, tmp_path, half):
-    whole = make_pretrainer(glue_dir, tmp_path / "whole", max_steps=2 * half)
-    whole.fit()
-    first = make_pretrainer(glue_dir, tmp_path / "split", max_steps=half)
-    first.fit()
+    """The model, the head, the optimizer and the history of a run stopped at ``half`` and resumed are those of
+    the run that never stopped (the masking is drawn per step, DESIGN §11.1)."""
+    whole, split = (make_pretrainer(glue_dir, tmp_path / name, max_steps=steps) for name, steps in
+                (("whole", 2 * half), ("split", half)))
+    for run in (whole, split):
+        run.fit()
     second = Pretrainer.resume(tmp_path / "split" / "last", glue_dir=glue_dir, progress=False, max_steps=2 * half)
     assert second.state["step"] == half and second.objective.levels == "all"
     second.fit()
@@ -144,17 +146,13 @@ def test_each_command_resumes_only_its_own_runs(glue_dir, tmp_path, pretrained, 
     assert "--mlm-blocks" in one_error_line(capsys)
 
 
-def test_ctrl_c_during_pretraining_names_the_pretrain_command(glue_dir, tmp_path, capsys):
+def test_ctrl_c_during_pretraining_saves_last_and_names_the_pretrain_command(glue_dir, tmp_path, capsys):
+    """Ctrl-C's handler asks to stop (``StopRequest.handler``): the step ends, 'last' is written at it."""
     trainer = make_pretrainer(glue_dir, tmp_path / "run", max_steps=50)
-    original = trainer.train_step
-
-    def interrupted(*args):
-        if trainer.state["step"] == 8:
-            raise KeyboardInterrupt
-        return original(*args)
-
-    trainer.train_step = interrupted
+    step = trainer.train_step
+    trainer.train_step = lambda *a: (step(*a), trainer.stop.handler(None, None) if trainer.state["step"] == 8 else 0)[0]
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
-    assert "python -m beexnp pretrain --resume" in capsys.readouterr().err
-    assert Pretrainer.resume(tmp_path / "run" / "last", glue_dir=glue_dir, progress=False).state["step"] == 5
+    err = capsys.readouterr().err
+    assert "saved" in err and "python -m beexnp pretrain --resume" in err
+    assert Pretrainer.resume(tmp_path / "run" / "last", glue_dir=glue_dir, progress=False).state["step"] == 9
