@@ -107,9 +107,13 @@ class MaskedLM(Module):
         if model.siamese:                                                     # the rows become the 2B sentences
             _, _, chosen, originals = split_pair(inputs, mask, chosen, originals)
             chosen = chosen.astype(bool)
-        X, m = model.start(inputs, mask)
         self.targets = originals[chosen]                                      # (M,) row-major, as the head reads
         self.logits, self.head_inputs, total = [], {}, 0.0
+        self.chosen = chosen
+        if not self.targets.size:                                             # no word in the batch: nothing to
+            self.logits = [np.zeros((0, self.head.linear.weight.shape[1]))]   # predict, L = 0, no gradient
+            return 0.0
+        X, m = model.start(inputs, mask)
         for i in range(len(model.blocks)):
             X = model.blocks[i].forward(X, m)
             if i in self.read:
@@ -117,11 +121,12 @@ class MaskedLM(Module):
                 self.logits.append(z)
                 total += self.losses[len(self.logits) - 1].forward(z, self.targets)
                 self.head_inputs[i] = self.head.linear.x                      # (M, d) the head's input at block i
-        self.chosen = chosen
         return total / len(self.read)
 
     def backward(self, dloss=1.0):
         """Every parameter's grad (the model's and the head's); the ids have none."""
+        if not self.targets.size:
+            return None
         dhidden = [0] * len(self.model.blocks)
         for i, loss in zip(self.read, self.losses):
             self.head.linear.x = self.head_inputs[i]                          # the head ran once per block read

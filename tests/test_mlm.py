@@ -179,3 +179,16 @@ def test_the_check_catches_a_wrong_backward(monkeypatch):
     original = MaskedLM.backward
     monkeypatch.setattr(MaskedLM, "backward", lambda self, dloss=1.0: original(self, dloss * len(self.read)))
     assert bias_error() > 0.1
+
+
+def test_a_batch_without_words_has_loss_zero_and_no_gradient():
+    """Rows of specials and [UNK] only: nothing is chosen, L = 0 (not 0/0), every grad stays 0."""
+    rng = np.random.default_rng(0)
+    config = ModelConfig(num_classes=2, token_dim=6, position_dim=2, heads=2, blocks=2, vocab_size=9)
+    objective = MaskedLM(BEExformer(config, rng), MLMHead(config.dim, 9, rng), levels="all")
+    objective.rng = np.random.default_rng(1)
+    ids = np.array([[2, 1, 1, 3], [2, 1, 0, 0]])
+    loss = objective.forward(ids, (ids > 0).astype(np.float32))
+    objective.backward()
+    assert loss == 0.0 and objective.predictions()[-1].size == 0
+    assert all(not p.grad.any() for _, p in objective.parameters())
