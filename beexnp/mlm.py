@@ -27,6 +27,26 @@ MASK_ID = UNK_ID                    # the token a chosen position reads in place
 MASK_RATE = 0.15
 SPLIT = (0.8, 0.1, 0.1)             # of the chosen positions: -> [UNK], -> a random word, kept
 LEVELS = ("last", "all")            # which blocks' hidden states the head reads
+HEAD = "mlm"                        # pretrain's head: "mlm.<name>" among the optimized parameters, "mlm/<name>" saved
+EXITS = "exits."                    # the exit heads' parameters: not pretrained, not carried by train --init
+
+
+def masking_problem(levels, rate):
+    """What is wrong with the masking settings (``levels`` read, ``rate`` masked), in words; None if nothing."""
+    if levels not in LEVELS:
+        return f"levels must be one of {', '.join(LEVELS)}, got {levels!r}"
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
+        return f"rate must be a number in (0, 1), got {rate!r}"
+    return None
+
+
+def pretrain_layout(config, shapes):
+    """({name: shape} the optimizer updates, {name: shape} trainer.npz holds besides) of a pretrain run whose
+    model has the parameters ``shapes``: the encoder (every parameter but the exit heads') and the MLM head."""
+    head = {name: p.shape for name, p in MLMHead(config.dim, config.vocab_size, np.random.default_rng(0)).parameters()}
+    encoder = {name: shape for name, shape in shapes.items() if not name.startswith(EXITS)}
+    return (dict(encoder, **{f"{HEAD}.{name}": shape for name, shape in head.items()}),
+            {f"{HEAD}/{name}": shape for name, shape in head.items()})
 
 
 def masked_counts(n, rate=MASK_RATE):

@@ -18,28 +18,36 @@ the shapes agree (one-line errors otherwise).
 """
 import numpy as np
 
-from beexnp.checkpoint import arrays_from, model_from, read_checkpoint
+from beexnp.card import problem
+from beexnp.checkpoint import Saved
 from beexnp.inference import batches
-from beexnp.mlm import LEVELS, MASK_RATE, MaskedLM, MLMHead, mask_tokens
+from beexnp.mlm import EXITS, HEAD, MASK_RATE, MaskedLM, MLMHead, mask_tokens, masking_problem
 from beexnp.module import evaluating, mismatches
+from beexnp.packed import open_saved
+from beexnp.runfolder import write_history
 from beexnp.train import RunningStats, Trainer
 
 MASK_STREAM = 2          # SeedSequence([seed, MASK_STREAM, step]): apart from initialization and data order
 EVAL_STEP = -1           # the "step" of the fixed masking the selection split is scored with (any value no step has)
-HEAD = "mlm"             # the head's parameters: "mlm.<name>" in the optimizer, "mlm/<name>" in trainer.npz
-EXITS = "exits."         # the exit heads' parameters: not pretrained, not carried by --init
+INIT_HINT = "give a checkpoint folder, such as a pretrain run's OUT/last"
 
 
 def check_settings(levels, rate):
     """One-line ValueError for masking settings out of range."""
-    if levels not in LEVELS:
-        raise ValueError(f"--mlm-blocks must be one of {', '.join(LEVELS)}, got {levels!r}")
-    if not 0 < rate < 1:
-        raise ValueError(f"--mask-rate must be in (0, 1), got {rate}")
+    what = masking_problem(levels, rate)
+    if what:
+        raise ValueError(f"the masking setting {what} (--mlm-blocks, --mask-rate): --mask-rate takes a share "
+                         "between 0 and 1, --mlm-blocks last or all")
 
 
 class MaskedStats(RunningStats):
-    """Over an epoch so far: the mean masked-LM loss, and the last block read's accuracy on the masked tokens."""
+    """Over an epoch so far: the mean masked-LM loss, and the last block read's accuracy on the masked tokens
+    (no exit weights: an empty list)."""
+
+    def __init__(self, state=None):
+        super().__init__(state)
+        if not state:
+            self.exit_weights = np.zeros(0)
 
     def add(self, loss, objective, labels, regression):
         self.loss += loss
@@ -55,13 +63,13 @@ class Pretrainer(Trainer):
     command = "pretrain"
 
     def __init__(self, train_config, model_overrides=None, out_dir="runs/run", glue_dir=None, progress=True,
-                 tokenizer=None, levels="last", rate=MASK_RATE):
+                 tokenizer=None, data=None, levels="last", rate=MASK_RATE):
         check_settings(levels, rate)
         self.mlm_settings = dict(levels=levels, rate=rate)
         if train_config.teacher:
             raise ValueError(f"pretraining reads no labels, so it has no use for a teacher (--teacher "
                              f"{train_config.teacher}): distil when fine-tuning")
-        super().__init__(train_config, model_overrides, out_dir, glue_dir, progress, tokenizer)
+        super().__init__(train_config, model_overrides, out_dir, glue_dir, progress, tokenizer, data)
 
     # ---- the hooks of Trainer ----------------------------------------------------------------
     def make_objective(self, teacher):
@@ -75,11 +83,13 @@ class Pretrainer(Trainer):
     def trainer_arrays(self, opt):
         return dict(super().trainer_arrays(opt), **{f"{HEAD}/{k}": v for k, v in self.head.state_dict().items()})
 
-    def restore(self, card, arrays):
-        """The optimizer's state, the head's weights and the masking settings the run was started with."""
-        super().restore(card, arrays)
+    def restore(self, saved):
+        """The optimizer's state, the head's weights and the masking settings the run was started with (``saved``,
+        its trainer.npz checked against this layout by ``beexnp.checkpoint``)."""
+        super().restore(saved)
+        arrays = saved.trainer_arrays
         self.head.load_state_dict({k[len(HEAD) + 1:]: v for k, v in arrays.items() if k.startswith(HEAD + "/")})
-        self.mlm_settings = dict(card.get("pretrain") or self.mlm_settings)
+        self.mlm_settings = dict(saved.raw["pretrain"])
         self.objective = MaskedLM(self.model, self.head, **self.mlm_settings)
 
     def running_stats(self, state=None):
@@ -121,7 +131,7 @@ class Pretrainer(Trainer):
         st["epoch"] += 1
         st["batch_in_epoch"] = 0
         self.save("last", metrics=scores)
-        self.write_history()
+        write_history(self.out, self.history)
         summary = "; ".join(f"{split} loss {m['loss']:.4f} accuracy {m['accuracy']:.3f}" for split, m in scores.items())
         print(f"epoch {st['epoch']}: masked tokens: train loss {running.mean_loss():.4f}; {summary}; {elapsed:.0f}s",
               flush=True)
@@ -132,32 +142,45 @@ class Pretrainer(Trainer):
                 f"--task {self.task.name} --init {last} (the same data and model settings)")
 
 
-def load_encoder(trainer, folder):
-    """``train --init``: copy every parameter but the exit heads' from checkpoint ``folder`` into ``trainer.model``.
+def open_init(path):
+    """``train --init``'s checkpoint, opened and checked once (``open_saved``): a checkpoint folder with a vocabulary,
+    not a packed file (it holds the binarized weights, not the float encoder to start from)."""
+    saved = open_saved(path)
+    if saved.kind == "packed":
+        raise problem(f"--init {path}", "a packed file holds the binarized weights only, not the float encoder to "
+                                        "start from", INIT_HINT)
+    return saved.require("tokenizer", hint=INIT_HINT)
+
+
+def load_encoder(trainer, saved):
+    """``train --init``: copy every parameter but the exit heads' from ``saved`` (a checkpoint folder, or one
+    ``open_init`` opened) into ``trainer.model``.
 
     The checkpoint's vocabulary must be the trainer's (the same task, data settings and vocabulary
     settings), and its encoder's parameters must have the same names and shapes; else a one-line
     ValueError says what differs and what to do."""
-    card, blobs = read_checkpoint(folder)
-    stored = card.get("tokenizer", {}).get("vocab")
+    saved = saved if isinstance(saved, Saved) else open_init(saved)
+    folder = saved.path
+    stored = saved.card.tokenizer.state_dict()["vocab"]
     own = trainer.tokenizer.state_dict()["vocab"]
     if stored != own:
-        size = "none" if stored is None else f"{len(stored)} tokens"
-        raise ValueError(f"the checkpoint's vocabulary ({size}) differs from this run's ({len(own)} tokens) "
-                         f"(--init {folder}): pretrain on the same task with the same --select-on, --heldout-fraction, "
-                         "--heldout-seed, --train-subset, --min-freq and --max-vocab")
-    source = model_from(card, blobs, folder).state_dict()
+        raise problem(f"--init {folder}", f"the checkpoint's vocabulary ({len(stored)} tokens) differs from this "
+                                          f"run's ({len(own)} tokens)",
+                      "pretrain on the same task with the same --select-on, --heldout-fraction, --heldout-seed, "
+                      "--train-subset, --min-freq and --max-vocab")
+    source = saved.model().state_dict()
     target = {name: p for name, p in trainer.model.parameters() if not name.startswith(EXITS)}
     given = {name: a for name, a in source.items() if not name.startswith(EXITS)}
     problems = mismatches({name: p.shape for name, p in target.items()}, given, "parameters")
     if problems:
         first = problems[0] if len(problems[0]) <= 160 else problems[0][:157] + "..."
-        raise ValueError(f"the checkpoint's encoder does not fit this model ({first}) (--init {folder}): "
-                         "give the model settings the checkpoint was pretrained with")
+        raise problem(f"--init {folder}", f"the checkpoint's encoder does not fit this model ({first})",
+                      "give the model settings the checkpoint was pretrained with")
     for name, p in target.items():
         p.data[...] = given[name]
     for m in trainer.model.modules():
-        m.forget()
+        m.clear_weight_cache()
+    card = saved.raw
     trainer.init_source = dict(checkpoint=str(folder), command=card.get("command", "train"),
                                step=card.get("state", {}).get("step"), pretrain=card.get("pretrain"))
     return trainer

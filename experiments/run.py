@@ -11,7 +11,7 @@ exit at the chosen delta (metric, mean exit block, FLOPs full / early),
 packed size and ratio to the full-precision twin, training wall time.  A run
 whose record exists is skipped (delete the record to redo it); an interrupted
 training resumes from its last checkpoint.  ``experiments/tables.py`` turns the
-records into the README's tables.
+records into the tables of results/README.md and README's summary.
 
 Honest selection (DESIGN §9.1).  A group whose ``train`` sets
 ``"select_on": "heldout"`` makes every choice on the held-out training rows,
@@ -47,6 +47,7 @@ from beexnp.evaluate import evaluate_checkpoint
 from beexnp.glue import get_task, selection_score
 from beexnp.glue.heldout import ensure_heldout_file
 from beexnp.glue.location import find_glue_dir
+from beexnp.outputs import write_text
 from beexnp.sweep import run_sweep
 from beexnp.train import Trainer
 from selection import SELECTION_SEED, choose_point, grid_points, heldout_score
@@ -244,13 +245,13 @@ def main(argv=None):
             continue
         print(f"{run['name']}: training ...", flush=True)
         record = run_one(run, out_root, args.glue_dir, args.fast)
-        record_path.write_text(json.dumps(record, indent=1))
+        write_text(record_path, json.dumps(record, indent=1))
         e = record["early_exit"]
         print(f"{run['name']}: {record['metric']} full depth {record['dev_full_depth'][record['metric']]:.4f}, "
               f"early exit {e['metrics'][record['metric']]:.4f} (delta {e['delta']}, "
               f"{100 * record['flops']['cut']:.1f}% FLOPs cut), {record['train_seconds']:.0f}s", flush=True)
     if skipped:
-        (out_root / "skipped.json").write_text(json.dumps(skipped, indent=1))
+        write_text(out_root / "skipped.json", json.dumps(skipped, indent=1))
     return 0
 
 

@@ -1,5 +1,6 @@
 """The pretrain command and train --init (DESIGN §11), on a tiny synthetic SST-2."""
 import re
+import signal
 
 import numpy as np
 import pytest
@@ -129,7 +130,7 @@ def test_init_that_is_no_checkpoint_or_with_resume_is_one_line(glue_dir, tmp_pat
     capsys.readouterr()
     base = ["train", "--task", "sst2", "--glue-dir", str(glue_dir), "--out", str(tmp_path / "ft"), *TINY_FLAGS]
     assert main(base + ["--init", str(tmp_path / "nowhere")]) == 1
-    assert "(--init " in one_error_line(capsys)
+    assert f"({tmp_path / 'nowhere'}): " in one_error_line(capsys)
     assert not (tmp_path / "ft").exists(), "refused before anything was written"
     assert main(["train", "--resume", str(pretrained), "--init", str(pretrained)]) == 1
     assert "together" in one_error_line(capsys)
@@ -146,11 +147,15 @@ def test_each_command_resumes_only_its_own_runs(glue_dir, tmp_path, pretrained, 
     assert "--mlm-blocks" in one_error_line(capsys)
 
 
-def test_ctrl_c_during_pretraining_saves_last_and_names_the_pretrain_command(glue_dir, tmp_path, capsys):
-    """Ctrl-C's handler asks to stop (``StopRequest.handler``): the step ends, 'last' is written at it."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_during_pretraining_saves_last_and_names_the_pretrain_command(glue_dir, tmp_path, capsys,
+                                                                                     signum):
+    """Ctrl-C's, SIGTERM's and SIGHUP's handler asks to stop (``StopRequest.handler``): the step ends, 'last' is
+    written at it."""
     trainer = make_pretrainer(glue_dir, tmp_path / "run", max_steps=50)
     step = trainer.train_step
-    trainer.train_step = lambda *a: (step(*a), trainer.stop.handler(None, None) if trainer.state["step"] == 8 else 0)[0]
+    trainer.train_step = lambda *a: (step(*a), trainer.stop.handler(signum, None) if trainer.state["step"] == 8
+                                     else 0)[0]
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     err = capsys.readouterr().err
