@@ -204,15 +204,15 @@ def add_pretrain(sub):
     p.set_defaults(func=run_train, trainer=Pretrainer)
 
 
-def pretrain_options(args, resume=None):
-    """The masking settings typed for ``pretrain`` ({} for ``train``); a resumed run (``resume``, its ``Saved``)
-    keeps its own."""
+def pretrain_options(args, run, resume=None):
+    """The masking settings typed for ``pretrain`` ({} for ``train``), checked with the ``run``'s settings; a
+    resumed run (``resume``, its ``Saved``) keeps its own."""
     typed = {k: v for k, v in (("levels", getattr(args, "mlm_blocks", None)),
                                ("rate", getattr(args, "mask_rate", None))) if v is not None}
     if args.trainer is not Pretrainer:
         return {}
     options = dict(dict(levels="last", rate=MASK_RATE), **typed)
-    check_settings(**options)
+    check_settings(**options, teacher=run.train.teacher)
     if resume is not None:
         stored = resume.raw.get("pretrain") or {}
         differ = [f"{k}: {v} (checkpoint: {stored.get(k)})" for k, v in typed.items() if stored.get(k) != v]
@@ -305,14 +305,14 @@ def run_train(args):
         guard_folder(args.out, "--out")                        # '' is not the current folder
     init = getattr(args, "init", None)
     if init and args.resume:
-        raise ValueError(f"--init {init} and --resume {args.resume} together: a resumed run has its weights; "
-                         "give one of them")
+        raise ValueError(problem("--init and --resume together: a resumed run has its weights",
+                                 f"--init {init}, --resume {args.resume}", "give one of them"))
     resume = open_saved(args.resume, resume=True) if args.resume else None        # read and checked once
     if resume is not None:
         args.trainer.check_kind(resume)                        # a pretrain run resumes with pretrain, and back
     init = init and open_init(init)                            # a checkpoint folder, checked: before anything is written
     run = settings(args, resume)                               # every setting checked before anything is written
-    options = pretrain_options(args, resume)
+    options = pretrain_options(args, run, resume)
     if resume is None:
         check_training_sizes(run.train, run.model)             # before the data is read
     out = Path(args.out if args.out is not None else (Path(args.resume).parent if resume

@@ -32,12 +32,15 @@ EVAL_STEP = -1           # the "step" of the fixed masking the selection split i
 INIT_HINT = "give a checkpoint folder, such as a pretrain run's OUT/last"
 
 
-def check_settings(levels, rate):
-    """One-line ValueError for masking settings out of range."""
+def check_settings(levels, rate, teacher=None):
+    """One-line ValueError for masking settings out of range, and for a teacher (pretraining reads no labels)."""
     what = masking_problem(levels, rate)
     if what:
-        raise ValueError(f"the masking setting {what} (--mlm-blocks, --mask-rate): --mask-rate takes a share "
-                         "between 0 and 1, --mlm-blocks last or all")
+        raise ValueError(f"the masking setting {what} (--mask-rate {rate}, --mlm-blocks {levels}): --mask-rate "
+                         "takes a share between 0 and 1, --mlm-blocks last or all")
+    if teacher:
+        raise ValueError(f"pretraining reads no labels, so it has no use for a teacher (--teacher {teacher}): "
+                         "distil when fine-tuning")
 
 
 class MaskedStats(RunningStats):
@@ -64,11 +67,8 @@ class Pretrainer(Trainer):
 
     def __init__(self, train_config, model_overrides=None, out_dir="runs/run", glue_dir=None, progress=True,
                  tokenizer=None, data=None, levels="last", rate=MASK_RATE):
-        check_settings(levels, rate)
+        check_settings(levels, rate, train_config.teacher)
         self.mlm_settings = dict(levels=levels, rate=rate)
-        if train_config.teacher:
-            raise ValueError(f"pretraining reads no labels, so it has no use for a teacher (--teacher "
-                             f"{train_config.teacher}): distil when fine-tuning")
         super().__init__(train_config, model_overrides, out_dir, glue_dir, progress, tokenizer, data)
 
     # ---- the hooks of Trainer ----------------------------------------------------------------
