@@ -625,9 +625,6 @@ NEW_BAD_INPUTS = [
     (["evaluate", CK, *G, "--split", "heldout"], "it has no held-out slice (--split heldout): evaluate it on dev"),
     (["predict", CK, "a good film", "--criterion", "maxprob", "--delta", "-0.01"], "maxprob criterion's threshold"),
     # pretrain (its --out, sizes, masking, resume) and train --init: checked before any work, as train is
-    (["pretrain", *NOWHERE, "--out", "run/best"], "inside the checkpoint"),
-    (["pretrain", *NOWHERE, "--out", "/dev/null"], "the output folder is a device"),
-    (["pretrain", *NOWHERE, "--out", ""], "the output folder is empty (--out)"),
     (["pretrain", *NOWHERE, "--out", "run"], "run already holds a run"),
     (["pretrain", *NOWHERE, "--max-len", "100000000000"], "(--max-len 100000000000): lower --max-len"),
     (["pretrain", *NOWHERE, "--mask-rate", "1.5"], "the masking setting rate must be a number in (0, 1), got 1.5"),
@@ -639,7 +636,8 @@ NEW_BAD_INPUTS = [
     (["pretrain", *NOWHERE, "--resume", "mlm/last", "--mask-rate", "0.3"], "the masking settings differ"),
     (["pretrain", *NOWHERE, "--resume", "packed/m.npz"], "a packed file holds no trainer state"),
     (["pretrain", *NOWHERE, "--resume", "badcard/last"], "badcard/last"),
-    (["pretrain", *NOWHERE, "--resume", "mlm/last", "--out", "mlm", "--overwrite"], "--resume lies inside the run files of mlm"),
+    (["pretrain", *NOWHERE, "--resume", "mlm/last", "--out", "mlm", "--overwrite"],
+     "--resume lies inside the run files of mlm"),
     (["train", *NOWHERE, "--resume", "mlm/last"], "the checkpoint is a 'pretrain' run's, not a 'train' run's"),
     (["train", *NOWHERE, "--init", "packed/m.npz"], "a packed file holds the binarized weights only"),
     (["train", *NOWHERE, "--init", "bare/last"], "the card has no tokenizer"),
@@ -652,6 +650,8 @@ NEW_BAD_INPUTS = [
     (["train", *G, "--no-progress", "--init", "mlm/last", "--out", "scratch", "--min-freq", "1"],
      "the checkpoint's encoder does not fit this model (missing parameters: blocks.3."),
 ]
+NEW_BAD_INPUTS += [(["pretrain", *argv[1:]], message) for argv, message in NEW_BAD_INPUTS   # train's --out guard
+                   if argv[0] == "train" and argv[-2] == "--out" and "--teacher" not in argv]
 FORM = re.compile(r"^error: .+ \(.+\): .+$")
 
 
