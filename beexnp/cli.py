@@ -194,8 +194,8 @@ def add_pretrain(sub):
         "pretrain", help="masked-LM pretraining on a task's own training sentences (DESIGN §11)",
         description="Pretrain a BEExformer's embeddings and blocks as a masked language model on the training "
                     "split's sentences (no labels, no outside text), then fine-tune with train --init OUT/last. "
-                    "The same settings, data, checkpoints, resume and Ctrl-C, SIGTERM and SIGHUP handling as train; the exit heads "
-                    "are not trained, and there is no 'best' checkpoint.")
+                    "The same settings, data, checkpoints, resume and Ctrl-C, SIGTERM and SIGHUP handling as train; "
+                    "the exit heads are not trained, and there is no 'best' checkpoint.")
     add_run_flags(p)
     p.add_argument("--mask-rate", type=finite_float, default=None,
                    help=f"share of each sentence's words to predict (default: {MASK_RATE})")
@@ -310,7 +310,7 @@ def run_train(args):
     resume = open_saved(args.resume, resume=True) if args.resume else None        # read and checked once
     if resume is not None:
         args.trainer.check_kind(resume)                        # a pretrain run resumes with pretrain, and back
-    init = init and open_init(init)                            # a checkpoint folder, checked: before anything is written
+    init = init and open_init(init)                            # a checkpoint folder, checked before any write
     run = settings(args, resume)                               # every setting checked before anything is written
     options = pretrain_options(args, run, resume)
     if resume is None:

@@ -195,7 +195,8 @@ class Trainer:
         ``train_overrides`` may change only ``RESUME_OVERRIDES`` (epochs, max_steps, patience,
         save_every); any other setting, or a ``model_overrides`` entry, that differs from the
         checkpoint's is refused with the list of differences (``build_settings``, or its ``settings``)."""
-        saved = cls.check_kind(checkpoint if isinstance(checkpoint, Saved) else open_checkpoint(checkpoint, resume=True))
+        saved = checkpoint if isinstance(checkpoint, Saved) else open_checkpoint(checkpoint, resume=True)
+        cls.check_kind(saved)
         settings = settings or build_settings(model=model_overrides, train=train_overrides, resume=saved)
         card, folder = saved.raw, saved.path
         source = folder.parent
