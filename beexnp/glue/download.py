@@ -320,7 +320,7 @@ def parse_task_list(text):
     """"sst2,cola" -> [Task, Task]; "all" -> every task."""
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
-        raise ValueError(problem(f"no task names in {text!r}", "--tasks", f"give some of: all, {', '.join(TASKS)}"))
+        raise problem(f"no task names in {text!r}", "--tasks", f"give some of: all, {', '.join(TASKS)}")
     if names == ["all"]:
         return list(TASKS.values())
-    return [get_task(name) for name in names]
+    return [get_task(name, f"--tasks {text}") for name in names]
