@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import shutil
 import sys
 import time
@@ -76,7 +77,9 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one ``error:`` line and status 1 (``main``), like every other user error."""
 
     def error(self, message):
-        raise problem(f"{self.prog}: {message}", self.prog, f"see {self.prog} --help", UsageError)
+        flag = re.match(r"argument ([^:]+): ", message)             # argparse names the flag it refuses
+        raise problem(f"{self.prog}: {message}", flag.group(1) if flag else self.prog, f"see {self.prog} --help",
+                      UsageError)
 
 
 def finite_float(text):

@@ -30,16 +30,22 @@ from beexnp.glue.tasks import get_task
 from beexnp.outputs import Missing, UserError, problem
 
 
-REFETCH = "the file is damaged or not GLUE's: fetch the task again (python -m beexnp download --tasks TASK --force)"
+def refetch(path):
+    """What to do about a damaged GLUE file: fetch its task again (the task named by the file's folder)."""
+    try:
+        name = get_task(Path(path).parent.name).name
+    except UserError:
+        return "the file is damaged or not GLUE's: fetch its task again (python -m beexnp download --force)"
+    return f"the file is damaged or not GLUE's: fetch it again (python -m beexnp download --tasks {name} --force)"
 
 
 class GlueFormatError(UserError):
     """A GLUE file does not have the expected format: ``<message> (path:line): <fix>`` (line numbers count
     from 1, the header included)."""
 
-    def __init__(self, path, line, message, fix=REFETCH):
+    def __init__(self, path, line, message, fix=None):
         self.path, self.line = path, line
-        super().__init__(message, f"{path}:{line}" if line is not None else f"{path}", fix)
+        super().__init__(message, f"{path}:{line}" if line is not None else f"{path}", fix or refetch(path))
 
 
 class EmptyTextWarning(UserWarning):
