@@ -414,6 +414,19 @@ def world(tmp_path_factory):
     for name, value in configs.items():
         (root / name).write_text(json.dumps(value))
     (root / "broken.json").write_text('{"train": {"epochs": 3')
+    (root / "empty.json").write_text("")
+    (root / "latin1.json").write_bytes(b'{"train": {"task": "caf\xe9"}}')
+    (root / "confdir.json").mkdir()
+    rows = (sst / "train.tsv").read_text().splitlines()
+    for name, train in (("truncated", "\n".join(rows[:5]) + "\nonly a sentence\n"),      # a row cut short
+                        ("nolabel", "sentence\n" + "\n".join(r.split("\t")[0] for r in rows[1:]) + "\n"),
+                        ("garbage", rows[0] + "\n" + "\xff\xfe\x00 ok\t1\n"),
+                        ("badlabel", rows[0] + "\nfine\t7\n")):
+        folder = root / name / "SST-2"
+        folder.mkdir(parents=True)
+        (folder / "train.tsv").write_bytes(train.encode("latin-1", "surrogateescape") if name == "garbage"
+                                           else train.encode())
+        (folder / "dev.tsv").write_text((sst / "dev.tsv").read_text())
     for name, spoil in (("badcard", lambda f: (f / "checkpoint.json").write_text('{"format')),
                         ("badnpz", lambda f: (f / "model.npz").write_bytes(b"PK not an npz")),
                         ("nocard", lambda f: (f / "checkpoint.json").unlink())):
@@ -620,6 +633,29 @@ NEW_BAD_INPUTS = [
     (T[:1] + NOWHERE + ["--config", "fifo"], "the input is a FIFO, not a regular file (--config fifo)"),  # no hang
     (T[:1] + NOWHERE + ["--config", "/dev/zero"], "the input is a device, not a regular file (--config /dev/zero)"),
     (T[:1] + NOWHERE + ["--seed", "-1"], "argument --seed: must be an integer >= 0, got '-1'"),
+    # a --config that is not what it should be, and values of the wrong type or range in it
+    (T[:1] + NOWHERE + ["--config", "adir"], "the input is a folder, not a regular file (--config adir)"),
+    (T[:1] + NOWHERE + ["--config", "confdir.json"], "(--config confdir.json)"),
+    (T[:1] + NOWHERE + ["--config", "empty.json"], "not valid JSON: Expecting value at line 1 column 1 (--config"),
+    (T[:1] + NOWHERE + ["--config", "latin1.json"], "not UTF-8 text (invalid continuation byte at byte 23) (--config"),
+    (T[:1] + NOWHERE + ["--config", "a_file"], "not valid JSON"),
+    (T[:1] + NOWHERE + ["--config", "delta_nan.json", "--delta", "0.5"], "(--config delta_nan.json: train.delta)"),
+    (T[:1] + NOWHERE + ["--heads", "0"], "heads must be >= 1, got 0 (--heads 0): give heads >= 1"),
+    (T[:1] + NOWHERE + ["--no-bucket", "--warmup", "1"], "warmup must be in [0, 1), got 1.0 (--warmup 1.0)"),
+    (T[:1] + NOWHERE + ["--select-on", "heldout", "--heldout-fraction", "1"], "(--heldout-fraction 1.0)"),
+    (T[:1] + NOWHERE + ["--pair-encoding", "siamese"], "needs a sentence-pair task; sst2 has one sentence "
+                                                        "(--pair-encoding siamese)"),
+    (T[:1] + NOWHERE + ["--task", "cola,sst2"], "unknown GLUE task 'cola,sst2' (--task cola,sst2): use one of"),
+    # GLUE folders and files that are not what they should be
+    (T[:1] + ["--glue-dir", "/dev/null", "--no-download"], "the GLUE folder is not a folder (--glue-dir /dev/null)"),
+    (T[:1] + ["--glue-dir", "truncated", "--no-download"], "found 1 (truncated/SST-2/train.tsv:6): the file is "
+                                                           "damaged or not GLUE's: fetch it again (python -m beexnp "
+                                                           "download --tasks sst2 --force)"),
+    (T[:1] + ["--glue-dir", "nolabel", "--no-download"], "the header has 1 columns"),
+    (T[:1] + ["--glue-dir", "garbage", "--no-download"], "not valid UTF-8 (invalid start byte, byte 0xff) "
+                                                         "(garbage/SST-2/train.tsv:2)"),
+    (["data", "--task", "sst2", "--glue-dir", "badlabel", "--no-download"], "bad sst2 label '7'"),
+    (["data", "--task", "sst2", "--glue-dir", "truncated", "--no-download"], "(truncated/SST-2/train.tsv:6)"),
     (T[:1] + NOWHERE + ["--heldout-seed", "-3"], "argument --heldout-seed: must be an integer >= 0"),
     (["evaluate", CK, "--glue-dir", "a_file", "--no-download"], "the GLUE folder is not a folder (--glue-dir a_file)"),
     (["evaluate", CK, *G, "--split", "heldout"], "it has no held-out slice (--split heldout): evaluate it on dev"),
