@@ -53,8 +53,8 @@ from beexnp import outputs
 __all__ = ["RUN_FILES", "Trainer", "TrainingDiverged", "load_task_data", "model_config_for"]
 
 
-class TrainingDiverged(RuntimeError):
-    pass
+class TrainingDiverged(outputs.UserError):
+    """The loss stopped being a finite number: the settings diverge (a user error, in the one form)."""
 
 
 def load_task_data(task, cfg, glue_dir=None, tokenizer=None):
@@ -194,9 +194,10 @@ class Trainer:
     def train_step(self, ids, mask, labels):
         loss = self.objective.forward(ids, mask, labels)
         if not np.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss is {loss} at step {self.state['step']} (epoch {self.state['epoch'] + 1}, "
-                f"batch {self.state['batch_in_epoch'] + 1}); {self.checkpoint_note('last')}")
+            raise outputs.problem(f"loss is {loss} at step {self.state['step']} (epoch {self.state['epoch'] + 1}, "
+                                  f"batch {self.state['batch_in_epoch'] + 1}); {self.checkpoint_note('last')}",
+                                  f"--lr {self.cfg.lr:g}", "start again with a lower --lr (or --clip-norm)",
+                                  TrainingDiverged)
         self.objective.backward()
         clip_grad_norm(self.params, self.cfg.clip_norm)
         self.optimizer.lr = self.schedule(self.state["step"])
