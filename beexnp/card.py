@@ -34,10 +34,12 @@ import re
 
 import numpy as np
 
+from beexnp import outputs
 from beexnp.config import ModelConfig, TrainConfig, value_problems
 from beexnp.glue.tasks import get_task
 from beexnp.glue.tokenizer import SPECIALS, STATE_FORMAT, TOKEN_PATTERN, Tokenizer
 from beexnp.mlm import masking_problem
+from beexnp.outputs import UserError
 
 SELF_SUM = "card_sha256"          # the card's own checksum, over every other entry
 DAMAGED = "the file is damaged or was edited: use another checkpoint, or save or export the model again"
@@ -45,13 +47,13 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 COMMANDS = ("train", "pretrain")  # the commands whose runs write checkpoints (the card's ``command``)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A saved model that cannot be used: one line naming the file and what is wrong with it."""
 
 
-def problem(path, what, hint=DAMAGED):
-    """The one-line error ``<what is wrong> (<path>): <what to do>``."""
-    return CheckpointError(f"{what} ({path}): {hint}")
+def problem(path, what, hint=DAMAGED, kind=CheckpointError):
+    """``beexnp.outputs.problem`` for a saved model's file: a ``CheckpointError`` (the fix: by default, ``DAMAGED``)."""
+    return outputs.problem(what, path, hint, kind)
 
 
 def canonical(d):
@@ -93,14 +95,14 @@ def config_section(cls, values, name, path, defaulted):
             if f.default is dataclasses.MISSING:
                 raise problem(path, f"{name}.{f.name} is missing")
             defaulted.append(f"{name}.{f.name}")
-    for line in value_problems(cls, values):
-        raise problem(path, f"{name}.{line}")
+    for _, what, _ in value_problems(cls, values):
+        raise problem(path, f"{name}.{what}")
     try:
         config = cls(**values)
         if cls is ModelConfig:
             config.validate()
     except (ValueError, TypeError) as err:
-        raise problem(path, f"{name}: {err}") from None
+        raise problem(path, f"{name}.{getattr(err, 'what', err)}") from None
     return config
 
 

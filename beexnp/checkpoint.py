@@ -230,10 +230,10 @@ def _read_checkpoint(folder):
     blobs = {}
     for name, digest in files.items():
         if not (where / name).is_file():
-            raise CheckpointMismatch(f"{name} is missing ({where}): {DAMAGED}")
+            raise problem(where, f"{name} is missing", kind=CheckpointMismatch)
         blobs[name] = (where / name).read_bytes()
         if _sha256(blobs[name]) != digest:
-            raise CheckpointMismatch(f"{name} does not match its checksum in {CARD} ({where}): {DAMAGED}")
+            raise problem(where, f"{name} does not match its checksum in {CARD}", kind=CheckpointMismatch)
     return card, blobs
 
 

@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import shutil
 import sys
 import time
@@ -44,7 +45,7 @@ from beexnp.glue.summary import describe_task, format_summary
 from beexnp.gradcheck import format_table
 from beexnp.layer_checks import check_all
 from beexnp.limits import check_sizes
-from beexnp.outputs import (RUN_FILES, STOP_SIGNALS, atomic_write, guard_file, guard_folder, guard_input_file,
+from beexnp.outputs import (RUN_FILES, UserError, STOP_SIGNALS, atomic_write, guard_file, guard_folder, guard_input_file,
                             one_line, problem, resolved, signal_name, terminations_raise)
 from beexnp.packed import export_checkpoint, open_saved
 from beexnp.size import checkpoint_size_report, format_size_report
@@ -71,7 +72,7 @@ def glue_for(args, task):
                        progress=not getattr(args, "no_progress", False))
 
 
-class UsageError(ValueError):
+class UsageError(UserError):
     """A command line the parser refuses; ``main`` prints it as one line, status 1."""
 
 
@@ -79,7 +80,9 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one ``error:`` line and status 1 (``main``), like every other user error."""
 
     def error(self, message):
-        raise UsageError(problem(f"{self.prog}: {message}", self.prog, f"see {self.prog} --help"))
+        flag = re.match(r"argument ([^:]+): ", message)             # argparse names the flag it refuses
+        raise problem(f"{self.prog}: {message}", flag.group(1) if flag else self.prog, f"see {self.prog} --help",
+                      UsageError)
 
 
 def finite_float(text):
@@ -129,13 +132,13 @@ GRADCHECK_MAX = dict(batch=64, tokens=64, dim=256)   # float64 central differenc
 
 def run_gradcheck(args):
     if args.dim % args.heads:
-        raise ValueError(problem(f"--heads {args.heads} must divide --dim {args.dim}", f"--heads {args.heads}",
-                                 "choose a divisor of --dim"))
+        raise problem(f"--heads {args.heads} must divide --dim {args.dim}", f"--heads {args.heads}",
+                                 "choose a divisor of --dim")
     for name, most in GRADCHECK_MAX.items():
         if getattr(args, name) > most:
-            raise ValueError(problem(f"--{name} {getattr(args, name)} is more than a gradient check needs "
+            raise problem(f"--{name} {getattr(args, name)} is more than a gradient check needs "
                                      f"(at most {most}; every entry costs two forward passes)",
-                                     f"--{name}", f"use at most {most}"))
+                                     f"--{name}", f"use at most {most}")
     reports = check_all(np.random.default_rng(args.seed), batch=args.batch, tokens=args.tokens,
                         dim=args.dim, heads=args.heads)
     print(format_table(reports))
@@ -263,16 +266,17 @@ def check_output_folder(out, resume=None, overwrite=False, teacher=None):
     for flag, source in (("--teacher", teacher), ("--resume", resume if overwrite else None)):
         if source is not None and inside_run_files(source, out):
             doing = "--overwrite deletes" if overwrite else "the run replaces"
-            raise ValueError(problem(f"{flag} lies inside the run files of {out}, which {doing}", f"{flag} {source}",
-                                     f"copy it elsewhere first, or choose another --out"))
+            raise problem(f"{flag} lies inside the run files of {out}, which {doing}", f"{flag} {source}",
+                                     f"copy it elsewhere first, or choose another --out")
     existing = [name for name in RUN_FILES if has_checkpoint(out / name) or (out / name).exists()]
     same = resume is not None and out.resolve() == Path(resume).parent.resolve()
     if same and overwrite:
-        raise ValueError(f"--overwrite would delete the checkpoint --resume {resume} continues from")
+        raise problem("--overwrite would delete the checkpoint --resume continues from", f"--resume {resume}",
+                      "leave out --overwrite to continue the run, or copy the checkpoint elsewhere first")
     if existing and not (same or overwrite):
         hint = f"continue it with --resume {out / 'last'}, " if has_checkpoint(out / "last") else ""
-        raise FileExistsError(f"{out} already holds a run ({', '.join(existing)}): {hint}"
-                              "start again with --overwrite, or choose another --out")
+        raise problem(f"the folder already holds a run ({', '.join(existing)})", f"--out {out}",
+                      f"{hint}start again with --overwrite, or choose another --out")
 
 
 def inside_run_files(path, out):
@@ -392,8 +396,8 @@ def check_inference(args, saved, batch_size=1):
         exit_rule(saved.raw, task, args.criterion, args.delta)
     split = getattr(args, "split", None)
     if split is not None and split != "heldout" and split not in task.splits:
-        raise ValueError(problem(f"{task.name} has no split {split!r}", f"--split {split}",
-                                 f"choose one of {', '.join(list(task.splits) + ['heldout'])}"))
+        raise problem(f"{task.name} has no split {split!r}", f"--split {split}",
+                                 f"choose one of {', '.join(list(task.splits) + ['heldout'])}")
     sizes = dict(training_sizes(TrainConfig(batch_size=batch_size, max_len=max(config.max_len, 3)), config),
                  vocab=config.vocab_size)
     check_sizes(sizes, dict(sizes, batch_size=1), {"batch_size": "--batch-size"}, training=False, what="inference")
@@ -518,8 +522,8 @@ def add_download(sub):
 def run_download(args):
     tasks = parse_task_list(args.tasks)
     if args.deadline <= 0:
-        raise ValueError(problem(f"the deadline must be > 0 seconds, got {args.deadline:g}",
-                                 f"--deadline {args.deadline:g}", "give a positive number of seconds"))
+        raise problem(f"the deadline must be > 0 seconds, got {args.deadline:g}",
+                                 f"--deadline {args.deadline:g}", "give a positive number of seconds")
     glue = guard_folder(args.dir, "--dir")
     url = base_url(args.base_url)
     status = 0
@@ -529,9 +533,9 @@ def run_download(args):
                                    force=args.force, progress=not args.quiet, deadline=args.deadline)
         except (DownloadError, GlueFormatError, ValueError, OSError) as err:
             reason = one_line(err)
-            print("error: " + problem(f"{task.name} not downloaded: {reason}", f"--dir {args.dir}",
+            print("error: " + str(problem(f"{task.name} not downloaded: {reason}", f"--dir {args.dir}",
                                       "check the network and the address (--base-url), then run it again; "
-                                      "nothing was changed there"), file=sys.stderr)
+                                      "nothing was changed there")), file=sys.stderr)
             status = 1
             continue
         note = " (use --force to replace it)" if result == "present" else ""
@@ -612,6 +616,9 @@ def main(argv=None):
             signum = getattr(err, "signum", STOP_SIGNALS[0])
             print(f"\ninterrupted ({signal_name(signum)}); no partial file was left", file=sys.stderr)
             return 128 + signum
-        except (ValueError, OSError, TrainingDiverged) as err:  # CheckpointError, GlueFormatError: ValueErrors
-            print(f"error: {one_line(err)}", file=sys.stderr)
+        except UserError as err:                  # the one form, on one line by construction (beexnp.outputs.problem)
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        except (ValueError, OSError, TrainingDiverged) as err:  # not made by problem(): shown as it is, not reshaped
+            print(f"error: {err}", file=sys.stderr)
             return 1

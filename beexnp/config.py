@@ -23,6 +23,7 @@ from beexnp.criteria import FractionalEntropy, RelativeChange
 from beexnp.exit_loss import WEIGHTINGS, SoftRouting
 from beexnp.glue.tasks import TASKS, get_task
 from beexnp.optim import OPTIMIZERS
+from beexnp.outputs import UserError
 from beexnp.schedules import DECAYS
 from beexnp.sign import ESTIMATORS
 from beexnp.slfn import SLFN_VARIANTS
@@ -39,9 +40,24 @@ def option(default, help, choices=None):
     return dataclasses.field(default=default, metadata=dict(help=help, choices=choices))
 
 
+class ConfigProblem(UserError):
+    """A setting's bad value, naming its ``section`` ("model" or "train") and ``field``; the place defaults to
+    ``section.field`` and ``build_settings`` names where the value came from (a --config file or a flag)."""
+
+    def __init__(self, section, field, what, fix, where=None):
+        self.fields = (field,) if isinstance(field, str) else tuple(field)    # a problem of several: the first leads
+        self.section, self.field = section, self.fields[0]
+        super().__init__(what, where or f"{section}.{self.field}", fix)
+
+
+def example(f):
+    """', e.g. <the default>' for the dataclass field ``f`` (nothing when its default is None)."""
+    return "" if f.default in (None, dataclasses.MISSING) else f", e.g. {f.default!r}"
+
+
 def field_problems(config):
-    """One line per field of the dataclass instance ``config`` whose value has the wrong type or is not
-    among its ``choices`` (an int is accepted for a float field; a bool is never a number)."""
+    """(field, what is wrong, what to do) per field of the dataclass instance ``config`` whose value has the
+    wrong type or is not among its ``choices`` (an int is accepted for a float field; a bool is never a number)."""
     return value_problems(type(config), {f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
 
 
@@ -58,32 +74,62 @@ def value_problems(cls, values):
         kinds = tuple({float: (int, float)}.get(t, (t,)) for t in allowed)
         kinds = tuple(k for group in kinds for k in group)
         numeric_bool = isinstance(value, bool) and bool not in allowed
+        choices = ", ".join(map(repr, f.metadata.get("choices") or ()))
         if numeric_bool or not isinstance(value, kinds):
             names = " or ".join("None" if t is type(None) else t.__name__ for t in allowed)
-            problems.append(f"{f.name} must be {names}, got {value!r}")
+            fix = f"use one of {choices}" if choices else f"give a JSON {' or '.join(JSON_NAMES[t] for t in allowed)}"
+            problems.append((f.name, f"{f.name} must be {names}, got {value!r}", fix + ("" if choices else example(f))))
         elif isinstance(value, float) and not math.isfinite(value):
-            problems.append(f"{f.name} must be a finite number, got {value!r}")
-        elif f.metadata.get("choices") and value not in f.metadata["choices"]:
-            problems.append(f"{f.name} must be one of {', '.join(map(repr, f.metadata['choices']))}, got {value!r}")
+            problems.append((f.name, f"{f.name} must be a finite number, got {value!r}",
+                             "give a finite number" + example(f)))
+        elif choices and value not in f.metadata["choices"]:
+            problems.append((f.name, f"{f.name} must be one of {choices}, got {value!r}", f"use one of {choices}"))
     return problems
 
 
-def checked(config, what):
+JSON_NAMES = {int: "integer (no quotes, no decimal point)", float: "number (no quotes)", bool: "true or false",
+              str: "string (in quotes)", type(None): "null"}
+
+
+def checked(config, section):
     """``config`` if its fields have the right types and choices (``field_problems``) and then the right ranges
-    (its ``_range_problems``); otherwise one ValueError listing every problem."""
-    problems = field_problems(config) or config._range_problems()
-    if problems:
-        raise ValueError(f"invalid {what} config: " + "; ".join(problems))
+    (its ``_range_problems``); otherwise a ``ConfigProblem`` naming the first field that has a problem."""
+    for field, what, fix in field_problems(config) or config._range_problems():
+        raise ConfigProblem(section, field, what, fix)
     return config
+
+
+def at_least(config, names, low, strict=False):
+    """(field, what, fix) for every field among ``names`` of ``config`` that is below ``low`` (or at it, ``strict``);
+    a field whose value is None (no limit) passes."""
+    sign = ">" if strict else ">="
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    return [(name, f"{name} must be {sign} {low}, got {getattr(config, name)}",
+             f"give {name} {sign} {low}" + (example(fields[name]) if fields[name].default is not None
+                                            else ", or leave it out for no limit"))
+            for name in names if getattr(config, name) is not None
+            and (getattr(config, name) <= low if strict else getattr(config, name) < low)]
+
+
+def within(config, name, low, high, closed_high=False, closed_low=True):
+    """[(field, what, fix)] if the field ``name`` of ``config`` is outside the interval from ``low`` to ``high``."""
+    value = getattr(config, name)
+    ok = (low <= value if closed_low else low < value) and (value <= high if closed_high else value < high)
+    span = f"{'[' if closed_low else '('}{low}, {high}{']' if closed_high else ')'}"
+    default = next(f for f in dataclasses.fields(config) if f.name == name)
+    return [] if ok else [(name, f"{name} must be in {span}, got {value}", f"give {name} in {span}" + example(default))]
 
 
 def dataclass_from_dict(cls, d, what):
     """cls(**d), refusing keys that are not fields of the dataclass ``cls`` (named in the error)."""
+    section = "model" if cls is ModelConfig else "train"
     if not isinstance(d, dict):
-        raise ValueError(f"{what} must be a JSON object, got {type(d).__name__}")
+        raise UserError(f"{what} must be a JSON object, got {type(d).__name__}", section,
+                        "give an object of its fields")
     unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
-        raise ValueError(f"unknown {what} keys: {', '.join(unknown)}")
+        raise ConfigProblem(section, unknown[0], f"unknown {what} keys: {', '.join(unknown)}",
+                            f"remove them; the keys are {', '.join(f.name for f in dataclasses.fields(cls))}")
     return cls(**d)
 
 
@@ -134,17 +180,21 @@ class ModelConfig:
     def _range_problems(self):
         problems = []
         if self.regression and self.num_classes != 1:
-            problems.append(f"regression needs num_classes=1, got {self.num_classes}")
+            problems.append(("num_classes", f"regression needs num_classes=1, got {self.num_classes}",
+                             "give num_classes 1 (it is set from the task)"))
         if not self.regression and self.num_classes < 2:
-            problems.append(f"classification needs num_classes >= 2, got {self.num_classes}")
-        if min(self.token_dim, self.heads, self.blocks) < 1 or self.position_dim < 0:
-            problems.append("need token_dim, heads, blocks >= 1 and position_dim >= 0")
-        elif self.dim % self.heads:
-            problems.append(f"width d={self.dim} is not divisible by heads={self.heads}")
-        if self.vocab_size < 5:
-            problems.append(f"need vocab_size >= 5 (4 special tokens), got {self.vocab_size}")
-        if not 0 <= self.dropout < 1:
-            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+            problems.append(("num_classes", f"classification needs num_classes >= 2, got {self.num_classes}",
+                             "give num_classes >= 2 (it is set from the task)"))
+        sizes = at_least(self, ("token_dim", "heads", "blocks"), 1) + at_least(self, ("position_dim",), 0)
+        problems += sizes
+        if not sizes and self.dim % self.heads:
+            divisors = [h for h in range(1, min(self.dim, 64) + 1) if self.dim % h == 0]
+            problems.append((("heads", "token_dim", "position_dim", "position_mode"), f"width d={self.dim} is not divisible by heads={self.heads}",
+                             f"use heads that divide {self.dim} (one of {', '.join(map(str, divisors))}), or change "
+                             "token_dim / position_dim"))
+        problems += [(name, what, fix + " (4 special tokens and a word)")
+                     for name, what, fix in at_least(self, ("vocab_size",), 5)]
+        problems += within(self, "dropout", 0, 1)
         return problems
 
     def to_dict(self):
@@ -225,36 +275,29 @@ class TrainConfig:
     seed: int = option(0, "one seed for initialization, dropout and data order")
 
     def __post_init__(self):
-        checked(self, "training")
+        checked(self, "train")
 
     def _range_problems(self):
         problems = []
         try:
             task = get_task(self.task)
-        except ValueError as err:
-            problems.append(str(err))
+        except UserError as err:
+            problems.append(("task", err.what, err.fix))
         else:                                          # soft routing's delta is the exit rule's threshold
             try:
                 (RelativeChange if task.regression else FractionalEntropy)(self.delta)
-            except ValueError as err:
-                problems.append(str(err))
-        positive = ["epochs", "batch_size", "lr", "clip_norm", "tau", "min_freq", "patience", "save_every",
-                    "distill_temperature"]
-        problems += [f"{name} must be > 0, got {getattr(self, name)}" for name in positive if getattr(self, name) <= 0]
-        problems += [f"{name} must be None or > 0, got {getattr(self, name)}"
-                     for name in ("max_steps", "train_subset", "dev_subset")
-                     if getattr(self, name) is not None and getattr(self, name) <= 0]
-        if self.max_len < 3:
-            problems.append(f"max_len must be >= 3 ([CLS], [SEP] and a token: Tokenizer.encode), got {self.max_len}")
-        if self.max_vocab < 5:
-            problems.append(f"max_vocab must be >= 5 (4 special tokens), got {self.max_vocab}")
-        if self.weight_decay < 0 or not 0 <= self.warmup < 1 or not 0 <= self.beta <= 1:
-            problems.append(f"need weight_decay >= 0, 0 <= warmup < 1, 0 <= beta <= 1; got "
-                            f"{self.weight_decay}, {self.warmup}, {self.beta}")
-        if not 0 < self.heldout_fraction < 1:
-            problems.append(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
-        if not 0 <= self.distill_weight <= 1:
-            problems.append(f"distill_weight must be in [0, 1], got {self.distill_weight}")
+            except UserError as err:
+                problems.append(("delta", err.what, err.fix))
+        problems += at_least(self, ("epochs", "batch_size", "lr", "clip_norm", "tau", "min_freq", "patience",
+                                    "save_every", "distill_temperature", "max_steps", "train_subset", "dev_subset"),
+                             0, strict=True)
+        problems += [(name, what, fix + " ([CLS], [SEP] and a token)") for name, what, fix in at_least(self, ("max_len",), 3)]
+        problems += [(name, what, fix + " (4 special tokens and a word)")
+                     for name, what, fix in at_least(self, ("max_vocab",), 5)]
+        problems += at_least(self, ("weight_decay",), 0)
+        problems += within(self, "warmup", 0, 1) + within(self, "beta", 0, 1, closed_high=True)
+        problems += within(self, "heldout_fraction", 0, 1, closed_low=False)
+        problems += within(self, "distill_weight", 0, 1, closed_high=True)
         return problems
 
     @property
@@ -278,7 +321,8 @@ def model_config_for(train_config, model_overrides=None, vocab_size=STAND_IN_VOC
     config = ModelConfig.from_dict(dict(model_overrides or {}, num_classes=task.num_labels, regression=task.regression,
                                         max_len=max(train_config.max_len, 1), vocab_size=vocab_size))
     if config.pair_encoding == "siamese" and not task.pair:
-        raise ValueError(f"pair_encoding='siamese' needs a sentence-pair task; {task.name} has one sentence")
+        raise ConfigProblem("model", "pair_encoding", f"pair_encoding='siamese' needs a sentence-pair task; "
+                            f"{task.name} has one sentence", "use pair_encoding 'joint', or a sentence-pair task")
     return config
 
 
@@ -293,49 +337,90 @@ class Settings:
 
 def file_sections(path):
     """{"model": {...}, "train": {...}} of a --config file; a problem in it is one line naming the file and the field."""
+    where = f"--config {path}"
     try:
         config = json.loads(Path(path).read_bytes())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        raise UserError(f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}", where,
+                        "correct the file there (it must be one JSON object)") from None
     except RecursionError:
-        raise ValueError(f"{path}: not valid JSON (nested too deeply)") from None
+        raise UserError("not valid JSON: nested too deeply", where,
+                        'write one object {"model": {...}, "train": {...}} of plain values') from None
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not UTF-8 text ({err.reason})") from None
+        raise UserError(f"not UTF-8 text ({err.reason} at byte {err.start})", where, "save the file as UTF-8") from None
+    except OSError as err:
+        raise UserError(f"cannot read the file ({err.strerror or err})", where,
+                        "give the path of a readable JSON file") from None
     if not isinstance(config, dict):
-        raise ValueError(f"{path}: expected a JSON object with 'model' and/or 'train' sections")
+        raise UserError(f"expected a JSON object with 'model' and/or 'train' sections, got {type(config).__name__}",
+                        where, 'write {"model": {...}, "train": {...}}')
     unknown = sorted(map(str, set(config) - {"model", "train"}))
     if unknown:
-        raise ValueError(f"{path}: unknown sections {unknown}; expected 'model' and 'train'")
+        raise UserError(f"unknown sections {unknown}", f"{where}: {unknown[0]}",
+                        "use only the sections 'model' and 'train'")
     for section, cls, derived in (("model", ModelConfig, DATA_DERIVED), ("train", TrainConfig, ())):
         values = config.get(section, {})
         if not isinstance(values, dict):
-            raise ValueError(f"{path}: '{section}' must be a JSON object, got {type(values).__name__}")
-        fields = {f.name for f in dataclasses.fields(cls)} - set(derived)
-        extra = sorted(set(values) - fields)
-        problems = [f"unknown {section} keys: {', '.join(extra)}"] if extra else []
-        problems += [f"{k} is set from the data; remove it" for k in derived if k in values]
+            raise UserError(f"'{section}' must be a JSON object, got {type(values).__name__}", f"{where}: {section}",
+                            f'write "{section}": {{"field": value, ...}}')
+        every = [f.name for f in dataclasses.fields(cls)]
+        fields = [name for name in every if name not in derived]
+        problems = [(key, f"unknown {section} keys: {', '.join(map(str, sorted(set(values) - set(every))))}",
+                     f"remove it; the {section} keys are {', '.join(fields)}") for key in values if key not in every]
+        problems = problems[:1] + [(k, f"{k} is set from the data", "remove it") for k in derived if k in values]
         problems += value_problems(cls, values)
-        if problems:
-            raise ValueError(f"{path}: {section}: " + "; ".join(problems))
+        for field, what, fix in problems:
+            raise ConfigProblem(section, field, what, fix, where=f"{where}: {section}.{field}")
     return {"model": config.get("model", {}), "train": config.get("train", {})}
+
+
+def flag_of(field, value):
+    """How the command line gives ``field`` = ``value``: ``--field-name value`` (a bool: ``--field`` / ``--no-field``)."""
+    flag = "--" + field.replace("_", "-")
+    if field == "binarize" and value is False:
+        return "--full-precision"
+    if isinstance(value, bool):
+        return flag if value else "--no-" + flag[2:]
+    return f"{flag} {value}"
 
 
 def build_settings(file=None, model=None, train=None, resume=None):
     """The one place a run's settings are built and checked: the defaults, then the --config ``file``'s sections,
-    then ``model`` and ``train`` (the flags typed: {field: value}).
+    then ``model`` and ``train`` (the flags typed: {field: value}).  A problem names where its value came from:
+    the flag (``--epochs 0``), or the file and the field (``--config c.json: train.epochs``).
 
     ``resume``: the opened training checkpoint (``beexnp.checkpoint.open_checkpoint``) a run continues; every
     setting given must then equal the checkpoint's, but ``RESUME_OVERRIDES``, and the rest are the checkpoint's."""
     sections = file_sections(file) if file else {"model": {}, "train": {}}
-    model = dict(sections["model"], **(model or {}))
-    train = dict(sections["train"], **(train or {}))
+    flags = {"model": dict(model or {}), "train": dict(train or {})}
+    model = dict(sections["model"], **flags["model"])
+    train = dict(sections["train"], **flags["train"])
+    try:
+        return settings_of(model, train, resume)
+    except ConfigProblem as err:
+        flagged = [f for f in err.fields if f in flags[err.section]]
+        filed = [f for f in err.fields if f in sections[err.section]]
+        if flagged:
+            where = flag_of(flagged[0], flags[err.section][flagged[0]])
+        elif filed:
+            where = f"--config {file}: {err.section}.{filed[0]}"
+        elif resume is not None:
+            where = f"--resume {resume.path}: {err.section}.{err.field}"
+        else:
+            raise
+        raise ConfigProblem(err.section, err.fields, err.what, err.fix, where) from None
+
+
+def settings_of(model, train, resume):
+    """``build_settings`` for the merged settings ``model`` and ``train`` ({field: value})."""
     if resume is None:
         cfg = TrainConfig.from_dict(train)
         return Settings(cfg, model_config_for(cfg, model))
     stored_model, stored_train = resume.card.config, resume.card.train_config
     conflicts = resume_conflicts(stored_model.to_dict(), asdict(stored_train), model, train)
     if conflicts:
-        raise ValueError(f"--resume {resume.path}: settings differ from the checkpoint's: {'; '.join(conflicts)} "
-                         f"(a resumed run may change only {', '.join(RESUME_OVERRIDES)})")
+        raise UserError(f"settings differ from the checkpoint's: {'; '.join(conflicts)}", f"--resume {resume.path}",
+                        f"leave those settings out (a resumed run may change only {', '.join(RESUME_OVERRIDES)}), "
+                        "or start a new run with another --out")
     cfg = TrainConfig.from_dict(dict(asdict(stored_train), **train))
     return Settings(cfg, stored_model)

@@ -25,6 +25,7 @@ import numpy as np
 
 from beexnp.activations import softmax
 from beexnp.entropy import certain, entropy, fractional_entropy_drop, relative_change
+from beexnp.outputs import problem
 
 
 def checked(value, criterion, legal, ok):
@@ -35,8 +36,8 @@ def checked(value, criterion, legal, ok):
     except (TypeError, ValueError):
         v = math.nan
     if isinstance(value, bool) or not (math.isfinite(v) and ok(v)):
-        raise ValueError(f"delta (the {criterion} criterion's threshold) must be {legal}, got {value!r} (--delta): "
-                         f"give a threshold {legal}")
+        raise problem(f"delta (the {criterion} criterion's threshold) must be {legal}, got {value!r}", "--delta",
+                      f"give a threshold {legal}")
     return v
 
 

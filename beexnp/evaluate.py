@@ -17,6 +17,7 @@ from beexnp.glue.reader import nonempty
 from beexnp.glue.tokenizer import UNK_ID
 from beexnp.inference import early_exit_forward, early_exit_split, exit_outputs, predictions
 from beexnp.packed import open_saved
+from beexnp.outputs import problem
 
 
 def open_for_inference(source):
@@ -63,7 +64,8 @@ def labelled_split(model, tokenizer, task, card, split=None, glue_dir=None, limi
         raise ValueError(f"limit must be >= 1, got {limit}")
     examples = nonempty(heldout_of(card, glue_dir) if split == HELDOUT else load_split(task, split, glue_dir))
     if examples.labels is None:
-        raise ValueError(f"{task.name} {split} has no labels (test labels are not public): use a dev split")
+        raise problem(f"{task.name} {split} has no labels (test labels are not public)", f"--split {split}",
+                      f"use a dev split ({', '.join(task.dev_splits)})")
     if limit:
         examples = subset(examples, limit)
     return encode_examples(tokenizer, examples, max_len_of(model, card))
@@ -73,8 +75,8 @@ def heldout_of(card, glue_dir=None):
     """The held-out rows (``Examples``) of the run a checkpoint card describes; an error if it trained on them."""
     cfg = card.get("train_config", {})
     if cfg.get("select_on", "dev") != HELDOUT:
-        raise ValueError("this checkpoint was selected on dev and trained on every training row: it has no "
-                         "held-out slice (--split heldout): evaluate it on dev, or train with --select-on heldout")
+        raise problem("this checkpoint was selected on dev and trained on every training row: it has no "
+                      "held-out slice", "--split heldout", "evaluate it on dev, or train with --select-on heldout")
     return load_heldout(card["task"], glue_dir, cfg["heldout_fraction"], cfg["heldout_seed"], cfg.get("train_subset"))
 
 
@@ -173,9 +175,10 @@ def predict_texts(folder, text_a, text_b=None, criterion="fractional", delta=Non
     makes the answer doubtful (an empty text, no known word, a text cut to the model's length)."""
     model, tokenizer, task, card = load_for_inference(folder)
     if task.pair and text_b is None:
-        raise ValueError(f"{task.name} is a sentence-pair task: give two texts")
+        raise problem(f"{task.name} is a sentence-pair task", "text", "give two texts: the sentence pair")
     if not task.pair and text_b is not None:
-        raise ValueError(f"{task.name} is a single-sentence task: give one text, not two")
+        raise problem(f"{task.name} is a single-sentence task", "text_b", "give one text, not two (quote a text "
+                      "with spaces: \"a good film\")")
     rule, delta, source = exit_rule(card, task, criterion, delta)
     max_len = max_len_of(model, card)
     ids = np.array([tokenizer.encode(text_a, text_b, max_len=max_len)], dtype=np.int64)

@@ -57,6 +57,6 @@ def check_sizes(sizes, defaults, flags, training=True, what="training", memory=N
                default=None)
     flag = flags.get(best, "sizes")
     shown = f"{flag} {sizes[best]}" if best else ", ".join(f"{f} {sizes[n]}" for n, f in flags.items())
-    raise ValueError(problem(f"{what} at these sizes needs about {gib(need)} of memory, more than this machine's "
+    raise problem(f"{what} at these sizes needs about {gib(need)} of memory, more than this machine's "
                              f"{gib(memory)}", shown, f"lower {flag}" if best else
-                             "lower " + ", ".join(flags.values())))
+                             "lower " + ", ".join(flags.values()))

@@ -35,9 +35,20 @@ RUN_FILES = ("best", "last", "history.json")      # what a run writes into its o
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
-def problem(what, where, fix):
-    """The one message form: ``<what is wrong> (<flag or path>): <what to do>`` (``main`` adds ``error:``)."""
-    return f"{what} ({where}): {fix}"
+class UserError(ValueError):
+    """A user's mistake: its text is the one message form, ``<what is wrong> (<flag or path>): <what to do>``,
+    on one line (``main`` prints ``error: `` and it, status 1; any other exception is not a user's mistake)."""
+
+    def __init__(self, what, where, fix):
+        self.what, self.where, self.fix = (one_line(part) for part in (what, where, fix))
+        if not (self.what and self.where and self.fix):
+            raise TypeError(f"a user error needs what, where and fix, got {(what, where, fix)!r}")
+        super().__init__(f"{self.what} ({self.where}): {self.fix}")
+
+
+def problem(what, where, fix, kind=UserError):
+    """The one message form, built in one place: a ``kind`` (``UserError`` or a subclass) to raise."""
+    return kind(what, where, fix)
 
 
 def one_line(text):
@@ -45,7 +56,7 @@ def one_line(text):
     return " ".join(str(text).split())
 
 
-class OutputRefused(ValueError):
+class OutputRefused(UserError):
     """A target a command must not write: it would destroy something, or it cannot be a file there."""
 
 
@@ -92,8 +103,8 @@ def kind_of(path):
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as err:
-        raise OutputRefused(problem(f"cannot look at the target ({err.strerror})", path,
-                                    "choose another path")) from None
+        raise problem(f"cannot look at the target ({err.strerror})", path,
+                                    "choose another path", OutputRefused) from None
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -127,26 +138,26 @@ def resolved(path):
 def guard_file(path, flag=None):
     """The resolved path a file may be written at (``path`` as typed, for ``flag``); else a one-line OutputRefused."""
     if str(path).strip() == "":
-        raise OutputRefused(problem("the output path is empty", flag or "path", "give a file name"))
+        raise problem("the output path is empty", flag or "path", "give a file name", OutputRefused)
     real = resolved(path)
     kind = kind_of(real)
     if kind is not None and kind != "a file":
         fix = "give a file name inside it" if kind == "a folder" else "give the path of a regular file"
-        raise OutputRefused(problem(f"the output is {kind}, not a regular file" +
-                                    (f" ({real})" if real != Path(path).absolute() else ""), where(flag, path), fix))
+        raise problem(f"the output is {kind}, not a regular file" +
+                                    (f" ({real})" if real != Path(path).absolute() else ""), where(flag, path), fix, OutputRefused)
     why = protected(real)
     if why:
-        raise OutputRefused(problem(f"refusing to write there: {why}", where(flag, path),
-                                    "choose a path outside checkpoint folders and a run's files"))
+        raise problem(f"refusing to write there: {why}", where(flag, path),
+                                    "choose a path outside checkpoint folders and a run's files", OutputRefused)
     parent = real.parent
     parent_kind = kind_of(parent)
     if parent_kind != "a folder":
         what = "does not exist" if parent_kind is None else f"is {parent_kind}, not a folder"
-        raise OutputRefused(problem(f"the folder {parent} {what}", where(flag, path),
-                                    "create the folder first, or choose another path"))
+        raise problem(f"the folder {parent} {what}", where(flag, path),
+                                    "create the folder first, or choose another path", OutputRefused)
     if not writable(parent):
-        raise OutputRefused(problem(f"the folder {parent} is not writable", where(flag, path),
-                                    "choose a folder you can write"))
+        raise problem(f"the folder {parent} is not writable", where(flag, path),
+                                    "choose a folder you can write", OutputRefused)
     return real
 
 
@@ -155,8 +166,8 @@ def guard_input_file(path, flag=None):
     waits for a writer forever).  A missing file is left to the reader's own error."""
     kind = kind_of(resolved(path))
     if kind not in (None, "a file"):
-        raise OutputRefused(problem(f"the input is {kind}, not a regular file", where(flag, path),
-                                    "give the path of a file"))
+        raise problem(f"the input is {kind}, not a regular file", where(flag, path),
+                                    "give the path of a file", OutputRefused)
     return path
 
 
@@ -164,24 +175,24 @@ def guard_folder(path, flag=None, create=False):
     """The resolved folder outputs may be written into; refused (one line) when it is a file, a device, inside a
     checkpoint or a run's own file.  ``create``: make it (and its parents)."""
     if str(path).strip() == "":
-        raise OutputRefused(problem("the output folder is empty", flag or "path", "give a folder name"))
+        raise problem("the output folder is empty", flag or "path", "give a folder name", OutputRefused)
     real = resolved(path)
     kind = kind_of(real)
     if kind is not None and kind != "a folder":
-        raise OutputRefused(problem(f"the output folder is {kind}" +
+        raise problem(f"the output folder is {kind}" +
                                     (f" ({real})" if real != Path(path).absolute() else ""), where(flag, path),
-                                    "give the path of a folder (it is created if missing)"))
+                                    "give the path of a folder (it is created if missing)", OutputRefused)
     why = protected(real)
     if why:
-        raise OutputRefused(problem(f"refusing to write there: {why}", where(flag, path),
-                                    "choose a folder outside checkpoint folders and a run's files"))
+        raise problem(f"refusing to write there: {why}", where(flag, path),
+                                    "choose a folder outside checkpoint folders and a run's files", OutputRefused)
     existing = next(p for p in (real, *real.parents) if p.exists())
     if kind_of(existing) != "a folder":
-        raise OutputRefused(problem(f"{existing} is {kind_of(existing)}, not a folder", where(flag, path),
-                                    "choose another folder"))
+        raise problem(f"{existing} is {kind_of(existing)}, not a folder", where(flag, path),
+                                    "choose another folder", OutputRefused)
     if not writable(existing):
-        raise OutputRefused(problem(f"the folder {existing} is not writable", where(flag, path),
-                                    "choose a folder you can write"))
+        raise problem(f"the folder {existing} is not writable", where(flag, path),
+                                    "choose a folder you can write", OutputRefused)
     if create:
         try:
             real.mkdir(parents=True, exist_ok=True)
@@ -264,14 +275,22 @@ def clean_leftovers(folder, name):
     return removed
 
 
+class Missing(UserError, FileNotFoundError):
+    """Something a command reads is not there (a GLUE folder, a split's file): a user error, and a FileNotFoundError."""
+
+
+class WriteFailed(UserError, OSError):
+    """A write the system refused (a full disk, no permission): a user error naming the path."""
+
+
 def write_error(err, path):
     """An OSError of a write as one line naming ``path`` and what to do."""
     fixes = {errno.ENOSPC: "free some space or write elsewhere", errno.EDQUOT: "free some space or write elsewhere",
              errno.EACCES: "choose a folder you can write", errno.EPERM: "choose a folder you can write",
              errno.EROFS: "choose a folder on a writable disk"}
     fix = fixes.get(err.errno, "check the disk and the path, then try again")
-    one = OSError(problem(f"could not write: {err.strerror or err}", path, f"{fix}; nothing was written there"))
-    one.errno = err.errno                                              # str(one) stays the message alone
+    one = problem(f"could not write: {err.strerror or err}", path, f"{fix}; nothing was written there", WriteFailed)
+    one.errno = err.errno
     return one
 
 

@@ -18,6 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
+from beexnp import outputs
 from beexnp.checkpoint import copy_checkpoint, has_checkpoint, read_card, recover_checkpoints
 from beexnp.glue.location import find_glue_dir
 from beexnp.outputs import RUN_FILES, STOP_SIGNALS, Terminated, signal_name, write_whole  # noqa: F401 (RUN_FILES: re-exported)
@@ -144,10 +145,10 @@ def check_data(recorded, task, glue_dir, checkpoint):
     paths = data_files(task, glue_dir)
     for name, digest in sorted(recorded.items()):
         if name not in now:
-            raise FileNotFoundError(f"{name}, read by the run, is missing ({paths.get(name, name)}): resume with "
-                                    "the data the run read (--glue-dir)")
+            raise outputs.problem(f"{name}, read by the run, is missing", paths.get(name, name),
+                                  "resume with the data the run read (--glue-dir)", outputs.Missing)
         if now[name] != digest:
-            raise ValueError(f"{name} changed since the run read it: sha256 {now[name][:12]}..., the checkpoint "
-                             f"recorded {digest[:12]}... ({paths[name]}): resume with the data the run read "
-                             "(--glue-dir), or start again with --overwrite")
+            raise outputs.problem(f"{name} changed since the run read it: sha256 {now[name][:12]}..., the checkpoint "
+                                  f"recorded {digest[:12]}...", paths[name],
+                                  "resume with the data the run read (--glue-dir), or start again with --overwrite")
     return now

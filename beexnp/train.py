@@ -48,12 +48,13 @@ from beexnp.optim import OPTIMIZERS, clip_grad_norm
 from beexnp.runfolder import (RUN_FILES, StopRequest, check_data, checkpoint_note, data_checksums, older_history, prepare,
                               write_history)
 from beexnp.schedules import LRSchedule
+from beexnp import outputs
 
 __all__ = ["RUN_FILES", "Trainer", "TrainingDiverged", "load_task_data", "model_config_for"]
 
 
-class TrainingDiverged(RuntimeError):
-    pass
+class TrainingDiverged(outputs.UserError):
+    """The loss stopped being a finite number: the settings diverge (a user error, in the one form)."""
 
 
 def load_task_data(task, cfg, glue_dir=None, tokenizer=None):
@@ -68,8 +69,9 @@ def load_task_data(task, cfg, glue_dir=None, tokenizer=None):
     if tokenizer is None:
         tokenizer = Tokenizer.fit(train.text_a, train.text_b, min_freq=cfg.min_freq, max_size=cfg.max_vocab)
         if len(tokenizer) <= len(SPECIALS):
-            raise ValueError(f"{train.path}: no token occurs min_freq={cfg.min_freq} times in the training "
-                             "split, so the vocabulary would hold only the special tokens (lower --min-freq)")
+            raise outputs.problem(f"no token occurs min_freq={cfg.min_freq} times in the training split "
+                                  f"{train.path}, so the vocabulary would hold only the special tokens",
+                                  f"--min-freq {cfg.min_freq}", "lower --min-freq (1 keeps every token)")
     devs = {}
     for split in task.dev_splits:
         dev = nonempty(load_split(task, split, glue_dir))
@@ -214,9 +216,9 @@ class Trainer:
                                            f"this data has {self.steps_per_epoch} batches")
         scored_on = self.state.setdefault("selection_score", self.task.main_metric)   # older cards: the main metric
         if scored_on != selection_name(self.task) and self.state["best_score"] is not None:
-            raise ValueError(f"{folder} chose its best epoch on {scored_on}, and {self.task.name} now chooses on "
-                             f"{selection_name(self.task)} (DESIGN §9.2): the two cannot be compared; start the run "
-                             "again (--overwrite)")
+            raise outputs.problem(f"the run chose its best epoch on {scored_on}, and {self.task.name} now chooses on "
+                                  f"{selection_name(self.task)} (DESIGN §9.2): the two cannot be compared",
+                                  f"--resume {folder}", "start the run again (--overwrite)")
         self.history = card["history"] if "history" in card else older_history(source, self.state["epoch"])
         if self.out.resolve() != source.resolve() and has_checkpoint(source / "best"):
             self.best_source = source / "best"
@@ -226,9 +228,10 @@ class Trainer:
     def train_step(self, ids, mask, labels):
         loss = self.objective.forward(ids, mask, labels)
         if not np.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss is {loss} at step {self.state['step']} (epoch {self.state['epoch'] + 1}, "
-                f"batch {self.state['batch_in_epoch'] + 1}); {self.checkpoint_note('last')}")
+            raise outputs.problem(f"loss is {loss} at step {self.state['step']} (epoch {self.state['epoch'] + 1}, "
+                                  f"batch {self.state['batch_in_epoch'] + 1}); {self.checkpoint_note('last')}",
+                                  f"--lr {self.cfg.lr:g}", "start again with a lower --lr (or --clip-norm)",
+                                  TrainingDiverged)
         self.objective.backward()
         clip_grad_norm(self.params, self.cfg.clip_norm)
         self.optimizer.lr = self.schedule(self.state["step"])

@@ -137,7 +137,7 @@ def test_a_read_only_glue_dir_is_reported(nowhere, tmp_path, monkeypatch):
     monkeypatch.setenv(ENV_VAR, str(shared))
     try:
         assert ensure_task("cola", url=closed_port_url()) == shared
-        with pytest.raises(FileNotFoundError, match=r"shared \(\$GLUE_DIR\) is not writable"):
+        with pytest.raises(FileNotFoundError, match=r"is not writable, so it cannot be downloaded there \(\$GLUE_DIR: .*shared\): "):
             ensure_task("sst2", url=closed_port_url())
         assert os.listdir(shared) == ["CoLA"]
     finally:

@@ -115,13 +115,13 @@ def test_wrong_number_of_fields_names_file_and_line(tmp_path):
     path = write(tmp_path, "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta b\tentailment\n")
     with pytest.raises(GlueFormatError) as err:
         read_split(path, "rte", "train")
-    assert str(err.value).startswith(f"{path}:3: expected 4 tab-separated fields")
+    assert str(err.value).startswith("expected 4 tab-separated fields") and f"({path}:3): " in str(err.value)
     assert err.value.line == 3 and err.value.path == path
 
 
 def test_headerless_file_checks_its_column_count(tmp_path):
     path = write(tmp_path, "gj04\t1\t\tFine.\ngj04\t1\tNo mark column.\n")
-    with pytest.raises(GlueFormatError, match=r":2: expected 4 tab-separated fields \(cola train\), found 3"):
+    with pytest.raises(GlueFormatError, match=r"expected 4 tab-separated fields \(cola train\), found 3.* \(.*:2\): "):
         read_split(path, "cola", "train")
 
 
@@ -130,13 +130,13 @@ def test_bad_label_names_file_line_and_valid_labels(tmp_path):
     with pytest.raises(GlueFormatError) as err:
         read_split(path, "qnli", "dev")
     message = str(err.value)
-    assert message.startswith(f"{path}:3: bad qnli label 'contradiction'")
+    assert message.startswith("bad qnli label 'contradiction'") and f"({path}:3): " in message
     assert "entailment, not_entailment" in message
 
 
 def test_a_header_row_in_a_headerless_file_is_a_bad_label(tmp_path):
     path = write(tmp_path, "source\tlabel\tmark\tsentence\ngj04\t1\t\tFine.\n")
-    with pytest.raises(GlueFormatError, match=r":1: bad cola label 'label'"):
+    with pytest.raises(GlueFormatError, match=r"bad cola label 'label'.* \(.*:1\): "):
         read_split(path, "cola", "train")
 
 
@@ -144,7 +144,7 @@ def test_a_header_row_in_a_headerless_file_is_a_bad_label(tmp_path):
 def test_bad_regression_score(tmp_path, score):
     head = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
     path = write(tmp_path, head + f"0\tg\tf\ty\t0\tn\tn\tA.\tB.\t{score}\n")
-    with pytest.raises(GlueFormatError, match=r":2: bad stsb score .*\[0\.0, 5\.0\]"):
+    with pytest.raises(GlueFormatError, match=r"bad stsb score .*\[0\.0, 5\.0\].* \(.*:2\): "):
         read_split(path, "stsb", "train")
 
 
@@ -152,14 +152,14 @@ def test_non_utf8_bytes_name_the_line(tmp_path):
     path = write(tmp_path, b"sentence\tlabel\nfine\t1\ncaf\xe9\t0\n")
     with pytest.raises(GlueFormatError) as err:
         read_split(path, "sst2", "train")
-    assert str(err.value).startswith(f"{path}:3: not valid UTF-8")
+    assert str(err.value).startswith("not valid UTF-8") and f"({path}:3): " in str(err.value)
     assert "0xe9" in str(err.value)
 
 
 def test_header_too_narrow_for_the_layout(tmp_path):
     """An SST-2 file given as RTE: its header has 2 columns, RTE reads column 3."""
     path = write(tmp_path, "sentence\tlabel\nok\t1\n")
-    with pytest.raises(GlueFormatError, match=r":1: the header has 2 columns, but rte train reads column 3"):
+    with pytest.raises(GlueFormatError, match=r"the header has 2 columns, but rte train reads column 3.* \(.*:1\): "):
         read_split(path, "rte", "train")
 
 
@@ -194,7 +194,7 @@ def test_empty_texts_dropped(tmp_path):
 
 
 def test_empty_texts_as_errors(tmp_path):
-    with pytest.raises(GlueFormatError, match=r":3: empty text"):
+    with pytest.raises(GlueFormatError, match=r"empty text.* \(.*:3\): "):
         read_split(write(tmp_path, EMPTY_TEXTS), "wnli", "train", on_empty="error")
     with pytest.raises(ValueError, match="on_empty"):
         read_split(write(tmp_path, EMPTY_TEXTS), "wnli", "train", on_empty="ignore")

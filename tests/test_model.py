@@ -82,7 +82,7 @@ def test_model_returns_every_exit_and_float32():
     (dict(heads=3), "divisible"), (dict(ffn="mlp"), "ffn"), (dict(estimator="tanh"), "estimator"),
     (dict(num_classes=1), "num_classes"), (dict(regression=True), "regression needs"),
     (dict(position_mode="sum"), "position_mode"), (dict(dropout=1.0), "dropout"),
-    (dict(heads=0), "heads, blocks >= 1"), (dict(vocab_size=3), "vocab_size >= 5"),
+    (dict(heads=0), "heads must be >= 1"), (dict(vocab_size=3), "vocab_size must be >= 5"),
 ])
 def test_config_errors(bad, message):
     with pytest.raises(ValueError, match=message):

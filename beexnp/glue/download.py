@@ -50,7 +50,7 @@ from tqdm import tqdm
 from beexnp.glue.location import DEFAULT_DIR, ENV_VAR, download_command, download_dir, find_glue_dir
 from beexnp.glue.reader import GlueFormatError
 from beexnp.glue.tasks import TASKS, get_task
-from beexnp.outputs import clean_leftovers, fsync_dir, one_line, problem, temp_prefix, writable
+from beexnp.outputs import Missing, clean_leftovers, fsync_dir, one_line, problem, temp_prefix, writable
 
 OFFICIAL_BASE_URL = "https://dl.fbaipublicfiles.com"
 BASE_URL_ENV = "BEEXNP_GLUE_BASE_URL"
@@ -301,8 +301,8 @@ def ensure_task(task, glue_dir=None, download=True, url=None, progress=True, dea
                      if where == f"${ENV_VAR}" else
                      f"fetch it into a folder you can write ({download_command(task, 'DIR')}) and point {ENV_VAR} "
                      f"(or --glue-dir) at that folder")
-        raise FileNotFoundError(f"{missing}, and {target} ({where}) is not writable, so it cannot be "
-                                f"downloaded there; {elsewhere}")
+        raise problem(f"{missing}, and the folder is not writable, so it cannot be downloaded there", f"{where}: {target}",
+                      elsewhere, Missing)
     url = base_url(url)
     print(f"{missing}; downloading it from {url} into {target / task.dir} "
           f"(--no-download or {NO_DOWNLOAD_ENV}=1 turns this off)", file=sys.stderr, flush=True)
@@ -310,9 +310,9 @@ def ensure_task(task, glue_dir=None, download=True, url=None, progress=True, dea
         download_task(task, target, url, progress=progress, deadline=deadline)
     except (DownloadError, GlueFormatError, ValueError, OSError, http.client.HTTPException) as err:
         reason = one_line(err)                                # one line, whatever the server said
-        raise FileNotFoundError(f"{missing}, and downloading it failed ({reason}); set {ENV_VAR} (or --glue-dir) "
-                                f"to a folder that holds {task.dir}/, or fetch it from a mirror: "
-                                f"{download_command(task, target, 'URL')}") from err
+        raise problem(f"{missing}, and downloading it failed ({reason})", f"{where}: {target}",
+                      f"set {ENV_VAR} (or --glue-dir) to a folder that holds {task.dir}/, or fetch it from a mirror: "
+                      f"{download_command(task, target, 'URL')}", Missing) from err
     return target
 
 
@@ -320,7 +320,7 @@ def parse_task_list(text):
     """"sst2,cola" -> [Task, Task]; "all" -> every task."""
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
-        raise ValueError(problem(f"no task names in {text!r}", "--tasks", f"give some of: all, {', '.join(TASKS)}"))
+        raise problem(f"no task names in {text!r}", "--tasks", f"give some of: all, {', '.join(TASKS)}")
     if names == ["all"]:
         return list(TASKS.values())
-    return [get_task(name) for name in names]
+    return [get_task(name, f"--tasks {text}") for name in names]

@@ -40,6 +40,7 @@ import numpy as np
 from beexnp.glue.batching import subset
 from beexnp.glue.reader import load_split, nonempty
 from beexnp.glue.tasks import get_task
+from beexnp.outputs import problem
 
 FORMAT = "beexnp.heldout/1"
 SPLIT = "heldout"
@@ -53,7 +54,8 @@ def heldout_rows(task, n_rows, fraction=0.1, seed=0):
     """The held-out row ids (sorted int64) of a training split of ``n_rows`` rows."""
     name = get_task(task).name
     if n_rows < 2:
-        raise ValueError(f"holding rows out needs at least 2 training rows, got {n_rows}")
+        raise problem(f"holding rows out needs at least 2 training rows, got {n_rows}", "--select-on heldout",
+                      "give more training rows (--train-subset), or select on dev")
     if not 0 < fraction < 1:
         raise ValueError(f"the held-out fraction must be in (0, 1), got {fraction}")
     k = min(max(int(round(fraction * n_rows)), 1), n_rows - 1)
@@ -87,8 +89,9 @@ def phrase_heldout(texts, task, fraction=0.1, seed=0):
             spans.update(word_spans(words[i], whole=False))
     sentences = np.sort(np.array(sentences, dtype=np.int64))
     if len(sentences) < 2:
-        raise ValueError(f"holding sentences out needs at least 2 rows that no other row contains, got "
-                         f"{len(sentences)}")
+        raise problem(f"holding sentences out needs at least 2 rows that no other row contains, got "
+                      f"{len(sentences)}", "--select-on heldout",
+                      "give more training rows (--train-subset), or select on dev")
     held = sentences[heldout_rows(task, len(sentences), fraction, seed)]
     phrases = {i for h in held for span in word_spans(words[h]) for i in rows_of.get(span, [])}
     return held, np.array(sorted(phrases.difference(held.tolist())), dtype=np.int64)

@@ -25,6 +25,7 @@ import shlex
 from pathlib import Path
 
 from beexnp.glue.tasks import get_task
+from beexnp.outputs import Missing, problem
 
 ENV_VAR = "GLUE_DIR"
 DEFAULT_DIR = Path("data") / "glue"
@@ -76,8 +77,8 @@ def find_glue_dir(glue_dir=None, task=None):
     places = candidate_dirs(glue_dir)
     task = None if task is None else get_task(task)
     if glue_dir is not None and Path(glue_dir).exists() and not Path(glue_dir).is_dir():
-        raise NotADirectoryError(f"the GLUE folder is not a folder ({glue_dir}): give --glue-dir a folder that "
-                                 "holds the task's folder, or leave it out")
+        raise problem("the GLUE folder is not a folder", f"--glue-dir {glue_dir}",
+                      "give --glue-dir a folder that holds the task's folder, or leave it out")
     looked = []
     for description, root in places:
         target = root if task is None else root / task.dir
@@ -89,6 +90,6 @@ def find_glue_dir(glue_dir=None, task=None):
     fetch = download_command(task or get_task("sst2"), into)
     if task is None:
         fetch = fetch.replace("--tasks sst2", "--tasks sst2,cola")
-    raise FileNotFoundError(
-        f"could not find {what} (looked at: {'; '.join(looked)}): fetch it with: {fetch}, "
-        f"or point ${ENV_VAR} (or --glue-dir) at a folder that holds it")
+    raise problem(f"could not find {what}", f"looked at: {'; '.join(looked)}",
+                  f"fetch it with: {fetch}, or point ${ENV_VAR} (or --glue-dir) at a folder that holds it",
+                  Missing)

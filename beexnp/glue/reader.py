@@ -27,16 +27,25 @@ import numpy as np
 
 from beexnp.glue.location import find_glue_dir
 from beexnp.glue.tasks import get_task
+from beexnp.outputs import Missing, UserError, problem
 
 
-class GlueFormatError(ValueError):
-    """A GLUE file does not have the expected format.  ``str()`` starts with
-    ``path:line:`` (line numbers count from 1, the header included)."""
+def refetch(path):
+    """What to do about a damaged GLUE file: fetch its task again (the task named by the file's folder)."""
+    try:
+        name = get_task(Path(path).parent.name).name
+    except UserError:
+        return "the file is damaged or not GLUE's: fetch its task again (python -m beexnp download --force)"
+    return f"the file is damaged or not GLUE's: fetch it again (python -m beexnp download --tasks {name} --force)"
 
-    def __init__(self, path, line, message):
+
+class GlueFormatError(UserError):
+    """A GLUE file does not have the expected format: ``<message> (path:line): <fix>`` (line numbers count
+    from 1, the header included)."""
+
+    def __init__(self, path, line, message, fix=None):
         self.path, self.line = path, line
-        where = f"{path}:{line}" if line is not None else f"{path}"
-        super().__init__(f"{where}: {message}")
+        super().__init__(message, f"{path}:{line}" if line is not None else f"{path}", fix or refetch(path))
 
 
 class EmptyTextWarning(UserWarning):
@@ -185,7 +194,8 @@ def nonempty(examples):
     """``examples``, or a GlueFormatError naming the file if the split has no row (a header-only file)."""
     if not len(examples):
         name = "training" if examples.split == "train" else examples.split
-        raise GlueFormatError(examples.path, None, f"the {name} split is empty (no rows after the header)")
+        raise GlueFormatError(examples.path, None, f"the {name} split is empty (no rows after the header)",
+                              "give a GLUE folder (--glue-dir) whose split has rows, or fetch the task again")
     return examples
 
 
@@ -197,6 +207,7 @@ def load_split(task, split, glue_dir=None, on_empty="keep"):
     task.layout(split)   # a bad split name fails before the file system is searched
     path = find_glue_dir(glue_dir, task) / task.dir / task.splits[split]
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no {split} file for GLUE task {task.name!r} "
-                                f"(the folder holds: {', '.join(sorted(p.name for p in path.parent.iterdir())) or 'nothing'})")
+        held = ', '.join(sorted(p.name for p in path.parent.iterdir())) or 'nothing'
+        raise problem(f"no {split} file for GLUE task {task.name!r} (the folder holds: {held})", path,
+                      f"fetch the task again: python -m beexnp download --tasks {task.name} --force", Missing)
     return read_split(path, task, split, on_empty=on_empty)

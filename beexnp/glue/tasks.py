@@ -40,6 +40,8 @@ MRPC and QQP the mean of F1 and accuracy, GLUE's score for them (DESIGN §9.2).
 """
 from dataclasses import dataclass
 
+from beexnp.outputs import UserError
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -167,13 +169,14 @@ for _task in TASKS.values():
         _LOOKUP[_key(_name)] = _task
 
 
-def get_task(name):
+def get_task(name, where=None):
     """The ``Task`` called ``name`` (case, '-' and '_' ignored: "SST-2",
     "sst_2", "sts-b", "STS"...).  A ``Task`` is returned unchanged.
-    An unknown name raises ValueError listing the valid names."""
+    An unknown name raises a UserError naming ``where`` it came from (default ``--task NAME``) and the valid names."""
     if isinstance(name, Task):
         return name
     try:
         return _LOOKUP[_key(str(name))]
     except KeyError:
-        raise ValueError(f"unknown GLUE task {name!r}; valid names: {', '.join(TASKS)}") from None
+        raise UserError(f"unknown GLUE task {name!r}", where or f"--task {name}",
+                        f"use one of {', '.join(TASKS)}") from None
