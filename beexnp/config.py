@@ -25,6 +25,8 @@ WEIGHTINGS = ("uniform", "linear", "soft_routing")
 SLFN_GATES = ("all", "learn", "forget")           # DESIGN §4.4: which of the SLFN's gates are present
 PAIR_ENCODINGS = ("joint", "siamese")             # DESIGN §5.6: how a sentence pair reaches the exits
 SELECT_ON = ("dev", "heldout")                    # DESIGN §9.1: the split every choice is made on
+HELDOUT_UNITS = ("groups", "rows")                # DESIGN §9.1: what the held-out slice holds out whole
+LEGACY_TRAIN = {"heldout_unit": "rows"}           # what a card written before a field existed was trained with
 DISTILL_FROM = ("last", "matching")               # DESIGN §6.9: which teacher exit each student exit learns from
 
 
@@ -220,6 +222,8 @@ class TrainConfig:
                                    "'dev', or 'heldout', a fixed seeded slice of the training split", SELECT_ON)
     heldout_fraction: float = option(0.1, "select_on heldout: the fraction of the training rows held out")
     heldout_seed: int = option(0, "select_on heldout: the seed of the held-out draw (not the run's seed)")
+    heldout_unit: str = option("groups", "select_on heldout: hold out whole 'groups' of near-duplicate rows, or "
+                                         "single 'rows' (the rule before issue 25; DESIGN §9.1)", HELDOUT_UNITS)
     teacher: str | None = option(None, "distil from this checkpoint (the full-precision twin; DESIGN §6.9); "
                                        "its tokenizer is used")
     distill_weight: float = option(0.5, "with a teacher: lambda, the soft-target loss's share of each exit's loss")

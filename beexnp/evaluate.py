@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from beexnp.checkpoint import CARD, CheckpointError, load_model
-from beexnp.config import SoftRouting
+from beexnp.config import LEGACY_TRAIN, SoftRouting
 from beexnp.criteria import NeverExit, make_criterion
 from beexnp.flops import input_lengths, model_flops
 from beexnp.glue import Tokenizer, compute_metrics, encode_examples, get_task, load_split, subset
@@ -64,7 +64,8 @@ def heldout_of(card, glue_dir=None):
     if cfg.get("select_on", "dev") != HELDOUT:
         raise ValueError("this checkpoint was selected on dev and trained on every training row: it has no "
                          "held-out slice (train with --select-on heldout)")
-    return load_heldout(card["task"], glue_dir, cfg["heldout_fraction"], cfg["heldout_seed"], cfg.get("train_subset"))
+    return load_heldout(card["task"], glue_dir, cfg["heldout_fraction"], cfg["heldout_seed"], cfg.get("train_subset"),
+                        dict(LEGACY_TRAIN, **cfg)["heldout_unit"])
 
 
 def seconds(run, repeats=3):

@@ -34,7 +34,8 @@ from tqdm.auto import tqdm
 
 from beexnp.checkpoint import (CheckpointError, arrays_from, atomic_write, copy_checkpoint, has_checkpoint, model_from,
                                output_lock, read_card, read_checkpoint, recover_checkpoints, save_checkpoint)
-from beexnp.config import DATA_DERIVED, RESUME_OVERRIDES, ModelConfig, TrainConfig, resume_conflicts
+from beexnp.config import (DATA_DERIVED, LEGACY_TRAIN, RESUME_OVERRIDES, ModelConfig, TrainConfig,
+                           resume_conflicts)
 from beexnp.distill import Teacher, load_teacher
 from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
 from beexnp.glue import (Tokenizer, compute_metrics, encode_examples, get_task, load_split, selection_name,
@@ -106,7 +107,7 @@ def load_task_data(task, cfg, glue_dir=None, tokenizer=None):
     train = training_rows(task, glue_dir, cfg.train_subset)
     heldout = None
     if cfg.select_on == "heldout":
-        train, heldout = split_heldout(train, cfg.heldout_fraction, cfg.heldout_seed)
+        train, heldout = split_heldout(train, cfg.heldout_fraction, cfg.heldout_seed, cfg.heldout_unit)
     if tokenizer is None:
         tokenizer = Tokenizer.fit(train.text_a, train.text_b, min_freq=cfg.min_freq, max_size=cfg.max_vocab)
         if len(tokenizer) <= len(SPECIALS):
@@ -216,8 +217,8 @@ class Trainer:
         if "optimizer" not in card or "trainer.npz" not in blobs:
             raise ValueError(f"{folder} holds no trainer state (an exported or best-only checkpoint?)")
         try:
-            conflicts = resume_conflicts(card["model_config"], card["train_config"], model_overrides,
-                                         train_overrides)
+            conflicts = resume_conflicts(card["model_config"], dict(LEGACY_TRAIN, **card["train_config"]),
+                                         model_overrides, train_overrides)
         except (KeyError, AttributeError, ValueError) as err:
             raise CheckpointError(f"{folder}: incomplete card ({err})") from None
         if conflicts:
@@ -233,7 +234,7 @@ class Trainer:
         save_every); any other setting, or a ``model_overrides`` entry, that differs from the
         checkpoint's is refused with the list of differences."""
         card, blobs = cls.resumable(folder, model_overrides, train_overrides)
-        cfg = TrainConfig.from_dict(dict(card["train_config"], **train_overrides))
+        cfg = TrainConfig.from_dict({**LEGACY_TRAIN, **card["train_config"], **train_overrides})
         overrides = {k: v for k, v in card["model_config"].items() if k not in DATA_DERIVED}
         source = Path(folder).parent
         self = cls(cfg, overrides, out_dir or source, glue_dir, progress,

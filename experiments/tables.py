@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import selection
-from selection import chosen_records, heldout_score
+from selection import chosen_records, current_slice, heldout_score, one_slice, slice_of
 
 TASK_ORDER = ["sst2", "cola", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
 
@@ -206,7 +206,7 @@ def reported(records, group, variant, task, strict=False):
     """The runs a table reports for a (group, variant, task): a grid's chosen point, or the variant's runs.
     While a declared grid point has no seed-0 run there is no choice yet: [], or with ``strict`` the LookupError
     that says what is missing."""
-    own = [r for r in records if (r["group"], r["variant"], r["task"]) == (group, variant, task)]
+    own = one_slice([r for r in records if (r["group"], r["variant"], r["task"]) == (group, variant, task)], task)
     if not any(r.get("point") for r in own):
         return own
     try:
@@ -215,6 +215,12 @@ def reported(records, group, variant, task, strict=False):
         if strict:
             raise
         return []
+
+
+def slice_note(record):
+    """"; held-out: rows, before issue 25" for a run selected on the slice DESIGN §9.1 has since replaced."""
+    old = slice_of(record)
+    return "" if old == current_slice(record["task"]) else f"; held-out: {old}, before issue 25"
 
 
 def full_depth_cell(runs):
@@ -237,7 +243,7 @@ def honest_table(records):
                 continue
             if not runs:
                 continue
-            point = runs[0].get("point") or runs[0].get("chosen_point") or "–"
+            point = (runs[0].get("point") or runs[0].get("chosen_point") or "–") + slice_note(runs[0])
             deltas = "/".join(f"{r['early_exit']['delta']:g}" for r in runs)
             cut = 100 * np.mean([r["flops"]["cut"] for r in runs])
             lines.append(f"| {task} | {label} | {point} | {spread([heldout_score(r) for r in runs])} | "
