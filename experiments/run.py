@@ -344,6 +344,21 @@ def run_in_parallel(selected, runs, out_root, args):
                   f"start, {len(failed)} failed; {time.perf_counter() - start:.0f}s] {name}: {what}", flush=True)
 
 
+def level(run):
+    """How many runs a run waits for one after the other: 0, 1 (a grid's chosen point), 2 (its teacher too)."""
+    return 2 if run["teacher"] else int(bool(run["from_best"]) or (bool(run["point"]) and run["seed"] != SELECTION_SEED))
+
+
+def campaign_seconds(runs, records, jobs):
+    """An estimate of the wall time of ``runs`` at ``jobs`` side by side, from their records' run_seconds (runs
+    without a record are left out): the longer of the total over ``jobs`` and the chain of the longest run at each
+    level (a run starts once the runs it waits for are done)."""
+    seconds = {r["name"]: records[r["name"]]["run_seconds"] for r in runs if r["name"] in records}
+    chain = sum(max((seconds[r["name"]] for r in runs if r["name"] in seconds and level(r) == k), default=0)
+                for k in range(3))
+    return max(sum(seconds.values()) / jobs, chain)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", nargs="*", help="groups or run names to run (default: all)")
@@ -353,6 +368,8 @@ def main(argv=None):
     p.add_argument("--fast", action="store_true", help="tiny slices and models: checks the pipeline end to end")
     p.add_argument("--jobs", type=int, default=1, help="runs side by side, each a subprocess with one BLAS thread "
                                                       "(default 1: one after the other, in this process)")
+    p.add_argument("--estimate", nargs="*", type=int, help="print how long the selected runs take at these --jobs "
+                                                          "(from their records' run_seconds) and run nothing")
     p.add_argument("--results", default=None, help="records folder (default: results/experiments, or "
                                                    "results/experiments-fast with --fast)")
     p.add_argument("--glue-dir", help="GLUE folder (default: $GLUE_DIR, then data/glue)")
@@ -365,6 +382,12 @@ def main(argv=None):
     runs = [r for spec in json.loads(Path(args.runs).read_text()) for r in expand(spec)]     # what choices read
     selected = [r for r in runs if (not args.only or r["group"] in args.only or r["name"] in args.only)
                 and (not args.tasks or r["task"] in args.tasks) and (args.seeds is None or r["seed"] in args.seeds)]
+    if args.estimate is not None:
+        records = read_records(out_root)
+        for jobs in args.estimate or [1, 2, 16]:
+            print(f"--jobs {jobs}: about {campaign_seconds(selected, records, jobs) / 3600:.1f} hours for the "
+                  f"{sum(r['name'] in records for r in selected)} runs of {len(selected)} with a record")
+        return 0
     skipped, status = (run_in_parallel if args.jobs > 1 else run_serially)(selected, runs, out_root, args)
     if skipped:
         (out_root / "skipped.json").write_text(json.dumps(skipped, indent=1))

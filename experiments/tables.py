@@ -148,7 +148,8 @@ def matched_flops_table(records):
 HONEST_ROWS = [("twin", "twin", "full-precision twin (at the BEExformer's point)"),
                ("grid", "beexformer", "BEExformer"),
                ("pairs", "segments", "BEExformer + segments"), ("pairs", "siamese", "BEExformer, siamese pairs"),
-               ("distill", "distilled", "BEExformer distilled from the twin")]
+               ("distill", "distilled", "BEExformer distilled from the twin"),
+               ("width", "beexformer", "BEExformer, width 128 or 256 in the grid")]
 DEPTH = dict(group="depth", tasks=["sst2"], variants=["blocks2", "blocks4", "blocks8", "blocks12"],
              base_label="blocks6")                              # the grid's chosen BEExformer has 6 blocks
 GATES = dict(group="gates", tasks=["sst2", "cola"], variants=["no_slfn", "learn_gate_only", "forget_gates_only"],
