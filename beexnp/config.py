@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 from beexnp.criteria import FractionalEntropy, RelativeChange
 from beexnp.glue.tasks import TASKS, get_task
+from beexnp.glue.tokenizer import KINDS as TOKENIZERS
 from beexnp.optim import OPTIMIZERS
 from beexnp.schedules import DECAYS
 from beexnp.sign import ESTIMATORS
@@ -212,7 +213,11 @@ class TrainConfig:
     delta: float = option(SoftRouting.delta, "soft routing: the exit rule's threshold, in [0, 1) (>= 0 for STS-B)")
     tau: float = option(SoftRouting.tau, "soft routing: its temperature")
     beta: float = option(SoftRouting.beta, "soft routing: the share of uniform weight")
-    min_freq: int = option(2, "vocabulary: tokens seen at least this often in the training split")
+    tokenizer: str = option("word", "the tokens: 'word' (words and punctuation, DESIGN §2.1) or 'bpe' (subword "
+                                    "pieces learned from the training split, DESIGN §2.6; size: max_vocab)",
+                            TOKENIZERS)
+    min_freq: int = option(2, "vocabulary: tokens (bpe: characters and merged pairs) seen at least this often in "
+                              "the training split")
     max_vocab: int = option(20000, "vocabulary: at most this many tokens, specials included")
     train_subset: int | None = option(None, "first n training rows only (default: all)")
     dev_subset: int | None = option(None, "first n rows of each dev split only (default: all)")

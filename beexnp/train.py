@@ -43,7 +43,7 @@ from beexnp.glue import (Tokenizer, compute_metrics, encode_examples, get_task, 
 from beexnp.glue.batching import batch_order
 from beexnp.glue.heldout import SPLIT, split_heldout, training_rows
 from beexnp.glue.reader import nonempty
-from beexnp.glue.tokenizer import SPECIALS
+from beexnp.glue.tokenizer import SPECIALS, fit_tokenizer
 from beexnp.inference import evaluate_exits
 from beexnp.model import BEExformer
 from beexnp.optim import OPTIMIZERS, clip_grad_norm
@@ -109,7 +109,7 @@ def load_task_data(task, cfg, glue_dir=None, tokenizer=None):
     if cfg.select_on == "heldout":
         train, heldout = split_heldout(train, cfg.heldout_fraction, cfg.heldout_seed, cfg.heldout_unit)
     if tokenizer is None:
-        tokenizer = Tokenizer.fit(train.text_a, train.text_b, min_freq=cfg.min_freq, max_size=cfg.max_vocab)
+        tokenizer = fit_tokenizer(cfg.tokenizer, train.text_a, train.text_b, cfg.min_freq, cfg.max_vocab)
         if len(tokenizer) <= len(SPECIALS):
             raise ValueError(f"{train.path}: no token occurs min_freq={cfg.min_freq} times in the training "
                              "split, so the vocabulary would hold only the special tokens (lower --min-freq)")
