@@ -229,6 +229,8 @@ class TrainConfig:
     heldout_seed: int = option(0, "select_on heldout: the seed of the held-out draw (not the run's seed)")
     heldout_unit: str = option("groups", "select_on heldout: hold out whole 'groups' of near-duplicate rows, or "
                                          "single 'rows' (the rule before issue 25; DESIGN §9.1)", HELDOUT_UNITS)
+    calibrate: bool = option(False, "classification: after each better epoch, choose a per-class shift of every "
+                                    "exit's logits on the selection split (DESIGN §9.3), stored in 'best'")
     teacher: str | None = option(None, "distil from this checkpoint (the full-precision twin; DESIGN §6.9); "
                                        "its tokenizer is used")
     distill_weight: float = option(0.5, "with a teacher: lambda, the soft-target loss's share of each exit's loss")

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from beexnp.calibration import apply_calibration
 from beexnp.checkpoint import CARD, CheckpointError, load_model
 from beexnp.config import LEGACY_TRAIN, SoftRouting
 from beexnp.criteria import NeverExit, make_criterion
@@ -19,8 +20,10 @@ from beexnp.inference import early_exit_forward, early_exit_split, exit_outputs,
 
 
 def load_for_inference(folder):
-    """(model, tokenizer, task, card) from a checkpoint folder."""
+    """(model, tokenizer, task, card) from a checkpoint folder; its calibration folded into the exit heads
+    (DESIGN §9.3)."""
     model, card = load_model(folder)
+    apply_calibration(model, card)
     missing = [key for key in ("task", "tokenizer") if key not in card]
     if missing:
         raise CheckpointError(f"{folder}: its {CARD} has no {' or '.join(missing)} (not saved by the trainer?)")

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from beexnp.calibration import CARD_KEY, choose_shift
 from beexnp.checkpoint import (CheckpointError, arrays_from, atomic_write, copy_checkpoint, has_checkpoint, model_from,
                                output_lock, read_card, read_checkpoint, recover_checkpoints, save_checkpoint)
 from beexnp.config import (DATA_DERIVED, LEGACY_TRAIN, RESUME_OVERRIDES, ModelConfig, TrainConfig,
@@ -44,7 +45,7 @@ from beexnp.glue.batching import batch_order
 from beexnp.glue.heldout import SPLIT, split_heldout, training_rows
 from beexnp.glue.reader import nonempty
 from beexnp.glue.tokenizer import SPECIALS, fit_tokenizer
-from beexnp.inference import evaluate_exits
+from beexnp.inference import evaluate_exits, exit_outputs
 from beexnp.model import BEExformer
 from beexnp.optim import OPTIMIZERS, clip_grad_norm
 from beexnp.schedules import LRSchedule
@@ -183,11 +184,12 @@ class Trainer:
                     metrics=metrics, state=self.state, history=self.history,
                     rng=dict(model=self.model_rng.bit_generator.state, data=self.data_rng.bit_generator.state))
 
-    def save(self, name, metrics=None):
-        """Write checkpoint ``OUT/name`` whole; if that fails, the previous one there is intact (and said so)."""
+    def save(self, name, metrics=None, **extra):
+        """Write checkpoint ``OUT/name`` whole (``extra``: more card keys); if that fails, the previous one there is
+        intact (and said so)."""
         opt = self.optimizer.state_dict()
         arrays = {f"optimizer/{k}": v for k, v in opt["arrays"].items()}
-        meta = self.meta(metrics)
+        meta = dict(self.meta(metrics), **extra)
         meta["optimizer"] = {"step": opt["step"], "lr": opt["lr"]}
         try:
             return save_checkpoint(self.out / name, self.model, meta, trainer_arrays=arrays)
@@ -378,6 +380,14 @@ class Trainer:
         return evaluate_exits(self.model, encoded, lambda p: compute_metrics(self.task, p, encoded.labels),
                               self.task.regression)
 
+    def calibration(self):
+        """{"calibration": the shift chosen on the selection split (DESIGN §9.3)} with ``calibrate``, else {}."""
+        if not self.cfg.calibrate or self.task.regression:
+            return {}
+        encoded = next(iter(self.selection.values()))
+        with self.stop.at_once():
+            return {CARD_KEY: choose_shift(self.task, exit_outputs(self.model, encoded), encoded.labels)}
+
     def end_epoch(self, running, elapsed):
         st = self.state
         where = self.cfg.select_on                                 # the selection split (§9.1)
@@ -394,7 +404,7 @@ class Trainer:
         st["batch_in_epoch"] = 0
         if st["best_score"] is None or score > st["best_score"]:
             st.update(best_score=score, best_epoch=st["epoch"], epochs_without_gain=0)
-            self.save("best", metrics=scores)
+            self.save("best", metrics=scores, **self.calibration())
         else:
             st["epochs_without_gain"] += 1
         self.save("last", metrics=scores)

@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from beexnp.calibration import CARD_KEY
 from beexnp.checkpoint import has_checkpoint, read_card
 from beexnp.config import LEGACY_TRAIN, TrainConfig
 from beexnp.evaluate import evaluate_checkpoint
@@ -195,7 +196,7 @@ def run_one(run, out_root, glue_dir, fast):
                                  unit=unit_name(cfg.task, cfg.heldout_unit) if cfg.select_on == "heldout" else None,
                                  per_exit=history[best_epoch - 1][cfg.select_on] if best_epoch else None,
                                  sweep=sweep["selection_rows"] if cfg.select_on == "heldout" else None),
-                  matched=sweep["matched"],
+                  matched=sweep["matched"], calibration=read_card(best).get(CARD_KEY),
                   train_seconds=history[-1]["seconds"], epochs_run=len(history),
                   run_seconds=time.perf_counter() - start)
     record.update(size_record(best))

@@ -1,0 +1,80 @@
+"""Calibrated decisions (DESIGN §9.3): the shift chosen on the selection split, stored in the best card, and
+folded into every exit head's bias for inference."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from beexnp.calibration import CARD_KEY, apply_calibration, best_exit_score, choose_shift
+from beexnp.checkpoint import read_card
+from beexnp.config import ModelConfig, TrainConfig
+from beexnp.evaluate import evaluate_checkpoint, load_for_inference
+from beexnp.glue import get_task
+from beexnp.inference import early_exit_forward, exit_outputs
+from beexnp.criteria import FractionalEntropy
+from beexnp.model import BEExformer
+from beexnp.train import Trainer
+from conftest import TINY_MODEL
+
+
+def test_a_shift_moves_a_biased_boundary_back():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    margin = (2 * labels - 1) + 0.3 * rng.standard_normal(400) - 1.5          # separable, but shifted by -1.5
+    outputs = np.stack([np.zeros(400), margin], axis=-1)[None]               # one exit
+    chosen = choose_shift(get_task("rte"), outputs, labels)
+    assert chosen["score_before"] < 0.8 and chosen["score_after"] > 0.95 and chosen["exit"] == 1
+    assert chosen["shift"][0] == 0 and 0.7 < chosen["shift"][1] < 2.3
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 60), exits=st.integers(1, 3), classes=st.integers(2, 3))
+def test_the_shift_never_scores_worse_than_none_and_prefers_none_on_ties(seed, n, exits, classes):
+    rng = np.random.default_rng(seed)
+    outputs = rng.standard_normal((exits, n, classes))
+    labels = rng.integers(0, classes, n)
+    task = get_task("rte" if classes == 2 else "mnli")
+    chosen = choose_shift(task, outputs, labels)
+    assert chosen["score_after"] >= chosen["score_before"]
+    assert chosen["score_after"] == best_exit_score(task, outputs, labels, np.array(chosen["shift"]))[0]
+    if chosen["score_after"] == chosen["score_before"]:
+        assert chosen["shift"] == [0.0] * classes                            # no gain: no shift
+    if classes == 2 and n * exits <= 201:                                     # every decision set is tried:
+        brute = max(best_exit_score(task, outputs, labels, np.array([0, t]))[0]   # no shift does better
+                    for t in np.linspace(-5, 5, 2001))
+        assert chosen["score_after"] >= brute
+
+
+def test_folding_the_shift_into_the_bias_shifts_every_exit_and_early_exit(rng):
+    config = ModelConfig(vocab_size=20, **TINY_MODEL)
+    model = BEExformer(config, rng)
+    ids = rng.integers(4, 20, (5, 7))
+    mask = np.ones((5, 7), np.float32)
+    from beexnp.module import evaluating
+    with evaluating(model):
+        before = np.stack(model.forward(ids, mask))
+    shift = np.array([0.0, 1.25])
+    apply_calibration(model, {CARD_KEY: dict(shift=shift.tolist())})
+    with evaluating(model):
+        after = np.stack(model.forward(ids, mask))
+    np.testing.assert_allclose(after, before + shift, rtol=0, atol=1e-5)
+    result = early_exit_forward(model, ids, mask, FractionalEntropy(0.5))
+    np.testing.assert_allclose(result.logits, after[result.exit_block - 1, np.arange(5)], atol=1e-6)
+    assert apply_calibration(model, {}) is model                             # no key: nothing changes
+
+
+def test_a_calibrated_run_stores_its_shift_and_evaluate_applies_it(glue_dir, tmp_path):
+    cfg = TrainConfig(task="sst2", epochs=1, batch_size=32, max_len=24, min_freq=1, select_on="heldout",
+                      calibrate=True)
+    trainer = Trainer(cfg, TINY_MODEL, tmp_path / "run", glue_dir=glue_dir, progress=False)
+    trainer.fit()
+    card = read_card(tmp_path / "run" / "best")
+    chosen = card[CARD_KEY]
+    outputs = exit_outputs(trainer.model, trainer.selection["heldout"])
+    assert chosen == choose_shift(trainer.task, outputs, trainer.selection["heldout"].labels)
+    assert CARD_KEY not in read_card(tmp_path / "run" / "last")               # the shift is best's alone
+    model, _, _, _ = load_for_inference(tmp_path / "run" / "best")
+    np.testing.assert_allclose(exit_outputs(model, trainer.selection["heldout"]), outputs + chosen["shift"],
+                               atol=1e-5)
+    report = evaluate_checkpoint(tmp_path / "run" / "best", split="heldout", glue_dir=glue_dir, timing=False)
+    assert max(m["accuracy"] for m in report["per_exit"]) == pytest.approx(chosen["score_after"])
