@@ -87,23 +87,23 @@ def features(vectorize, examples):
     return sp.hstack([a.multiply(b), abs(a - b), sp.csr_matrix(cos), sp.csr_matrix(jac)]).tocsr()
 
 
+def logistic_loss(theta, X, Y, C):
+    """(summed cross-entropy + ||W||^2 / (2C), its gradient) at theta = [W (d, K) flattened, c (K,)]; Y one-hot."""
+    d, K = X.shape[1], Y.shape[1]
+    W, c = theta[:-K].reshape(d, K), theta[-K:]
+    z = X @ W + c
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    g = np.exp(logp) - Y                                        # dL/dz
+    value = -np.sum(Y * logp) + np.sum(W * W) / (2 * C)
+    return value, np.concatenate([(X.T @ g + W / C).ravel(), g.sum(axis=0)])
+
+
 def fit_logistic(X, y, classes, C):
-    """(W (d, K), c (K,)) minimising the summed cross-entropy plus ||W||^2 / (2C)."""
-    d = X.shape[1]
-    Y = np.eye(classes)[y]
-
-    def loss(theta):
-        W, c = theta[:-classes].reshape(d, classes), theta[-classes:]
-        z = X @ W + c
-        z -= z.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        g = np.exp(logp) - Y                                    # dL/dz
-        value = -np.sum(Y * logp) + np.sum(W * W) / (2 * C)
-        return value, np.concatenate([(X.T @ g + W / C).ravel(), g.sum(axis=0)])
-
-    theta = scipy.optimize.minimize(loss, np.zeros(d * classes + classes), jac=True, method="L-BFGS-B",
-                                    options=dict(maxiter=500)).x
-    return theta[:-classes].reshape(d, classes), theta[-classes:]
+    """(W (d, K), c (K,)) minimising ``logistic_loss`` with L-BFGS."""
+    theta = scipy.optimize.minimize(logistic_loss, np.zeros(X.shape[1] * classes + classes), jac=True,
+                                    args=(X, np.eye(classes)[y], C), method="L-BFGS-B", options=dict(maxiter=500)).x
+    return theta[:-classes].reshape(X.shape[1], classes), theta[-classes:]
 
 
 def fit(X, y, task, strength):
