@@ -16,7 +16,7 @@ regression solves  min ||X w + c - y||^2 + alpha ||w||^2  (``lsqr`` with damping
 scored once, with the chosen model (trained without the held-out rows, as every BEExformer run is).
 
 Each task writes ``<results>/baselines/<task>-tfidf.json``: the chosen point, the held-out score of every
-point, dev metrics.  ``experiments/tables.py`` reads them beside the published from-scratch figures.
+point, dev metrics (``--unit rows``: ``<task>-tfidf-rows.json``, on the single rows of before issue 25).  ``experiments/tables.py`` reads them beside the published from-scratch figures.
 """
 import argparse
 import json
@@ -31,7 +31,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg
 
 from beexnp.glue import compute_metrics, get_task, load_split, selection_score
-from beexnp.glue.heldout import split_heldout, training_rows, unit_name
+from beexnp.glue.heldout import UNITS, split_heldout, training_rows, unit_name
 from beexnp.glue.reader import nonempty
 from beexnp.glue.tokenizer import tokenize
 
@@ -133,7 +133,7 @@ def run_task(name, glue_dir=None, fraction=0.1, seed=0, unit="groups"):
             if best is None or points[-1]["score"] > best[0]["score"]:
                 best = points[-1], vectorize, predict
     chosen, vectorize, predict = best
-    return dict(name=f"{task.name}-tfidf", group="baseline", variant="tfidf", task=task.name, seed=seed,
+    return dict(name=f"{task.name}-tfidf" + ("" if unit == "groups" else f"-{unit}"), group="baseline", variant="tfidf", task=task.name, seed=seed,
                 metric=task.main_metric, model="TF-IDF + " + ("ridge" if task.regression else "logistic") + " regression",
                 point=dict(ngrams=chosen["ngrams"], strength=chosen["strength"]),
                 selection=dict(split="heldout", unit=unit_name(task.name, unit), fraction=fraction, seed=seed,
@@ -147,11 +147,14 @@ def main(argv=None):
     p.add_argument("--tasks", nargs="*", default=list(TASKS))
     p.add_argument("--glue-dir", help="GLUE folder (default: $GLUE_DIR, then data/glue)")
     p.add_argument("--results", default="results/experiments", help="records folder (baselines/ inside it)")
+    p.add_argument("--unit", default="groups", choices=UNITS, help="the held-out slice: whole groups (DESIGN "
+                   "§9.1), or the single rows of before issue 25 (records <task>-tfidf-rows.json: the gap between "
+                   "held-out and dev with each)")
     args = p.parse_args(argv)
     folder = Path(args.results) / "baselines"
     folder.mkdir(parents=True, exist_ok=True)
     for name in args.tasks:
-        record = run_task(name, args.glue_dir)
+        record = run_task(name, args.glue_dir, unit=args.unit)
         (folder / f"{record['name']}.json").write_text(json.dumps(record, indent=1))
         print(f"{record['task']}: {record['point']} held-out {record['selection']['score']:.4f}, dev "
               + ", ".join(f"{k} {v:.4f}" for k, v in record["dev_full_depth"].items())

@@ -281,7 +281,7 @@ def reference_table(records, baselines):
             mean = {k: float(np.mean([r["dev_full_depth"][k] for r in runs])) for k in runs[0]["dev_full_depth"]}
             lines.append(f"| {task} | BEExformer (this project, mean of {seeds_text(len(runs))}) | no | held-out "
                          f"slice{slice_note(runs[0])} | {metrics_cell(mean, task)} |")
-        for b in (b for b in baselines if b["task"] == task):
+        for b in (b for b in baselines if b["task"] == task and b["selection"]["unit"] == current_slice(task)):
             lines.append(f"| {task} | {b['model']} (this project; n-grams 1..{b['point']['ngrams']}, strength "
                          f"{b['point']['strength']:g}) | no | held-out slice | "
                          f"{metrics_cell(b['dev_full_depth'], task)} |")
