@@ -15,7 +15,8 @@ distinct set of decisions when there are at most 201 such ties, else 201 of them
 The shift is stored in the best checkpoint's card (``card["calibration"]``) and folded into each exit
 head's bias when a checkpoint is loaded for inference (``apply_calibration``): z = W h + (b + s) is the
 same affine map as (W h + b) + s, so evaluate, predict, the sweep and early exit all use it, from one place.
-A card without the key has no shift.
+A card without the key has no shift.  ``export_checkpoint`` folds it into the packed file's biases and marks
+it ``"folded"``, so a packed model predicts as its checkpoint does and the shift is never added twice.
 """
 import numpy as np
 
@@ -64,9 +65,15 @@ def choose_shift(task, outputs, labels):
 
 
 def card_shift(card):
-    """The shift (C,) a checkpoint card stores, or None."""
+    """The shift (C,) a checkpoint card stores, or None (none stored, or one already folded into the biases)."""
     stored = card.get(CARD_KEY)
-    return None if not stored else np.asarray(stored["shift"])
+    return None if not stored or stored.get("folded") else np.asarray(stored["shift"])
+
+
+def folded(model, card):
+    """(model with the card's shift folded in, the card saying so): what a packed file stores (DESIGN §9.3)."""
+    apply_calibration(model, card)
+    return model, (dict(card, **{CARD_KEY: dict(card[CARD_KEY], folded=True)}) if card.get(CARD_KEY) else card)
 
 
 def apply_calibration(model, card):

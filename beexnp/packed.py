@@ -43,6 +43,7 @@ import json
 
 import numpy as np
 
+from beexnp.calibration import folded
 from beexnp.checkpoint import atomic_write, interrupts_deferred, load_model
 from beexnp.embedding import Embedding
 from beexnp.glue import Tokenizer
@@ -147,7 +148,7 @@ def save_packed(path, model, card=None, real_dtype=np.float32):
 
 def export_checkpoint(folder, out, real_dtype=np.float32):
     """Checkpoint folder -> packed .npz file; returns the arrays written."""
-    model, card = load_model(folder)
+    model, card = folded(*load_model(folder))                      # the calibration in the exit biases (§9.3)
     return save_packed(out, model, card, real_dtype)
 
 

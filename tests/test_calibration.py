@@ -5,14 +5,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beexnp.calibration import CARD_KEY, apply_calibration, best_exit_score, choose_shift
+from beexnp.calibration import CARD_KEY, apply_calibration, best_exit_score, card_shift, choose_shift
 from beexnp.checkpoint import read_card
 from beexnp.config import ModelConfig, TrainConfig
 from beexnp.evaluate import evaluate_checkpoint, load_for_inference
 from beexnp.glue import get_task
-from beexnp.inference import early_exit_forward, exit_outputs
 from beexnp.criteria import FractionalEntropy
+from beexnp.inference import early_exit_forward, exit_outputs
 from beexnp.model import BEExformer
+from beexnp.module import evaluating
+from beexnp.packed import export_checkpoint, load_packed
 from beexnp.train import Trainer
 from conftest import TINY_MODEL
 
@@ -50,7 +52,6 @@ def test_folding_the_shift_into_the_bias_shifts_every_exit_and_early_exit(rng):
     model = BEExformer(config, rng)
     ids = rng.integers(4, 20, (5, 7))
     mask = np.ones((5, 7), np.float32)
-    from beexnp.module import evaluating
     with evaluating(model):
         before = np.stack(model.forward(ids, mask))
     shift = np.array([0.0, 1.25])
@@ -78,3 +79,17 @@ def test_a_calibrated_run_stores_its_shift_and_evaluate_applies_it(glue_dir, tmp
                                atol=1e-5)
     report = evaluate_checkpoint(tmp_path / "run" / "best", split="heldout", glue_dir=glue_dir, timing=False)
     assert max(m["accuracy"] for m in report["per_exit"]) == pytest.approx(chosen["score_after"])
+
+
+def test_a_packed_file_holds_the_shift_in_its_biases_once(glue_dir, tmp_path):
+    cfg = TrainConfig(task="sst2", epochs=1, batch_size=32, max_len=24, min_freq=1, select_on="heldout",
+                      calibrate=True)
+    trainer = Trainer(cfg, TINY_MODEL, tmp_path / "run", glue_dir=glue_dir, progress=False)
+    trainer.fit()
+    shift = read_card(tmp_path / "run" / "best")[CARD_KEY]["shift"]
+    assert shift[1] != 0                                                    # this run has a shift to carry
+    export_checkpoint(tmp_path / "run" / "best", tmp_path / "model.bxp")
+    packed, _, packed_card = load_packed(tmp_path / "model.bxp")
+    data = trainer.selection["heldout"]
+    np.testing.assert_allclose(exit_outputs(packed, data), exit_outputs(trainer.model, data) + shift, atol=1e-4)
+    assert packed_card[CARD_KEY]["folded"] and card_shift(packed_card) is None       # never added twice
