@@ -255,14 +255,13 @@ def prepare(run, runs, out_root, glue_dir, records=None):
     record_path = out_root / f"{run['name']}.json"
     now = run_slice(run)
     if record_path.exists():
-        before = slice_of(json.loads(record_path.read_text()))
+        before, what = slice_of(json.loads(record_path.read_text())), "record was selected on"
         if now is None or before == now:
             return "done", record_path
-        print(f"{run['name']}: its record was selected on held-out {before}, now {now}: moved to "
-              f"{set_aside(out_root, run['name'], before)}, run again", flush=True)
-    elif now is not None and checkpoint_slice(out_root / "runs" / run["name"], run) not in (None, now):
-        before = checkpoint_slice(out_root / "runs" / run["name"], run)
-        print(f"{run['name']}: its checkpoint was trained without the held-out {before}, now {now}: moved to "
+    else:
+        before, what = checkpoint_slice(out_root / "runs" / run["name"], run), "checkpoint was trained without"
+    if now is not None and before not in (None, now):
+        print(f"{run['name']}: its {what} the held-out {before}, now {now}: moved to "
               f"{set_aside(out_root, run['name'], before)}, run again", flush=True)
     reason = available(run["task"], glue_dir)
     if reason:
