@@ -29,12 +29,10 @@ def softmax(z, axis=-1):
 
 
 def softmax_backward(p, dp):
-    r"""dz from dp for p = softmax(z) on the last axis:  dz = p * (dp - sum_j dp_j p_j).  Overwrites dp.
+    r"""dz from dp for p = softmax(z) on the last axis:  dz = p * (dp - sum_j dp_j p_j)
 
-    p, dp (..., K) -> dz (..., K), the same array as dp."""
-    dp -= np.einsum("...j,...j->...", dp, p)[..., None]
-    dp *= p
-    return dp
+    p, dp (..., K) -> dz (..., K), a new array."""
+    return p * (dp - np.einsum("...j,...j->...", dp, p)[..., None])
 
 
 class ReLU(Module):

@@ -9,29 +9,30 @@ import numpy as np
 
 from beexnp.attention import BinaryMultiHeadAttention
 from beexnp.dropout import Dropout
-from beexnp.linear import Linear
+from beexnp.linear import Binarization, Linear
 from beexnp.module import Module
 from beexnp.norm import LayerNorm
-from beexnp.slfn import SLFN, BinaryFeedForward
+from beexnp.slfn import SLFN_VARIANTS, BinaryFeedForward
 
 
 class Block(Module):
     r"""Y = LN2(H + Drop(F(H))),  H = LN1(X + Drop(MHA(X, mask)))     X (B, T, d) -> Y (B, T, d)
 
-    F is the SLFN (``ffn="slfn"``, with the gates ``slfn_gates``: DESIGN §4.4) or the
-    binarized feed-forward (``ffn="ffn"``)."""
+    F is the SLFN (``ffn="slfn"``, with the gates ``slfn_gates``, one of ``SLFN_VARIANTS``:
+    DESIGN §4.4) or the binarized feed-forward (``ffn="ffn"``).  MHA's and F's layers
+    binarize as ``binarization`` says (``binary=False``: the full-precision twin)."""
 
-    def __init__(self, dim, heads, rng, ffn="slfn", dropout=0.1, binary=True, slfn_gates="all", **binary_options):
+    def __init__(self, dim, heads, rng, ffn="slfn", dropout=0.1, binary=True, slfn_gates="all",
+                 binarization=Binarization(), dtype=np.float32):
         if ffn not in ("slfn", "ffn"):
             raise ValueError(f"ffn must be 'slfn' or 'ffn', got {ffn!r}")
-        dtype = binary_options.get("dtype", np.float32)
-        self.attn = BinaryMultiHeadAttention(dim, heads, rng, binary=binary, **binary_options)
+        if slfn_gates not in SLFN_VARIANTS:
+            raise ValueError(f"slfn_gates must be one of {', '.join(SLFN_VARIANTS)}, got {slfn_gates!r}")
+        self.attn = BinaryMultiHeadAttention(dim, heads, rng, binary, binarization, dtype)
         self.drop1 = Dropout(dropout, rng)
         self.norm1 = LayerNorm(dim, dtype=dtype)
-        if ffn == "slfn":
-            self.ffn = SLFN(dim, rng, binary=binary, gates=slfn_gates, **binary_options)
-        else:
-            self.ffn = BinaryFeedForward(dim, rng, binary=binary, **binary_options)
+        feed_forward = SLFN_VARIANTS[slfn_gates] if ffn == "slfn" else BinaryFeedForward
+        self.ffn = feed_forward(dim, rng, binary=binary, binarization=binarization, dtype=dtype)
         self.drop2 = Dropout(dropout, rng)
         self.norm2 = LayerNorm(dim, dtype=dtype)
 

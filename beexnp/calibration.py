@@ -13,16 +13,19 @@ shifts at which a row's class c ties with its best other class, at some exit (``
 distinct set of decisions when there are at most 201 such ties, else 201 of them evenly spaced in rank.
 
 The shift is stored in the best checkpoint's card (``card["calibration"]``) and folded into each exit
-head's bias when a checkpoint is loaded for inference (``apply_calibration``): z = W h + (b + s) is the
-same affine map as (W h + b) + s, so evaluate, predict, the sweep and early exit all use it, from one place.
-A card without the key has no shift.  ``export_checkpoint`` folds it into the packed file's biases and marks
-it ``"folded"``, so a packed model predicts as its checkpoint does and the shift is never added twice.
+head's bias when a saved model is opened for inference (``calibrated``, the one place, used by
+``evaluate.open_for_inference``): z = W h + (b + s) is the same affine map as (W h + b) + s, so evaluate,
+predict, the sweep and early exit all use it.  A card without the key has no shift.  ``export_checkpoint``
+folds it into the packed file's biases and marks it ``"folded"`` (``folded_card``), so a packed model
+predicts as its checkpoint does and the shift is never added twice.  ``beexnp.card`` checks the entry.
 """
+import dataclasses
+
 import numpy as np
 
+from beexnp.card import CALIBRATION as CARD_KEY
 from beexnp.glue.metrics import compute_metrics, selection_score
 
-CARD_KEY = "calibration"
 MAX_TIES = 201
 
 
@@ -65,21 +68,31 @@ def choose_shift(task, outputs, labels):
 
 
 def card_shift(card):
-    """The shift (C,) a checkpoint card stores, or None (none stored, or one already folded into the biases)."""
+    """The shift (C,) a card stores, or None (none stored, or one already folded into the biases)."""
     stored = card.get(CARD_KEY)
     return None if not stored or stored.get("folded") else np.asarray(stored["shift"])
 
 
-def folded(model, card):
-    """(model with the card's shift folded in, the card saying so): what a packed file stores (DESIGN §9.3)."""
-    apply_calibration(model, card)
-    return model, (dict(card, **{CARD_KEY: dict(card[CARD_KEY], folded=True)}) if card.get(CARD_KEY) else card)
+def folded_card(card):
+    """``card`` saying that its shift is in the exit biases (what a packed file stores, DESIGN §9.3)."""
+    return dict(card, **{CARD_KEY: dict(card[CARD_KEY], folded=True)}) if card.get(CARD_KEY) else card
 
 
 def apply_calibration(model, card):
-    """``model`` with the card's shift folded into every exit head's bias (nothing without one)."""
+    """``model`` with the card's shift folded into every exit head's bias (nothing without one, or folded)."""
     shift = card_shift(card)
     if shift is not None:
         for head in model.exits:
             head.linear.bias.data += shift.astype(head.linear.bias.data.dtype)
     return model
+
+
+def calibrated(saved):
+    """The opened saved model ``saved`` (a ``beexnp.checkpoint.Saved``) whose ``model()`` has the card's shift
+    in its exit biases: the one place the calibration is applied (``evaluate.open_for_inference``, export).
+    ``saved`` as it is if it has it already: the shift is never added twice."""
+    if saved.calibrated:
+        return saved
+    build = saved.build
+    return dataclasses.replace(saved, calibrated=True,
+                               build=lambda s, **options: apply_calibration(build(s, **options), s.raw))

@@ -3,7 +3,15 @@
     CKPT/model.npz          every parameter, keyed by its dotted name
     CKPT/trainer.npz        optimizer moments (only in training checkpoints)
     CKPT/checkpoint.json    format version, model config, tokenizer, task,
-                            metrics, training state, and the sha256 of each .npz
+                            metrics, training state, the sha256 of each .npz and
+                            of each data file the run read, and its own sha256
+
+**Opening checks everything once** (``open_checkpoint``): the card's version,
+the files' checksums, then every field and the arrays against it
+(``beexnp.card``: types, the vocabulary against the embedding's rows, the
+task's label count, every parameter's shape, every weight finite).  A command
+opens its checkpoint once and passes the ``Saved`` on; a violation is one line
+naming the file and the field.
 
 **Saving never leaves a half-written checkpoint.**  A checkpoint is written
 whole into a temporary folder beside it (``.NAME.tmp-XXXX``, every file
@@ -17,8 +25,8 @@ A failing write (full disk, I/O error, a kill) before step 2 leaves the
 previous ``NAME`` untouched; the temporary folder is removed, or, after a
 kill, cleared by the next run (``recover_checkpoints``).  **Recovery rule**:
 a kill between steps 1 and 2 leaves no ``NAME`` but a complete ``.NAME.old``,
-and every reader (``read_checkpoint``, ``load_model``, ``Trainer.resume``)
-then falls back to it (``checkpoint_folder``); a kill during step 3 leaves a
+and every reader (``read_checkpoint``, hence ``open_checkpoint``, ``load_model``,
+``Trainer.resume``) then falls back to it (``checkpoint_folder``); a kill during step 3 leaves a
 complete ``NAME`` beside a partial ``.NAME.old``, which is ignored and
 removed.  At every instant one complete checkpoint can be loaded.  The card
 names the checksums of the .npz files it belongs with, so a folder mixed by
@@ -33,35 +41,35 @@ Files get the permissions of an ordinary ``open`` (0666 less the umask), not
 the 0600 of a temporary file.
 """
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import io
 import json
 import os
 import shutil
-import signal
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from beexnp.config import ModelConfig
+from beexnp.card import (DAMAGED, SELF_SUM, Card, CheckpointError, check_arrays, check_card, check_finite, problem,
+                         type_name, with_self_sum)
 from beexnp.model import BEExformer
+from beexnp.optim import OPTIMIZERS
+from beexnp.outputs import (CARD, LOCK, TMP_MARK, atomic_write, fsync_dir, interrupts_deferred,  # noqa: F401
+                            temp_prefix, umask, write_file)
 
 try:
     import fcntl                        # POSIX; elsewhere the output folder is not locked
 except ImportError:                     # pragma: no cover
     fcntl = None
 
-FORMAT_VERSION = 1
-CARD = "checkpoint.json"
-LOCK = ".lock"
-TMP_MARK = ".tmp-"
-
-
-class CheckpointError(ValueError):
-    pass
+FORMAT_VERSION = 2                  # 2: the card carries its own checksum (``beexnp.card``); 1 is read too
+READS = (1, 2)
+NPZ_FILES = ("model.npz", "trainer.npz")
 
 
 class CheckpointMismatch(CheckpointError):
@@ -72,87 +80,7 @@ class OutputInUse(ValueError):
     """Another process holds the output folder's lock."""
 
 
-@contextlib.contextmanager
-def interrupts_deferred():
-    """Hold SIGINT (Ctrl-C) until the block ends, then deliver it to the handler that was in place
-    (the default one raises KeyboardInterrupt; a training loop's may just note it)."""
-    try:
-        previous = signal.getsignal(signal.SIGINT)
-    except ValueError:                 # not the main thread: nothing to defer
-        yield
-        return
-    caught = []
-    try:
-        signal.signal(signal.SIGINT, lambda *a: caught.append(a))
-    except (ValueError, TypeError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-        if caught:
-            signal.raise_signal(signal.SIGINT)
-
-
 # ---- files and folders written whole ----------------------------------------------------
-def umask():
-    """The process's umask (read by setting it and putting it back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def check_writable(path):
-    """Raise a one-line OSError if a file cannot be written at ``path``: its folder is missing
-    or not a folder, or ``path`` is a folder.  Cheap: called before long work starts."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory: give a file name inside it")
-    if not path.parent.is_dir():
-        what = "is not a directory" if path.parent.exists() else "does not exist"
-        raise FileNotFoundError(f"{path.parent} {what} (writing {path})")
-    if not os.access(path.parent, os.W_OK):
-        raise PermissionError(f"{path.parent} is not writable (writing {path})")
-
-
-def fsync_dir(folder):
-    """Make a folder's entries (renames, new files) durable (POSIX; a no-op where folders cannot be opened)."""
-    if os.name == "nt":                 # pragma: no cover
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_file(path, write):
-    """write(file object) into ``path`` (a new file), flushed and fsynced, mode 0666 less the umask."""
-    with open(path, "xb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def atomic_write(path, write):
-    """write(file object) into a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    check_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~umask())
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def aside(folder):
     """Where ``swap_in`` sets the previous checkpoint aside: ``.NAME.old`` beside it."""
     folder = Path(folder)
@@ -187,7 +115,7 @@ def folder_written_whole(folder):
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"{folder} is a file, not a checkpoint folder")
     with interrupts_deferred():
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}{TMP_MARK}", dir=folder.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(folder.name), dir=folder.parent))
         try:
             yield tmp
             os.chmod(tmp, 0o777 & ~umask())
@@ -215,8 +143,8 @@ def save_checkpoint(folder, model, meta, trainer_arrays=None):
     blobs = {"model.npz": npz_bytes(model.state_dict())}
     if trainer_arrays is not None:
         blobs["trainer.npz"] = npz_bytes(trainer_arrays)
-    card = dict(meta, format_version=FORMAT_VERSION, model_config=model.config.to_dict(),
-                files={name: _sha256(data) for name, data in blobs.items()})
+    card = with_self_sum(dict(meta, format_version=FORMAT_VERSION, model_config=model.config.to_dict(),
+                              files={name: _sha256(data) for name, data in blobs.items()}))
     blobs[CARD] = json.dumps(card, indent=2, sort_keys=True).encode()
     with folder_written_whole(folder) as tmp:
         for name, data in blobs.items():                       # the card last
@@ -261,29 +189,50 @@ def read_checkpoint(folder, attempts=3):
             time.sleep(0.05)
 
 
+def json_error(err):
+    """What is wrong with a JSON text, in words (a RecursionError: nested deeper than Python reads)."""
+    return "nested too deeply" if isinstance(err, RecursionError) else str(err)
+
+
+NOT_A_CHECKPOINT = "give a checkpoint folder (OUT/best or OUT/last of a run)"
+
+
 def _read_checkpoint(folder):
     where = checkpoint_folder(folder)
     card_path = where / CARD
     if not card_path.is_file():
-        what = "does not exist" if not folder.exists() else f"{CARD} is missing"
-        raise CheckpointError(f"{folder} is not a checkpoint: {what}")
+        if not folder.exists():
+            what = "nothing there"
+        elif not folder.is_dir():
+            what = "a file, not a checkpoint folder"
+        else:
+            what = f"the folder has no {CARD}"
+        raise problem(folder, f"not a checkpoint: {what}", NOT_A_CHECKPOINT)
     try:
         card = json.loads(card_path.read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{card_path}: not valid JSON ({err}); the checkpoint is damaged") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise problem(card_path, f"not valid JSON: {json_error(err)}") from None
+    except OSError as err:
+        raise problem(card_path, f"cannot be read ({err.strerror or err})", NOT_A_CHECKPOINT) from None
     if not isinstance(card, dict):
-        raise CheckpointError(f"{card_path}: expected a JSON object, got {type(card).__name__}")
+        raise problem(card_path, f"the card must be a JSON object, got {type_name(card)}")
     version = card.get("format_version")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(f"{card_path}: format version {version}, this beexnp reads {FORMAT_VERSION}")
+    if version not in READS or isinstance(version, bool):
+        raise problem(card_path, f"format_version is {version!r}, this beexnp reads {', '.join(map(str, READS))}",
+                      "the checkpoint was written by another version of beexnp, or the card was edited")
+    if version >= 2 and SELF_SUM not in card:
+        raise problem(card_path, f"{SELF_SUM} is missing (every card of format {version} has it)")
+    files = card.get("files")
+    if not isinstance(files, dict) or "model.npz" not in files or not set(files) <= set(NPZ_FILES) \
+            or not all(isinstance(v, str) for v in files.values()):
+        raise problem(card_path, f"files must map model.npz (and trainer.npz) to their sha256, got {files!r}")
     blobs = {}
-    for name, digest in card.get("files", {}).items():
+    for name, digest in files.items():
         if not (where / name).is_file():
-            raise CheckpointMismatch(f"{where}: {name} is missing")
+            raise CheckpointMismatch(f"{name} is missing ({where}): {DAMAGED}")
         blobs[name] = (where / name).read_bytes()
         if _sha256(blobs[name]) != digest:
-            raise CheckpointMismatch(f"{where}: {name} does not match its checksum in {CARD} "
-                                  "(damaged, or edited)")
+            raise CheckpointMismatch(f"{name} does not match its checksum in {CARD} ({where}): {DAMAGED}")
     return card, blobs
 
 
@@ -292,44 +241,138 @@ def read_card(folder):
     return read_checkpoint(folder)[0]
 
 
+def npz_arrays(data, path):
+    """{key: array} of an .npz file (its bytes, or its path; no pickles); anything unreadable (not a zip, a
+    truncated or damaged member, a bare .npy) is one line naming ``path``."""
+    try:
+        f = np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with f:
+            return {k: f[k] for k in f.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError, TypeError) as err:
+        why = "neither a zip archive nor an array" if "pickle" in str(err) else f"{type(err).__name__}: {err}"
+        raise problem(path, f"not a readable .npz archive ({why})") from None
+
+
 def arrays_from(blobs, name, folder):
     """{key: array} of the .npz file ``name`` among a checkpoint's ``blobs``."""
     if name not in blobs:
-        raise CheckpointError(f"{folder}: {CARD} lists no {name}")
-    try:
-        with np.load(io.BytesIO(blobs[name]), allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except (ValueError, OSError, EOFError) as err:
-        raise CheckpointError(f"{folder}/{name}: unreadable ({err})") from None
+        raise problem(Path(folder) / CARD, f"files lists no {name}")
+    return npz_arrays(blobs[name], Path(folder) / name)
 
 
-def model_from(card, blobs, folder, config=None, dtype=np.float32):
-    """The model a checkpoint's card and files describe; with ``config``, the stored config must equal it."""
-    try:
-        stored = ModelConfig.from_dict(card["model_config"])
-    except ValueError as err:
-        raise CheckpointError(f"{Path(folder) / CARD}: {err}") from None
+@dataclasses.dataclass
+class Saved:
+    """A saved model opened and checked (``open_checkpoint``, ``beexnp.packed.open_packed``): read once per command.
+
+    ``card`` is the checked ``beexnp.card.Card``; ``arrays`` the model's arrays (a checkpoint's parameters, or a
+    packed file's bits, alphas and real parameters), checked against the config; ``trainer_arrays`` the optimizer's
+    moments of a training checkpoint.  ``model()`` builds the model they describe."""
+
+    path: Path
+    kind: str                              # "checkpoint" or "packed"
+    card: Card
+    arrays: dict
+    trainer_arrays: dict = None
+    build: object = None                   # (saved, **options) -> the model
+    meta: dict = None                      # a packed file's metadata
+    calibrated: bool = False               # model() carries the card's calibration (``beexnp.calibration.calibrated``)
+
+    @property
+    def raw(self):
+        """The card as stored (a dict)."""
+        return self.card.raw
+
+    @property
+    def config(self):
+        return self.card.config
+
+    def model(self, **options):
+        return self.build(self, **options)
+
+    def require(self, *fields, hint="it was not saved by the trainer, or the card was edited"):
+        """Refuse (one line) a saved model whose card lacks one of ``fields`` (e.g. "task", "tokenizer")."""
+        missing = [f for f in fields if self.raw.get(f) is None]
+        if missing:
+            raise problem(self.card_path, f"the card has no {' or '.join(missing)}", hint)
+        return self
+
+    @property
+    def card_path(self):
+        return self.path / CARD if self.kind == "checkpoint" else self.path
+
+
+def model_shapes(model):
+    """{parameter name: (shape, "f")}: what ``check_arrays`` expects of a float model's arrays."""
+    return {name: (p.shape, "f") for name, p in model.parameters()}
+
+
+def check_vocab_rows(config, rows, path):
+    """The embedding's rows against the config's (and hence the tokenizer's) vocabulary size."""
+    if rows is not None and rows != config.vocab_size:
+        raise problem(path, f"the embedding has {rows} rows, model_config.vocab_size (the vocabulary) is "
+                            f"{config.vocab_size}")
+
+
+def float_model(saved, config=None, dtype=np.float32, model=None):
+    """The float model of a checkpoint: ``model`` (the caller's, e.g. a Trainer's) or a new one, every array
+    checked against the config's and loaded.  With ``config``, the stored config must equal it."""
+    stored = saved.config
     if config is not None and config != stored:
         diff = {k: (v, getattr(stored, k)) for k, v in config.to_dict().items() if getattr(stored, k) != v}
-        raise CheckpointError(f"{folder}: config differs from the requested one (requested, stored): {diff}")
-    model = BEExformer(stored, np.random.default_rng(0), dtype=dtype)
-    try:
-        model.load_state_dict(arrays_from(blobs, "model.npz", folder))
-    except ValueError as e:
-        raise CheckpointError(f"{folder}/model.npz: {e}") from None
+        raise problem(saved.card_path, f"model_config differs from the requested one (requested, stored): {diff}",
+                      "give the checkpoint of this model")
+    model = model if model is not None else BEExformer(stored, np.random.default_rng(0), dtype=dtype)
+    shapes = model_shapes(model)
+    where = checkpoint_folder(saved.path)
+    check_arrays(saved.arrays, shapes, where / "model.npz", "parameter")
+    if saved.trainer_arrays is not None and saved.card.train_config is not None:   # each slot shaped as its parameter
+        slots = OPTIMIZERS[saved.card.train_config.optimizer].slots
+        check_arrays(saved.trainer_arrays, {f"optimizer/{slot}.{name}": shape for slot in slots
+                                            for name, shape in shapes.items()}, where / "trainer.npz", "optimizer array")
+    model.load_state_dict(saved.arrays)
     return model
 
 
+def open_checkpoint(folder, resume=False):
+    """The checkpoint ``folder`` opened and checked (``Saved``): the card's every field (``beexnp.card``), the
+    files' checksums, every array readable and finite, the embedding's rows against the vocabulary.
+    ``resume``: a training checkpoint is required (trainer state, optimizer, Generators)."""
+    card, blobs = read_checkpoint(folder)
+    where = checkpoint_folder(folder)
+    checked = check_card(card, where / CARD)
+    arrays = arrays_from(blobs, "model.npz", where)
+    check_finite(arrays, where / "model.npz", "parameter")
+    embedding = arrays.get("embedding.weight")
+    check_vocab_rows(checked.config, embedding.shape[0] if embedding is not None and embedding.ndim == 2 else None,
+                     where / "model.npz")
+    trainer = None
+    if "trainer.npz" in blobs:
+        trainer = arrays_from(blobs, "trainer.npz", where)
+        check_finite(trainer, where / "trainer.npz", "optimizer array")
+    saved = Saved(Path(folder), "checkpoint", checked, arrays, trainer, float_model)
+    if resume:
+        if trainer is None or "optimizer" not in card:
+            raise problem(folder, "the checkpoint holds no trainer state",
+                          "resume from OUT/last of a run (an exported or best-only checkpoint cannot be resumed)")
+        saved.require("task", "tokenizer", "train_config", "state", "rng", "optimizer",
+                      hint="a training checkpoint's card has them: resume from OUT/last of a run")
+    return saved
+
+
+def opened(saved_or_folder):
+    """A ``Saved`` as it is, or the checkpoint folder opened (``open_checkpoint``)."""
+    return saved_or_folder if isinstance(saved_or_folder, Saved) else open_checkpoint(saved_or_folder)
+
+
 def load_model(folder, config=None, dtype=np.float32):
-    """(model, card) from a checkpoint folder.
+    """(model, card) from a checkpoint folder, every field and array checked (``open_checkpoint``).
 
     With ``config``, the stored config must equal it; every parameter's name
     and shape must match the model it describes (a clear error says which)."""
-    card, blobs = read_checkpoint(folder)
-    try:
-        return model_from(card, blobs, folder, config, dtype), card
-    except (KeyError, TypeError) as err:
-        raise CheckpointError(f"{Path(folder) / CARD}: incomplete card ({type(err).__name__}: {err})") from None
+    saved = opened(folder)
+    return saved.model(config=config, dtype=dtype), saved.raw
 
 
 # ---- the output folder of a run -----------------------------------------------------------

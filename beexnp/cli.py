@@ -30,22 +30,26 @@ from pathlib import Path
 
 import numpy as np
 
-from beexnp.checkpoint import aside, atomic_write, check_writable, has_checkpoint, output_lock, read_card
-from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig, value_problems
+from beexnp.checkpoint import aside, has_checkpoint, output_lock
+from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig, build_settings
 from beexnp.criteria import CRITERIA
-from beexnp.evaluate import evaluate_checkpoint, format_report, predict_texts
+from beexnp.evaluate import evaluate_checkpoint, exit_rule, format_report, open_for_inference, predict_texts
 from beexnp.glue import get_task
-from beexnp.glue.download import (BASE_URL_ENV, NO_DOWNLOAD_ENV, DownloadError, base_url, download_task,
-                                  ensure_task, parse_task_list)
+from beexnp.glue.download import (BASE_URL_ENV, DEADLINE, NO_DOWNLOAD_ENV, DownloadError, base_url,
+                                  download_task, ensure_task, parse_task_list)
 from beexnp.glue.location import DEFAULT_DIR
 from beexnp.glue.reader import GlueFormatError
 from beexnp.glue.summary import describe_task, format_summary
 from beexnp.gradcheck import format_table
 from beexnp.layer_checks import check_all
-from beexnp.packed import export_checkpoint
+from beexnp.limits import check_sizes
+from beexnp.outputs import (RUN_FILES, STOP_SIGNALS, atomic_write, guard_file, guard_folder, guard_input_file,
+                            one_line, problem, resolved, signal_name, terminations_raise)
+from beexnp.packed import export_checkpoint, open_saved
 from beexnp.size import checkpoint_size_report, format_size_report
+from beexnp.sweep import default_out as default_sweep_dir
 from beexnp.sweep import run_sweep as sweep
-from beexnp.train import RUN_FILES, Trainer, TrainingDiverged, model_config_for
+from beexnp.train import Trainer, TrainingDiverged
 
 GLUE_DIR_HELP = "GLUE folder (default: $GLUE_DIR, then data/glue)"
 
@@ -72,7 +76,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one ``error:`` line and status 1 (``main``), like every other user error."""
 
     def error(self, message):
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise UsageError(problem(f"{self.prog}: {message}", self.prog, f"see {self.prog} --help"))
 
 
 def finite_float(text):
@@ -86,15 +90,22 @@ def finite_float(text):
     return value
 
 
-def positive_int(text):
-    """An int flag that counts something: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
+def int_at_least(minimum, what):
+    """An argparse type: an integer >= ``minimum`` (``what`` it is, for the docstring)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+    parse.__doc__ = f"{what}: an integer >= {minimum}."
+    return parse
+
+
+positive_int = int_at_least(1, "An int flag that counts something")
+seed_int = int_at_least(0, "A seed (numpy's Generators take no negative seed)")
 
 
 # ---- gradcheck -------------------------------------------------------------------------
@@ -102,7 +113,7 @@ def add_gradcheck(sub):
     p = sub.add_parser("gradcheck", help="check every layer's backward against central differences",
                        description="Gradient-check every layer (float64, relaxed mode, random upstream "
                                    "gradient) and print the table.")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs and parameters (default: 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the random inputs and parameters (default: 0)")
     p.add_argument("--batch", type=positive_int, default=3, help="batch size of the layer checks (default: 3)")
     p.add_argument("--tokens", type=positive_int, default=5, help="tokens per input, some padded (default: 5)")
     p.add_argument("--dim", type=positive_int, default=8, help="layer width d (default: 8)")
@@ -110,9 +121,18 @@ def add_gradcheck(sub):
     p.set_defaults(func=run_gradcheck)
 
 
+GRADCHECK_MAX = dict(batch=64, tokens=64, dim=256)   # float64 central differences: each entry costs two forwards
+
+
 def run_gradcheck(args):
     if args.dim % args.heads:
-        raise ValueError(f"--heads {args.heads} must divide --dim {args.dim}")
+        raise ValueError(problem(f"--heads {args.heads} must divide --dim {args.dim}", f"--heads {args.heads}",
+                                 "choose a divisor of --dim"))
+    for name, most in GRADCHECK_MAX.items():
+        if getattr(args, name) > most:
+            raise ValueError(problem(f"--{name} {getattr(args, name)} is more than a gradient check needs "
+                                     f"(at most {most}; every entry costs two forward passes)",
+                                     f"--{name}", f"use at most {most}"))
     reports = check_all(np.random.default_rng(args.seed), batch=args.batch, tokens=args.tokens,
                         dim=args.dim, heads=args.heads)
     print(format_table(reports))
@@ -140,6 +160,7 @@ def add_config_options(parser, cls, skip=()):
         if kind is bool:
             extra = dict(action=argparse.BooleanOptionalAction)
         else:
+            kind = seed_int if f.name.endswith("seed") else kind            # numpy takes no negative seed
             extra = dict(type=finite_float if kind is float else kind, choices=choices,
                          metavar=None if choices else kind.__name__.upper())
         default = "" if f.default is None else f" (default: {f.default})"
@@ -156,8 +177,8 @@ def add_train(sub):
                     "defaults, then --config (JSON {\"model\": {...}, \"train\": {...}}, the same keys as the "
                     "flags below with '_' for '-'), then the flags. Writes OUT/best, OUT/last (checkpoints) and "
                     "OUT/history.json; a folder that holds a run already is refused unless --resume or --overwrite "
-                    "is given, and one in use by another run always. Ctrl-C stops at the end of the step and "
-                    "saves OUT/last.")
+                    "is given, and one in use by another run always. Ctrl-C, SIGTERM and SIGHUP stop at the end of the "
+                    "step and save OUT/last.")
     p.add_argument("--config", help="JSON file with 'model' and/or 'train' sections")
     p.add_argument("--out", default=None, help="output folder (default: runs/<task>)")
     add_glue_flags(p)
@@ -178,44 +199,26 @@ def given(args, names):
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
-def config_sections(args):
-    """(model settings, training settings) asked for: --config's sections, then the flags typed.
-    A problem in the file is one line naming the file and the field."""
-    config = {}
-    if args.config:
-        try:
-            config = json.loads(Path(args.config).read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{args.config}: not valid JSON ({err})") from None
-        except UnicodeDecodeError as err:
-            raise ValueError(f"{args.config}: not UTF-8 text ({err.reason})") from None
-        if not isinstance(config, dict):
-            raise ValueError(f"{args.config}: expected a JSON object with 'model' and/or 'train' sections")
-        unknown = sorted(map(str, set(config) - {"model", "train"}))
-        if unknown:
-            raise ValueError(f"{args.config}: unknown sections {unknown}; expected 'model' and 'train'")
-        for section, cls, derived in (("model", ModelConfig, DATA_DERIVED), ("train", TrainConfig, ())):
-            values = config.get(section, {})
-            if not isinstance(values, dict):
-                raise ValueError(f"{args.config}: '{section}' must be a JSON object, got {type(values).__name__}")
-            fields = {f.name for f in dataclasses.fields(cls)} - set(derived)
-            extra = sorted(set(values) - fields)
-            problems = [f"unknown {section} keys: {', '.join(extra)}"] if extra else []
-            problems += [f"{k} is set from the data; remove it" for k in derived if k in values]
-            problems += value_problems(cls, values)
-            if problems:
-                raise ValueError(f"{args.config}: {section}: " + "; ".join(problems))
-    model = dict(config.get("model", {}), **given(args, args.model_flags))
+def settings(args, resume=None):
+    """The run's checked settings (``beexnp.config.build_settings``): --config's sections, then the flags typed."""
+    if args.config is not None:
+        guard_input_file(args.config, "--config")              # a FIFO or a device would block or never end
+    model = given(args, args.model_flags)
     if args.full_precision:
         model["binarize"] = False
-    return model, dict(config.get("train", {}), **given(args, args.train_flags))
+    return build_settings(args.config, model, given(args, args.train_flags), resume)
 
 
-def check_output_folder(out, resume=None, overwrite=False):
-    """Refuse (one line) an --out that is a file, or that holds a run when neither --resume of that
-    run nor --overwrite was asked for."""
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} is a file, not a folder")
+def check_output_folder(out, resume=None, overwrite=False, teacher=None):
+    """Refuse (one line) an --out that is not a folder or lies inside a checkpoint (``guard_folder``), that
+    holds a run when neither --resume of that run nor --overwrite was asked for, and a --teacher (or, with
+    --overwrite, a --resume) inside the run files it would replace or delete."""
+    guard_folder(out, "--out")
+    for flag, source in (("--teacher", teacher), ("--resume", resume if overwrite else None)):
+        if source is not None and inside_run_files(source, out):
+            doing = "--overwrite deletes" if overwrite else "the run replaces"
+            raise ValueError(problem(f"{flag} lies inside the run files of {out}, which {doing}", f"{flag} {source}",
+                                     f"copy it elsewhere first, or choose another --out"))
     existing = [name for name in RUN_FILES if has_checkpoint(out / name) or (out / name).exists()]
     same = resume is not None and out.resolve() == Path(resume).parent.resolve()
     if same and overwrite:
@@ -226,27 +229,50 @@ def check_output_folder(out, resume=None, overwrite=False):
                               "start again with --overwrite, or choose another --out")
 
 
+def inside_run_files(path, out):
+    """True when ``path`` (symlinks followed) is, or lies inside, one of the files a run writes in ``out``."""
+    path = resolved(path)
+    owned = [resolved(p) for name in RUN_FILES for p in (Path(out) / name, aside(Path(out) / name))]
+    return any(path == p or p in path.parents for p in owned)
+
+
+SIZE_FLAGS = dict(token_dim="--token-dim", position_dim="--position-dim", heads="--heads", blocks="--blocks",
+                  vocab="--max-vocab", max_len="--max-len", batch_size="--batch-size")
+
+
+def training_sizes(cfg, config):
+    """``memory_estimate``'s sizes of a run (the vocabulary at its cap ``max_vocab``)."""
+    return dict(token_dim=config.token_dim, position_dim=config.position_dim, heads=config.heads,
+                blocks=config.blocks, vocab=cfg.max_vocab, max_len=cfg.max_len, batch_size=cfg.batch_size,
+                classes=config.num_classes, position_mode=config.position_mode, exit_width=config.exit_width)
+
+
+def check_training_sizes(cfg, config):
+    """A run whose estimated memory exceeds the machine's: refused before the data is read."""
+    defaults = dict(training_sizes(TrainConfig(), ModelConfig(vocab_size=5)), classes=config.num_classes,
+                    exit_width=config.exit_width)
+    check_sizes(training_sizes(cfg, config), defaults, SIZE_FLAGS)
+
+
 def run_train(args):
-    model, train = config_sections(args)
-    if args.resume:
-        Trainer.resumable(args.resume, model, train)           # checked before anything is written
-        out = Path(args.out) if args.out else Path(args.resume).parent
-        task = read_card(args.resume)["train_config"]["task"]
-    else:
-        cfg = TrainConfig.from_dict(train)                     # every setting checked before the data is read
-        model_config_for(cfg, model)
-        out = Path(args.out or f"runs/{get_task(cfg.task).name}")
-        task = cfg.task
-    check_output_folder(out, args.resume, args.overwrite)
+    if args.out is not None:
+        guard_folder(args.out, "--out")                        # '' is not the current folder
+    resume = open_saved(args.resume, resume=True) if args.resume else None        # read and checked once
+    run = settings(args, resume)                               # every setting checked before anything is written
+    if resume is None:
+        check_training_sizes(run.train, run.model)             # before the data is read
+    out = Path(args.out if args.out is not None else (Path(args.resume).parent if resume
+                                                      else f"runs/{get_task(run.train.task).name}"))
+    task = run.train.task
+    check_output_folder(out, args.resume, args.overwrite, run.train.teacher)
     glue = glue_for(args, task)                                # fetched on first use
     with output_lock(out):                                     # refused if another run writes there
         if args.overwrite:
             remove_run(out)
-        if args.resume:
-            trainer = Trainer.resume(args.resume, out_dir=out, glue_dir=glue, progress=not args.no_progress,
-                                     model_overrides=model, **train)
+        if resume:
+            trainer = Trainer.resume(resume, out_dir=out, glue_dir=glue, progress=not args.no_progress, settings=run)
         else:
-            trainer = Trainer(cfg, model, out, glue, progress=not args.no_progress)
+            trainer = Trainer(run.train, run.model, out, glue, progress=not args.no_progress)
         print(f"{trainer.task.name}: {len(trainer.train_data)} training rows, vocabulary {len(trainer.tokenizer)}, "
               f"{trainer.model.num_parameters():,} parameters, {trainer.total_steps} steps; writing to {trainer.out}")
         start = time.perf_counter()
@@ -275,17 +301,18 @@ def remove_run(out):
 def add_criterion_flags(p):
     p.add_argument("--criterion", default="fractional", choices=sorted(CRITERIA),
                    help="exit rule (default: fractional entropy reduction; relative change for STS-B)")
+    defaults = ", ".join(f"{name} {c.default}" for name, c in CRITERIA.items() if c.default and name != "never")
     p.add_argument("--delta", type=finite_float, default=None,
                    help="the criterion's threshold: fractional in [0, 1) (relative change >= 0 for STS-B), entropy "
-                        "(H / log C) and maxprob in [0, 1], patience an integer >= 1 (default: the delta the "
-                        "model was trained with)")
+                        "(H / log C) and maxprob in [0, 1], patience an integer >= 1 (default: each criterion's "
+                        f"own: the delta the model was trained with for fractional, {defaults})")
 
 
 def add_evaluate(sub):
     p = sub.add_parser("evaluate", help="metrics of a checkpoint at every exit and with early exit",
                        description="Evaluate a checkpoint on a labelled split: the task's metric at "
                                    "every exit and under early exit, exit histogram, overthinking.")
-    p.add_argument("checkpoint", help="checkpoint folder (e.g. runs/sst2/best)")
+    p.add_argument("checkpoint", help="checkpoint folder (e.g. runs/sst2/best) or packed .npz (made by export)")
     p.add_argument("--split", help="split to evaluate (default: the task's first dev split; 'heldout': the "
                                    "held-out training rows a --select-on heldout run was selected on)")
     add_glue_flags(p)
@@ -300,16 +327,34 @@ def add_evaluate(sub):
     p.set_defaults(func=run_evaluate)
 
 
+def check_inference(args, saved, batch_size=1):
+    """Every option of an inference command that the opened checkpoint ``saved`` makes checkable, before the data
+    is read or fetched: the criterion's threshold (its own default), the split, the batch's memory."""
+    task, config = saved.card.task, saved.card.config
+    if hasattr(args, "criterion"):
+        exit_rule(saved.raw, task, args.criterion, args.delta)
+    split = getattr(args, "split", None)
+    if split is not None and split != "heldout" and split not in task.splits:
+        raise ValueError(problem(f"{task.name} has no split {split!r}", f"--split {split}",
+                                 f"choose one of {', '.join(list(task.splits) + ['heldout'])}"))
+    sizes = dict(training_sizes(TrainConfig(batch_size=batch_size, max_len=max(config.max_len, 3)), config),
+                 vocab=config.vocab_size)
+    check_sizes(sizes, dict(sizes, batch_size=1), {"batch_size": "--batch-size"}, training=False, what="inference")
+    return task
+
+
 def run_evaluate(args):
-    if args.json:
-        check_writable(args.json)                          # before the evaluation, not after
-    glue = glue_for(args, read_card(args.checkpoint)["task"])
-    report = evaluate_checkpoint(args.checkpoint, args.split, glue, args.criterion, args.delta,
+    if args.json is not None:
+        guard_file(args.json, "--json")                    # before the evaluation, not after
+    saved = open_for_inference(args.checkpoint)                 # read and checked once
+    check_inference(args, saved, min(args.batch_size, args.limit or args.batch_size))
+    glue = glue_for(args, saved.card.task)
+    report = evaluate_checkpoint(saved, args.split, glue, args.criterion, args.delta,
                                  args.batch_size, args.limit, not args.no_timing, args.single_limit)
     print(format_report(report))
-    if args.json:
+    if args.json is not None:
         text = json.dumps(report, indent=2).encode()
-        atomic_write(args.json, lambda f: f.write(text))
+        atomic_write(args.json, lambda f: f.write(text), "--json")
     return 0
 
 
@@ -318,7 +363,7 @@ def add_predict(sub):
                        description="Print the label (by name), the probabilities and the block the input exited "
                                    "at; warn (stderr) when the text is empty, holds no known word, or is cut to "
                                    "the model's length.")
-    p.add_argument("checkpoint", help="checkpoint folder")
+    p.add_argument("checkpoint", help="checkpoint folder or packed .npz (made by export)")
     p.add_argument("text", help="the text (the first sentence of a pair)")
     p.add_argument("text_b", nargs="?", help="the second sentence, for pair tasks")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -327,7 +372,9 @@ def add_predict(sub):
 
 
 def run_predict(args):
-    out = predict_texts(args.checkpoint, args.text, args.text_b, args.criterion, args.delta)
+    saved = open_for_inference(args.checkpoint)                 # read and checked once
+    check_inference(args, saved)
+    out = predict_texts(saved, args.text, args.text_b, args.criterion, args.delta)
     for warning in out["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
@@ -338,7 +385,8 @@ def run_predict(args):
         print(f"label: {out['label']}   ({probs})")
     else:
         print(f"score: {out['score']:.3f}")
-    print(f"exited at block {out['exit_block']} of {out['blocks']}")
+    print(f"exited at block {out['exit_block']} of {out['blocks']} ({out['criterion']}, threshold {out['threshold']}: "
+          f"{out['threshold_source']})")
     return 0
 
 
@@ -347,8 +395,9 @@ def add_sweep(sub):
                        description="Sweep every early-exit criterion over a grid of its threshold on a "
                                    "labelled split; write sweep.json, sweep.md and sweep.png (metric vs "
                                    "mean FLOPs per input), and choose delta on that split.")
-    p.add_argument("checkpoint", help="checkpoint folder")
-    p.add_argument("--out", help="output folder (default: CHECKPOINT/sweep)")
+    p.add_argument("checkpoint", help="checkpoint folder or packed .npz (made by export)")
+    p.add_argument("--out", help="output folder (default: CHECKPOINT-sweep beside the checkpoint, or NAME-sweep "
+                                 "beside a packed NAME.npz; never inside a checkpoint, whose next save would delete it)")
     p.add_argument("--split", help="labelled split (default: the task's first dev split)")
     p.add_argument("--select-on", choices=("dev", "heldout"), default=None,
                    help="choose delta on the reported split ('dev') or on the held-out training rows ('heldout'); "
@@ -359,10 +408,11 @@ def add_sweep(sub):
 
 
 def run_sweep(args):
-    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise NotADirectoryError(f"--out {args.out} is a file, not a folder")
-    glue = glue_for(args, read_card(args.checkpoint)["task"])
-    result, table, out = sweep(args.checkpoint, args.out, args.split, glue, args.limit, args.select_on)
+    saved = open_for_inference(args.checkpoint)                 # read and checked once
+    check_inference(args, saved)
+    out = guard_folder(default_sweep_dir(args.checkpoint) if args.out is None else args.out, "--out")
+    glue = glue_for(args, saved.card.task)
+    result, table, out = sweep(saved, out, args.split, glue, args.limit, args.select_on)
     print(table)
     c = result["chosen"]
     print(f"\nchosen on {result['selected_on']}: {c['criterion']} delta={c['threshold']:g}; on {result['split']}: "
@@ -400,25 +450,31 @@ def add_download(sub):
                    help=f"address to download from instead of the official one (also ${BASE_URL_ENV})")
     p.add_argument("--no-checksum", action="store_true",
                    help="skip the sha256 check (zips are still tested before extraction)")
-    p.add_argument("--force", action="store_true", help="replace tasks already present")
+    p.add_argument("--force", action="store_true",
+                   help="replace tasks already present (the old folder stays until the new one is complete)")
+    p.add_argument("--deadline", type=finite_float, default=DEADLINE,
+                   help="seconds each file may take in all before the download is given up (default: %(default)g)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_download)
 
 
 def run_download(args):
-    try:
-        tasks = parse_task_list(args.tasks)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    tasks = parse_task_list(args.tasks)
+    if args.deadline <= 0:
+        raise ValueError(problem(f"the deadline must be > 0 seconds, got {args.deadline:g}",
+                                 f"--deadline {args.deadline:g}", "give a positive number of seconds"))
+    glue = guard_folder(args.dir, "--dir")
     url = base_url(args.base_url)
     status = 0
     for task in tasks:
         try:
-            result = download_task(task, args.dir, url, checksums=False if args.no_checksum else None,
-                                   force=args.force, progress=not args.quiet)
+            result = download_task(task, glue, url, checksums=False if args.no_checksum else None,
+                                   force=args.force, progress=not args.quiet, deadline=args.deadline)
         except (DownloadError, GlueFormatError, ValueError, OSError) as err:
-            print(f"{task.name}: failed: {err}", file=sys.stderr)
+            reason = one_line(err)
+            print("error: " + problem(f"{task.name} not downloaded: {reason}", f"--dir {args.dir}",
+                                      "check the network and the address (--base-url), then run it again; "
+                                      "nothing was changed there"), file=sys.stderr)
             status = 1
             continue
         note = " (use --force to replace it)" if result == "present" else ""
@@ -440,9 +496,9 @@ def add_export(sub):
 
 
 def run_export(args):
-    check_writable(args.out)
+    guard_file(args.out, "OUT")
     real_dtype = np.float16 if args.float16 else np.float32
-    arrays = export_checkpoint(args.checkpoint, args.out, real_dtype)
+    arrays = export_checkpoint(open_saved(args.checkpoint), args.out, real_dtype)
     n_binary = sum(k.endswith(".bits") for k in arrays)
     print(f"wrote {args.out}: {Path(args.out).stat().st_size:,} bytes on disk "
           f"({sum(a.nbytes for a in arrays.values()):,} bytes of arrays; {n_binary} bit-packed matrices, "
@@ -457,14 +513,14 @@ def add_size(sub):
                                    "(embeddings, attention, SLFN/FFN, norms, exits, alphas), the total, "
                                    "the full-precision twin's bytes and the ratio, with real and with "
                                    "binarized embeddings, and the exported file's size on disk.")
-    p.add_argument("checkpoint", help="checkpoint folder")
+    p.add_argument("checkpoint", help="checkpoint folder or packed .npz (made by export)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--float16", action="store_true", help="real parameters as float16 (as export --float16)")
     p.set_defaults(func=run_size)
 
 
 def run_size(args):
-    report = checkpoint_size_report(args.checkpoint, np.float16 if args.float16 else np.float32)
+    report = checkpoint_size_report(open_saved(args.checkpoint), np.float16 if args.float16 else np.float32)
     print(json.dumps(report, indent=2) if args.json else format_size_report(report))
     return 0
 
@@ -487,13 +543,18 @@ def build_parser():
 
 
 def main(argv=None):
-    """Run a command; a user's mistake ends with ``error: <message>`` and status 1, not a traceback."""
-    try:
-        args = build_parser().parse_args(argv)
-        return args.func(args) or 0
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, TrainingDiverged) as err:      # CheckpointError, GlueFormatError: ValueErrors
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    """Run a command; a user's mistake ends with ``error: <message>`` and status 1, not a traceback.
+
+    SIGTERM and SIGHUP end a command as Ctrl-C does (``Terminated``): every writer removes its temporary
+    file, ``train`` saves ``last``; the status is 128 + the signal's number."""
+    with terminations_raise():
+        try:
+            args = build_parser().parse_args(argv)
+            return args.func(args) or 0
+        except KeyboardInterrupt as err:
+            signum = getattr(err, "signum", STOP_SIGNALS[0])
+            print(f"\ninterrupted ({signal_name(signum)}); no partial file was left", file=sys.stderr)
+            return 128 + signum
+        except (ValueError, OSError, TrainingDiverged) as err:  # CheckpointError, GlueFormatError: ValueErrors
+            print(f"error: {one_line(err)}", file=sys.stderr)
+            return 1

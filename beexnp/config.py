@@ -7,28 +7,39 @@ stored in every checkpoint.
 
     ModelConfig     what fixes the architecture (width, heads, blocks, binarization)
     TrainConfig     the task, the optimizer and its schedule, the exit loss, the data
-    SoftRouting     the soft-routing loss's (delta, tau, beta), one value passed by name
+
+The choices and defaults a field offers come from the module that implements them
+(the estimators from ``sign``, the SLFN's variants from ``slfn``, the exit weightings
+and soft routing's (delta, tau, beta) from ``exit_loss``); a config holds the values.
 """
 import dataclasses
 import json
 import math
 import typing
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from beexnp.criteria import FractionalEntropy, RelativeChange
+from beexnp.exit_loss import WEIGHTINGS, SoftRouting
 from beexnp.glue.tasks import TASKS, get_task
 from beexnp.glue.tokenizer import KINDS as TOKENIZERS
 from beexnp.optim import OPTIMIZERS
 from beexnp.schedules import DECAYS
 from beexnp.sign import ESTIMATORS
+from beexnp.slfn import SLFN_VARIANTS
 
-WEIGHTINGS = ("uniform", "linear", "soft_routing")
-SLFN_GATES = ("all", "learn", "forget")           # DESIGN §4.4: which of the SLFN's gates are present
+SLFN_GATES = tuple(SLFN_VARIANTS)                 # DESIGN §4.4: which of the SLFN's gates are present
 PAIR_ENCODINGS = ("joint", "siamese")             # DESIGN §5.6: how a sentence pair reaches the exits
 SELECT_ON = ("dev", "heldout")                    # DESIGN §9.1: the split every choice is made on
 HELDOUT_UNITS = ("groups", "rows")                # DESIGN §9.1: what the held-out slice holds out whole
 LEGACY_TRAIN = {"heldout_unit": "rows"}           # what a card written before a field existed was trained with
 DISTILL_FROM = ("last", "matching")               # DESIGN §6.9: which teacher exit each student exit learns from
+
+
+def as_trained(train_config):
+    """A card's ``train_config`` (a dict) with the fields it lacks because it was written before they existed set
+    as that run had them (``LEGACY_TRAIN``); the others keep their defaults."""
+    return dict(LEGACY_TRAIN, **train_config)
 
 
 def option(default, help, choices=None):
@@ -83,16 +94,6 @@ def dataclass_from_dict(cls, d, what):
     if unknown:
         raise ValueError(f"unknown {what} keys: {', '.join(unknown)}")
     return cls(**d)
-
-
-@dataclass(frozen=True)
-class SoftRouting:
-    r"""The soft-routing exit loss's settings (DESIGN §6.8): the exit rule's threshold ``delta``, the
-    sigmoid's temperature ``tau``, and ``beta``, the share of uniform weight every exit keeps."""
-
-    delta: float = 0.1
-    tau: float = 0.05
-    beta: float = 0.2
 
 
 @dataclass
@@ -281,3 +282,77 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d):
         return dataclass_from_dict(cls, d, "training config")
+
+
+# ---- a run's settings, from a file and flags: built and checked here, once ---------------------------------
+STAND_IN_VOCAB = 5                     # the 4 special tokens and one word: the ModelConfig before the data is read
+
+
+def model_config_for(train_config, model_overrides=None, vocab_size=STAND_IN_VOCAB):
+    """The ``ModelConfig`` of a run: the overrides, and the fields set from the task and the data
+    (``DATA_DERIVED``; the vocabulary's size defaults to a stand-in, to check the settings before the data is read)."""
+    task = get_task(train_config.task)
+    config = ModelConfig.from_dict(dict(model_overrides or {}, num_classes=task.num_labels, regression=task.regression,
+                                        max_len=max(train_config.max_len, 1), vocab_size=vocab_size))
+    if config.pair_encoding == "siamese" and not task.pair:
+        raise ValueError(f"pair_encoding='siamese' needs a sentence-pair task; {task.name} has one sentence")
+    return config
+
+
+@dataclass
+class Settings:
+    """A run's settings, checked: ``train`` (TrainConfig) and ``model`` (ModelConfig; its vocabulary size a
+    stand-in until the tokenizer is known, or a resumed run's own)."""
+
+    train: "TrainConfig"
+    model: ModelConfig
+
+
+def file_sections(path):
+    """{"model": {...}, "train": {...}} of a --config file; a problem in it is one line naming the file and the field."""
+    try:
+        config = json.loads(Path(path).read_bytes())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: not valid JSON (nested too deeply)") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a JSON object with 'model' and/or 'train' sections")
+    unknown = sorted(map(str, set(config) - {"model", "train"}))
+    if unknown:
+        raise ValueError(f"{path}: unknown sections {unknown}; expected 'model' and 'train'")
+    for section, cls, derived in (("model", ModelConfig, DATA_DERIVED), ("train", TrainConfig, ())):
+        values = config.get(section, {})
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: '{section}' must be a JSON object, got {type(values).__name__}")
+        fields = {f.name for f in dataclasses.fields(cls)} - set(derived)
+        extra = sorted(set(values) - fields)
+        problems = [f"unknown {section} keys: {', '.join(extra)}"] if extra else []
+        problems += [f"{k} is set from the data; remove it" for k in derived if k in values]
+        problems += value_problems(cls, values)
+        if problems:
+            raise ValueError(f"{path}: {section}: " + "; ".join(problems))
+    return {"model": config.get("model", {}), "train": config.get("train", {})}
+
+
+def build_settings(file=None, model=None, train=None, resume=None):
+    """The one place a run's settings are built and checked: the defaults, then the --config ``file``'s sections,
+    then ``model`` and ``train`` (the flags typed: {field: value}).
+
+    ``resume``: the opened training checkpoint (``beexnp.checkpoint.open_checkpoint``) a run continues; every
+    setting given must then equal the checkpoint's, but ``RESUME_OVERRIDES``, and the rest are the checkpoint's."""
+    sections = file_sections(file) if file else {"model": {}, "train": {}}
+    model = dict(sections["model"], **(model or {}))
+    train = dict(sections["train"], **(train or {}))
+    if resume is None:
+        cfg = TrainConfig.from_dict(train)
+        return Settings(cfg, model_config_for(cfg, model))
+    stored_model, stored_train = resume.card.config, resume.card.train_config
+    conflicts = resume_conflicts(stored_model.to_dict(), asdict(stored_train), model, train)
+    if conflicts:
+        raise ValueError(f"--resume {resume.path}: settings differ from the checkpoint's: {'; '.join(conflicts)} "
+                         f"(a resumed run may change only {', '.join(RESUME_OVERRIDES)})")
+    cfg = TrainConfig.from_dict(dict(asdict(stored_train), **train))
+    return Settings(cfg, stored_model)

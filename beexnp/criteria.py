@@ -14,6 +14,10 @@ Each criterion refuses a threshold outside its legal range (NaN included) with
 a one-line ValueError: the fractional rule delta in [0, 1), the relative change
 delta >= 0, the entropy and probability thresholds in [0, 1], patience an
 integer >= 1.
+
+Each criterion has its own default threshold (``default``; ``threshold_for``): the fractional rule and the
+relative change take the delta the model was trained with (soft routing's), the others a value of their own
+(the entropy 0.1 of log C, the probability 0.9, patience 2): a threshold is never borrowed from another rule.
 """
 import math
 
@@ -31,7 +35,8 @@ def checked(value, criterion, legal, ok):
     except (TypeError, ValueError):
         v = math.nan
     if isinstance(value, bool) or not (math.isfinite(v) and ok(v)):
-        raise ValueError(f"delta (the {criterion} criterion's threshold) must be {legal}, got {value!r}")
+        raise ValueError(f"delta (the {criterion} criterion's threshold) must be {legal}, got {value!r} (--delta): "
+                         f"give a threshold {legal}")
     return v
 
 
@@ -44,6 +49,7 @@ class FractionalEntropy:
     already serves 2- and 3-class tasks."""
 
     name = "fractional"
+    default = None                      # the delta the model was trained with
 
     def __init__(self, delta):
         self.delta = checked(delta, self.name, "in [0, 1)", lambda v: 0 <= v < 1)
@@ -63,6 +69,7 @@ class RelativeChange:
     moved by less than a fraction delta:  |y_i - y_{i-1}| / |y_{i-1}| < delta.   delta >= 0."""
 
     name = "relative_change"
+    default = None                      # the delta the model was trained with
 
     def __init__(self, delta):
         self.delta = checked(delta, self.name, ">= 0", lambda v: v >= 0)
@@ -82,6 +89,7 @@ class EntropyThreshold:
     threshold in [0, 1] for the normalized entropy, >= 0 in nats."""
 
     name = "entropy"
+    default = 0.1
 
     def __init__(self, threshold, normalized=True):
         legal, ok = ("in [0, 1]", lambda v: 0 <= v <= 1) if normalized else (">= 0", lambda v: v >= 0)
@@ -98,6 +106,7 @@ class MaxProbability:
     r"""Leave at the first exit whose largest class probability max_c p_ic >= threshold, in [0, 1]."""
 
     name = "maxprob"
+    default = 0.9
 
     def __init__(self, threshold):
         self.threshold = checked(threshold, self.name, "in [0, 1]", lambda v: 0 <= v <= 1)
@@ -114,6 +123,7 @@ class Patience:
     consecutive exits after the first (patience 1: two exits in a row agree); an integer >= 1."""
 
     name = "patience"
+    default = 2
 
     def __init__(self, patience):
         self.patience = int(checked(patience, self.name, "an integer >= 1", lambda v: v >= 1 and v.is_integer()))
@@ -131,6 +141,7 @@ class NeverExit:
     """Full depth: every input leaves at the last block."""
 
     name = "never"
+    default = 0
 
     def __init__(self, *_):
         pass
@@ -146,10 +157,35 @@ CRITERIA = {c.name: c for c in (FractionalEntropy, RelativeChange, EntropyThresh
                                 NeverExit)}
 
 
+def criterion_name(name, regression=False):
+    """The criterion ``name`` means for the task: 'fractional' is RelativeChange for a regression task."""
+    return "relative_change" if name == "fractional" and regression else name
+
+
+def threshold_for(name, value=None, trained_delta=None, regression=False):
+    """(criterion, threshold, where the threshold came from) for criterion ``name``: ``value`` if given, else the
+    criterion's own default (``default``; for the fractional rule and the relative change, ``trained_delta``, the
+    delta the model was trained with).  The threshold is checked (one-line ValueError)."""
+    rule = make_criterion(name, value if value is not None else default_threshold(name, trained_delta, regression),
+                          regression)
+    threshold = getattr(rule, "delta", getattr(rule, "threshold", getattr(rule, "patience", None)))
+    if value is not None:
+        return rule, threshold, "given"
+    own = CRITERIA[criterion_name(name, regression)].default
+    return rule, threshold, ("the delta the model was trained with" if own is None else f"the {rule.name} default")
+
+
+def default_threshold(name, trained_delta=None, regression=False):
+    """The threshold criterion ``name`` uses when none is given (``trained_delta`` for the fractional rule)."""
+    own = CRITERIA.get(criterion_name(name, regression))
+    if own is None:
+        return None
+    return trained_delta if own.default is None else own.default
+
+
 def make_criterion(name, value=None, regression=False):
     """A criterion by name; 'fractional' means RelativeChange for a regression task."""
-    if name == "fractional" and regression:
-        name = "relative_change"
+    name = criterion_name(name, regression)
     if name not in CRITERIA:
         raise ValueError(f"unknown exit criterion {name!r}; choose one of {sorted(CRITERIA)}")
     if regression and name in ("entropy", "maxprob", "patience"):

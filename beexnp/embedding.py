@@ -35,16 +35,17 @@ class Embedding(Module):
         if not np.issubdtype(np.asarray(ids).dtype, np.integer):
             raise TypeError(f"Embedding expects integer token ids, got {np.asarray(ids).dtype}")
         self.ids = ids
-        rows = self.weight.data[ids]                                       # (B, T, d)
-        if self.binarize:
-            rows, self.cache = binarize_weight(rows, self.estimator, self.relaxed, axis=-1)
-        return rows
+        rows = self.weight.data[ids]                                       # e = E[ids]     (B, T, d)
+        if not self.binarize:
+            return rows
+        self.rows = binarize_weight(rows, self.estimator, self.relaxed, axis=-1)   # e = alpha_r sign(E[r])
+        return self.rows.Wb
 
-    def backward(self, dout):
+    def backward(self, de):
         if self.binarize:
-            dout = binarize_weight_backward(dout, self.cache, self.alpha_grad)   # (B, T, d) to the latent rows
-        d = dout.shape[-1]
-        np.add.at(self.weight.grad, self.ids.reshape(-1), dout.reshape(-1, d))  # scatter-add rows
+            de = binarize_weight_backward(de, self.rows, self.alpha_grad)  # (B, T, d) to the latent rows
+        d = de.shape[-1]
+        np.add.at(self.weight.grad, self.ids.reshape(-1), de.reshape(-1, d))    # dE[r] += de[b, t] where ids[b, t] = r
         if self.padding_idx is not None:
             self.weight.grad[self.padding_idx] = 0
         return None                                                        # ids have no gradient

@@ -6,33 +6,43 @@ import time
 
 import numpy as np
 
-from beexnp.calibration import apply_calibration
-from beexnp.checkpoint import CARD, CheckpointError, load_model
-from beexnp.config import LEGACY_TRAIN, SoftRouting
-from beexnp.criteria import NeverExit, make_criterion
+from beexnp.calibration import calibrated
+from beexnp.checkpoint import Saved
+from beexnp.config import SoftRouting, as_trained
+from beexnp.criteria import NeverExit, threshold_for
 from beexnp.flops import input_lengths, model_flops
-from beexnp.glue import Tokenizer, compute_metrics, encode_examples, get_task, load_split, subset
+from beexnp.glue import compute_metrics, encode_examples, load_split, subset
 from beexnp.glue.heldout import SPLIT as HELDOUT
 from beexnp.glue.heldout import load_heldout
 from beexnp.glue.reader import nonempty
 from beexnp.glue.tokenizer import UNK_ID
 from beexnp.inference import early_exit_forward, early_exit_split, exit_outputs, predictions
+from beexnp.packed import open_saved
 
 
-def load_for_inference(folder):
-    """(model, tokenizer, task, card) from a checkpoint folder; its calibration folded into the exit heads
-    (DESIGN §9.3)."""
-    model, card = load_model(folder)
-    apply_calibration(model, card)
-    missing = [key for key in ("task", "tokenizer") if key not in card]
-    if missing:
-        raise CheckpointError(f"{folder}: its {CARD} has no {' or '.join(missing)} (not saved by the trainer?)")
-    return model, Tokenizer.from_state_dict(card["tokenizer"]), get_task(card["task"]), card
+def open_for_inference(source):
+    """``source`` (a checkpoint folder, a packed .npz, or either already opened) as a ``Saved`` whose card has the
+    task and the tokenizer: read and checked once (``beexnp.card``); its ``model()`` carries the card's
+    calibration in its exit biases (DESIGN §9.3), for evaluate, predict, the sweep and early exit alike."""
+    saved = source if isinstance(source, Saved) else open_saved(source)
+    return calibrated(saved.require("task", "tokenizer"))         # its model(): the calibration in (DESIGN §9.3)
+
+
+def load_for_inference(source):
+    """(model, tokenizer, task, card) from a checkpoint folder or a packed .npz (or either opened)."""
+    saved = open_for_inference(source)
+    return saved.model(), saved.card.tokenizer, saved.card.task, saved.raw
 
 
 def default_delta(card):
     """The delta the model was trained with (soft routing), else soft routing's default."""
     return card.get("train_config", {}).get("delta", SoftRouting.delta)
+
+
+def exit_rule(card, task, criterion="fractional", delta=None):
+    """(criterion, threshold, where the threshold came from) for a checkpoint's task: ``delta`` if given, else the
+    criterion's own default (the fractional rule's: the delta the model was trained with).  Checked at once."""
+    return threshold_for(criterion, delta, default_delta(card), task.regression)
 
 
 def max_len_of(model, card):
@@ -63,12 +73,12 @@ def labelled_split(model, tokenizer, task, card, split=None, glue_dir=None, limi
 
 def heldout_of(card, glue_dir=None):
     """The held-out rows (``Examples``) of the run a checkpoint card describes; an error if it trained on them."""
-    cfg = card.get("train_config", {})
+    cfg = as_trained(card.get("train_config", {}))
     if cfg.get("select_on", "dev") != HELDOUT:
         raise ValueError("this checkpoint was selected on dev and trained on every training row: it has no "
-                         "held-out slice (train with --select-on heldout)")
+                         "held-out slice (--split heldout): evaluate it on dev, or train with --select-on heldout")
     return load_heldout(card["task"], glue_dir, cfg["heldout_fraction"], cfg["heldout_seed"], cfg.get("train_subset"),
-                        dict(LEGACY_TRAIN, **cfg)["heldout_unit"])
+                        cfg["heldout_unit"])
 
 
 def seconds(run, repeats=3):
@@ -97,8 +107,7 @@ def evaluate_checkpoint(folder, split=None, glue_dir=None, criterion="fractional
                         batch_size=256, limit=None, timing=True, single_limit=None):
     """Metrics at every exit and under early exit on a labelled split, FLOPs and wall-clock; a JSON-able dict."""
     model, tokenizer, task, card = load_for_inference(folder)
-    delta = default_delta(card) if delta is None else delta
-    rule = make_criterion(criterion, delta, task.regression)                  # a bad threshold: before the work
+    rule, delta, source = exit_rule(card, task, criterion, delta)             # a bad threshold: before the work
     encoded = labelled_split(model, tokenizer, task, card, split, glue_dir, limit)
     split = encoded.split
 
@@ -108,8 +117,9 @@ def evaluate_checkpoint(folder, split=None, glue_dir=None, criterion="fractional
     result = early_exit_split(model, encoded, rule, batch_size)
     early = compute_metrics(task, result.predictions(task.regression), encoded.labels)
     N = model.config.blocks
-    report = dict(checkpoint=str(folder), task=task.name, split=split, examples=len(encoded),
-                  criterion=rule.name, delta=delta, main_metric=task.main_metric,
+    report = dict(checkpoint=str(folder.path if isinstance(folder, Saved) else folder), task=task.name, split=split,
+                  examples=len(encoded), criterion=rule.name, delta=delta, threshold_source=source,
+                  main_metric=task.main_metric,
                   per_exit=per_exit, early_exit=early,
                   mean_exit_block=float(result.exit_block.mean()),
                   exit_histogram=np.bincount(result.exit_block, minlength=N + 1)[1:].tolist())
@@ -138,7 +148,8 @@ def format_report(report):
     for i, m in enumerate(report["per_exit"], 1):
         lines.append(f"{i:>6}  " + "  ".join(f"{v:9.4f}" for v in m.values()))
     lines.append(f"{'early':>6}  " + "  ".join(f"{v:9.4f}" for v in report["early_exit"].values())
-                 + f"   ({report['criterion']}, delta {report['delta']})")
+                 + f"   ({report['criterion']}, threshold {report['delta']}: "
+                 + f"{report.get('threshold_source', 'given')})")
     lines += ["", f"mean exit block {report['mean_exit_block']:.2f} of {N}",
               "exit histogram  " + "  ".join(f"{i}:{c}" for i, c in enumerate(report["exit_histogram"], 1))]
     if "overthinking" in report:
@@ -168,11 +179,12 @@ def predict_texts(folder, text_a, text_b=None, criterion="fractional", delta=Non
         raise ValueError(f"{task.name} is a sentence-pair task: give two texts")
     if not task.pair and text_b is not None:
         raise ValueError(f"{task.name} is a single-sentence task: give one text, not two")
-    rule = make_criterion(criterion, default_delta(card) if delta is None else delta, task.regression)
+    rule, delta, source = exit_rule(card, task, criterion, delta)
     max_len = max_len_of(model, card)
     ids = np.array([tokenizer.encode(text_a, text_b, max_len=max_len)], dtype=np.int64)
     result = early_exit_forward(model, ids, np.ones(ids.shape, np.float32), rule)
-    out = dict(task=task.name, exit_block=int(result.exit_block[0]), blocks=model.config.blocks,
+    out = dict(task=task.name, criterion=rule.name, threshold=delta, threshold_source=source,
+               exit_block=int(result.exit_block[0]), blocks=model.config.blocks,
                tokens=tokenizer.tokens(ids[0]), warnings=input_warnings(tokenizer, text_a, text_b, max_len))
     if task.regression:
         out["score"] = float(result.logits[0, 0])

@@ -27,13 +27,30 @@ same weights:
     soft = T^2 KL(softmax(t / T) || softmax(z / T))      classes
     soft = (yhat - t)^2                                  regression: MSE to the teacher's prediction
 """
+from dataclasses import dataclass
+
 import numpy as np
 
 from beexnp.activations import sigmoid
-from beexnp.config import WEIGHTINGS, SoftRouting
 from beexnp.entropy import certain, entropy, fractional_entropy_drop, relative_change
 from beexnp.losses import MSE, SoftmaxCrossEntropy, SoftTargetKL
 from beexnp.module import Module
+
+WEIGHTINGS = ("uniform", "linear", "soft_routing")
+
+
+@dataclass(frozen=True)
+class SoftRouting:
+    r"""The soft-routing weights' parameters (DESIGN §6.8), with their defaults:
+
+    delta   the exit rule's threshold: q_i = sigmoid((delta - r_i) / tau)
+    tau     the sigmoid's temperature (> 0; as tau -> 0, q_i becomes the exit rule r_i < delta)
+    beta    the share of uniform weight every exit keeps: w_i = (1 - beta) pi_i + beta / N
+    """
+
+    delta: float = 0.1
+    tau: float = 0.05
+    beta: float = 0.2
 
 
 def exit_drops(logits, regression=False):

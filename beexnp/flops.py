@@ -73,7 +73,7 @@ from typing import Any
 import numpy as np
 
 from beexnp.pairs import part_lengths
-from beexnp.slfn import GATE_SETS
+from beexnp.slfn import SLFN_VARIANTS
 
 BINARY_MAC_FLOPS = 1 / 64       # one W1A1 MAC in FLOPs (Bi-Real Net, BiBERT)
 TRAIN_FACTOR = 3                # forward + backward (2 products per forward product)
@@ -170,7 +170,7 @@ def output_projection(config, L):
 
 def slfn_width(config):
     """Columns of the SLFN's fused matrix, in units of d: the gates present and the candidate (4 with all three)."""
-    return len(GATE_SETS[config.slfn_gates]) + 1
+    return len(SLFN_VARIANTS[config.slfn_gates].columns)
 
 
 def slfn_gates(config, L):

@@ -154,4 +154,4 @@ def gradcheck(module, inputs=(), constants=None, forward=None, dout=None, rng=No
         for p, dtype in dtypes:
             p.data, p.grad = p.data.astype(dtype), p.grad.astype(dtype)
         for m in module.modules():
-            m.forget()
+            m.clear_weight_cache()

@@ -15,17 +15,17 @@ from beexnp.attention import BinaryMultiHeadAttention
 from beexnp.block import Block, ExitHead
 from beexnp.dropout import Dropout
 from beexnp.embedding import Embedding, SinusoidalPositions
-from beexnp.config import WEIGHTINGS, ModelConfig
-from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
+from beexnp.config import ModelConfig
+from beexnp.exit_loss import WEIGHTINGS, ModelWithLoss, MultiExitLoss
 from beexnp.gradcheck import gradcheck, randomize_parameters
-from beexnp.linear import BinaryLinear, Linear
+from beexnp.linear import Binarization, BinaryLinear, Linear
 from beexnp.glue.tokenizer import CLS_ID, SEP_ID
 from beexnp.losses import MSE, SoftmaxCrossEntropy, SoftTargetKL
 from beexnp.model import BEExformer
 from beexnp.norm import LayerNorm
 from beexnp.pairs import PairExitHead
 from beexnp.sign import Sign
-from beexnp.slfn import SLFN, BinaryFeedForward
+from beexnp.slfn import SLFN, SLFN_VARIANTS, BinaryFeedForward
 
 
 @dataclass
@@ -101,7 +101,8 @@ def layer_cases(rng, batch=3, tokens=5, dim=8, heads=2, classes=3, vocab=11):
         Case("SLFN", prepared(SLFN(d, rng, dtype=dt)), (x,)),
         Case("SLFN (full precision)", prepared(SLFN(d, rng, binary=False, dtype=dt)), (x,)),
         Case("BinaryFeedForward", prepared(BinaryFeedForward(d, rng, dtype=dt)), (x,)),
-        Case("BinaryFeedForward (W1A1)", prepared(BinaryFeedForward(d, rng, binarize_input=True, dtype=dt)),
+        Case("BinaryFeedForward (W1A1)",
+             prepared(BinaryFeedForward(d, rng, binarization=Binarization(binarize_input=True), dtype=dt)),
              (kink_free(rng, (B, T, d), 0.8),)),
         Case("ExitHead", prepared(ExitHead(d, C, rng, dtype=dt)), (x,), {"mask": mask}),
     ]
@@ -130,7 +131,7 @@ def layer_cases(rng, batch=3, tokens=5, dim=8, heads=2, classes=3, vocab=11):
 
     # this project's additions (DESIGN §4.4, §5.6, §6.9): drawn last, so the cases above keep their inputs
     for gates, name in (("learn", "learn gate only"), ("forget", "forget gates only")):
-        cases.append(Case(f"SLFN ({name})", prepared(SLFN(d, rng, gates=gates, dtype=dt)), (x,)))
+        cases.append(Case(f"SLFN ({name})", prepared(SLFN_VARIANTS[gates](d, rng, dtype=dt)), (x,)))
     cases.append(Case("PairExitHead", prepared(PairExitHead(d, C, rng, dtype=dt)), (kink_free(rng, (2 * B, T, d)),),
                       {"mask": padding_mask(rng, 2 * B, T)}))
     cases.append(Case("SoftTargetKL (T = 2)", SoftTargetKL(2.0), (rng.standard_normal((B, C)),),

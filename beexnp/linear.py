@@ -3,6 +3,8 @@ r"""Affine layers: the real ``Linear`` and the 1-bit ``BinaryLinear`` (DESIGN §
 Both act on the last axis of an input of any leading shape, (..., in) -> (..., out),
 and are computed as one matrix product on the (rows, in) view of the input.
 """
+from dataclasses import dataclass
+
 import numpy as np
 
 from beexnp.module import Module, Parameter
@@ -55,14 +57,24 @@ class Linear(Module):
 
 
 class BinaryLinear(Module):
-    r"""y = s(x) (alpha * sign(W)) + b,   alpha_j = mean_i |W_ij|      (DESIGN §1)
+    r"""y = s(x) W_b + b,   W_b = alpha * sign(W),   alpha_j = mean_i |W_ij|      (DESIGN §1)
 
     x (..., in), latent W (in, out), alpha (out,), b (out,).  s(x) = x by default
     (W1A32); with ``binarize_input=True`` s(x) = sign(x) (W1A1), or, with ``input_levels="step"``
     for an input that is never negative (a ReLU's output), s(x) = [x > 0] in {0, 1}.  The gradient
-    reaches W through sign (via the estimator's surrogate derivative) and, unless
+    reaches W through sign (via the ``estimator``'s surrogate derivative) and, unless
     ``alpha_grad=False``, through alpha.  In relaxed mode sign is replaced by the
     estimator's smooth stand-in, so the backward is the exact derivative.
+
+    What a forward keeps for the backward:
+
+        self.x    the input x                                            (..., in)
+        self.xb   s(x), the input as multiplied (x itself in W1A32)      (..., in)
+        self.w    the ``BinarizedWeight``: w.Wb = w.alpha * w.s, and the latent W
+
+    In eval mode the weights do not change, so W_b is computed once and kept in
+    ``self.eval_weight``; ``clear_weight_cache`` drops it (every train()/eval() switch
+    and load_state_dict call it).
 
     Because alpha is one scale per *output* unit, several BinaryLinear layers that
     read the same input can be fused into one with their outputs side by side
@@ -79,54 +91,73 @@ class BinaryLinear(Module):
         self.alpha_grad = alpha_grad
         self.binarize_input = binarize_input
         self.input_levels = input_levels
-        self._eval_weight = None
-
-    def effective_weight(self):
-        """alpha * sign(W) as the forward uses it (in binary mode: exactly +-alpha_j)."""
-        return self.binarized_weight()[0]
+        self.eval_weight = None
 
     def binarized_weight(self):
-        """(W_b, cache).  In eval mode the weights do not change, so W_b is computed once
-        and kept until the next train()/eval() switch or load_state_dict (``forget``)."""
+        """W_b = alpha * sign(W) as a ``BinarizedWeight``: computed anew in training and in relaxed mode,
+        once in eval mode (kept in ``self.eval_weight``)."""
         if self.training or self.relaxed:
             return binarize_weight(self.weight.data, self.estimator, self.relaxed)
-        if self._eval_weight is None:
-            self._eval_weight = binarize_weight(self.weight.data, self.estimator, self.relaxed)
-        return self._eval_weight
+        if self.eval_weight is None:
+            self.eval_weight = binarize_weight(self.weight.data, self.estimator, self.relaxed)
+        return self.eval_weight
 
-    def forget(self):
-        self._eval_weight = None
+    def clear_weight_cache(self):
+        self.eval_weight = None
+
+    def effective_weight(self):
+        """W_b = alpha * sign(W) as the forward uses it (in binary mode: exactly +-alpha_j)."""
+        return self.binarized_weight().Wb
 
     def forward(self, x):
-        self.Wb, self.w_cache = self.binarized_weight()                                        # (in, out)
+        self.w = self.binarized_weight()                                # W_b = alpha * sign(W)     (in, out)
+        b = None if self.bias is None else self.bias.data
         self.x = x
-        bias = None if self.bias is None else self.bias.data
-        if not self.binarize_input:
+        if not self.binarize_input:                                     # W1A32:  y = x W_b + b
             self.xb = x
-            return affine_forward(x, self.Wb, bias)                                             # (..., out)
-        # W1A1: (s(x) sign(W)) alpha, the same function in the order the XNOR-popcount
-        # path computes it: the +-1 (or 0/1) dot products are exact integers, then one scale per unit.
-        self.xb = binarize_activation(x, self.estimator, self.relaxed, self.input_levels)      # (..., in)
-        _, s, alpha, _, _ = self.w_cache
-        y = affine_forward(self.xb, s, None)                                                    # (..., out)
-        y *= alpha[0]
-        return y if bias is None else y + bias
+            return affine_forward(x, self.w.Wb, b)
+        # W1A1:  y = (s(x) sign(W)) alpha + b, the order the XNOR-popcount path computes it in:
+        # the +-1 (or 0/1) dot products are exact integers, then one scale per output unit.
+        self.xb = binarize_activation(x, self.estimator, self.relaxed, self.input_levels)     # s(x)
+        y = affine_forward(self.xb, self.w.s, None) * self.w.alpha[0]
+        return y if b is None else y + b
 
     def backward(self, dy):
-        dx, dWb, db = affine_backward(dy, self.xb, self.Wb)
-        self.weight.grad += binarize_weight_backward(dWb, self.w_cache, self.alpha_grad)
+        dxb, dWb, db = affine_backward(dy, self.xb, self.w.Wb)                       # y = s(x) W_b + b
+        self.weight.grad += binarize_weight_backward(dWb, self.w, self.alpha_grad)   # W_b = alpha sign(W)
         if self.bias is not None:
             self.bias.grad += db
-        if self.binarize_input:
-            dx = dx * activation_grad(self.x, self.estimator, self.input_levels)   # through s(x)
-        return dx
+        if not self.binarize_input:
+            return dxb
+        return dxb * activation_grad(self.x, self.estimator, self.input_levels)     # through s(x)
 
 
-def make_linear(n_in, n_out, rng, binary, **binary_options):
-    """A BinaryLinear, or (binary=False) the real Linear of the full-precision twin.
+@dataclass(frozen=True)
+class Binarization:
+    """How the binarized layers of a block binarize: what the model passes down to every ``BinaryLinear``.
 
-    ``binary_options`` are BinaryLinear's keywords (estimator, alpha_grad,
-    binarize_input, input_levels, dtype); the real layer takes only dtype from them."""
-    if binary:
-        return BinaryLinear(n_in, n_out, rng, **binary_options)
-    return Linear(n_in, n_out, rng, dtype=binary_options.get("dtype", np.float32))
+    estimator       sign's surrogate gradient: "second_order" (BEExformer's g') or "ste"   (DESIGN §1.1)
+    alpha_grad      whether dL/dW also flows through alpha = mean|W| (False: Bi-Real Net, BiBERT, larq;
+                    DESIGN §1.2)
+    binarize_input  W1A1: each layer binarizes its input too, s(x) in place of x          (DESIGN §1.5)
+    input_levels    with binarize_input, s(x) = sign(x) in {-1, +1} ("sign"), or [x > 0] in {0, 1}
+                    ("step", for an input that is never negative: the feed-forward's ReLU output)
+
+    Whether a layer is binarized at all (``binary``; False: the full-precision twin) and its float
+    type (``dtype``) are keywords of their own, as they are for every layer.
+    """
+
+    estimator: str = "second_order"
+    alpha_grad: bool = True
+    binarize_input: bool = False
+    input_levels: str = "sign"
+
+
+def make_linear(n_in, n_out, rng, binary, binarization, dtype):
+    """A BinaryLinear that binarizes as ``binarization`` says, or (binary=False) the real Linear of the
+    full-precision twin."""
+    if not binary:
+        return Linear(n_in, n_out, rng, dtype=dtype)
+    b = binarization
+    return BinaryLinear(n_in, n_out, rng, estimator=b.estimator, alpha_grad=b.alpha_grad,
+                        binarize_input=b.binarize_input, input_levels=b.input_levels, dtype=dtype)

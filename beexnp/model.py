@@ -19,6 +19,7 @@ import numpy as np
 
 from beexnp.block import Block, ExitHead
 from beexnp.embedding import Embedding, SinusoidalPositions
+from beexnp.linear import Binarization
 from beexnp.module import Module
 from beexnp.pairs import PairExitHead, segment_ids, split_pair
 
@@ -29,15 +30,16 @@ class BEExformer(Module):
     def __init__(self, config, rng, dtype=np.float32):
         config.validate()
         self.config = config
-        binary_options = dict(estimator=config.estimator, alpha_grad=config.alpha_grad,
-                              binarize_input=config.binarize_activations, dtype=dtype)
+        binarization = Binarization(estimator=config.estimator, alpha_grad=config.alpha_grad,
+                                    binarize_input=config.binarize_activations)
         self.embedding = Embedding(config.vocab_size, config.token_dim, rng, padding_idx=0,
-                                   binarize=config.binarize_embeddings, estimator=config.estimator,
-                                   alpha_grad=config.alpha_grad, dtype=dtype)
+                                   binarize=config.binarize_embeddings, estimator=binarization.estimator,
+                                   alpha_grad=binarization.alpha_grad, dtype=dtype)
         pos_dim = config.position_dim if config.position_mode == "concat" else config.token_dim
         self.positions = SinusoidalPositions(pos_dim, config.position_mode, config.max_len)
         self.blocks = [Block(config.dim, config.heads, rng, ffn=config.ffn, dropout=config.dropout,
-                             binary=config.binarize, slfn_gates=config.slfn_gates, **binary_options)
+                             binary=config.binarize, slfn_gates=config.slfn_gates, binarization=binarization,
+                             dtype=dtype)
                        for _ in range(config.blocks)]
         self.siamese = config.pair_encoding == "siamese"
         head = PairExitHead if self.siamese else ExitHead

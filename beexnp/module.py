@@ -94,11 +94,12 @@ class Module:
     def train(self, mode=True):
         for m in self.modules():
             m.training = mode
-            m.forget()
+            m.clear_weight_cache()
         return self
 
-    def forget(self):
-        """Drop values cached from the parameters (a layer that caches overrides this)."""
+    def clear_weight_cache(self):
+        """Drop what was computed from the parameters and kept; a layer that keeps something overrides this
+        (BinaryLinear: its eval-mode W_b).  train(), eval() and load_state_dict call it on every module."""
 
     def eval(self):
         return self.train(False)
@@ -131,7 +132,7 @@ class Module:
         for name, p in own.items():
             p.data[...] = state[name]
         for m in self.modules():
-            m.forget()
+            m.clear_weight_cache()
 
 
 def mismatches(expected_shapes, given, what):

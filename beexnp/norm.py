@@ -19,15 +19,16 @@ class LayerNorm(Module):
     def forward(self, x):
         mu = x.mean(axis=-1, keepdims=True)                        # (..., 1)
         xc = x - mu                                                # (..., d)
-        var = np.einsum("...d,...d->...", xc, xc)[..., None] / x.shape[-1]   # (..., 1)
-        self.inv_sigma = 1 / np.sqrt(var + self.eps)                       # (..., 1)
+        var = np.einsum("...d,...d->...", xc, xc)[..., None] / x.shape[-1]   # mean(xc^2), one dot per row (..., 1)
+        self.inv_sigma = 1 / np.sqrt(var + self.eps)                       # 1 / sigma                        (..., 1)
         self.xhat = xc * self.inv_sigma                            # (..., d)
         return self.gamma.data * self.xhat + self.beta.data
 
     def backward(self, dy):
         d = dy.shape[-1]
-        self.gamma.grad += (dy * self.xhat).reshape(-1, d).sum(axis=0)
+        self.gamma.grad += (dy * self.xhat).reshape(-1, d).sum(axis=0)     # y = gamma * xhat + beta
         self.beta.grad += dy.reshape(-1, d).sum(axis=0)
         dxhat = dy * self.gamma.data                               # (..., d)
-        return self.inv_sigma * (dxhat - dxhat.mean(axis=-1, keepdims=True)
-                                 - self.xhat * (dxhat * self.xhat).mean(axis=-1, keepdims=True))
+        return self.inv_sigma * (dxhat                                                       # through xhat itself
+                                 - dxhat.mean(axis=-1, keepdims=True)                        # through mu
+                                 - self.xhat * (dxhat * self.xhat).mean(axis=-1, keepdims=True))   # through sigma

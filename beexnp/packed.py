@@ -15,8 +15,9 @@ key                        array                         what
 ``NAME`` (every other)     float32 (or float16)          the real parameters: biases, LayerNorm,
                                                          exit heads, real embeddings
 ``__meta__``               uint8 (bytes of UTF-8 JSON)   format, model config, each binarized
-                                                         matrix's shape and axis, and the card
-                                                         (tokenizer, task, metrics, train config)
+                                                         matrix's shape and axis, the card
+                                                         (tokenizer, task, metrics, train config),
+                                                         and ``card_sha256``, the sha256 of the rest
 =========================  ============================  ==========================================
 
 NAME is the parameter's dotted name in the float model.  Binarized matrices
@@ -28,6 +29,9 @@ embedding (E (V, d_tok), alpha per row: rows = V, n = d_tok).  In both cases
 
 so the latent float weights are not needed for inference and are not stored.
 
+**Opening** (``open_packed``) checks the file as a checkpoint is checked
+(``beexnp.card``): the metadata's every field and its own checksum, every
+array named, shaped and typed as the config gives, every real number finite.
 **Loading** (``load_packed``) builds the same ``BEExformer`` and substitutes,
 by composition, a ``PackedBinaryLinear`` for every ``BinaryLinear`` (and a
 ``PackedEmbedding`` for a binarized embedding): same ``forward`` interface,
@@ -40,23 +44,27 @@ round differently and can flip the sign of a value near 0 in the next layer).
 Packed layers are inference only (no backward).
 """
 import json
+from pathlib import Path
 
 import numpy as np
 
-from beexnp.calibration import folded
-from beexnp.checkpoint import atomic_write, interrupts_deferred, load_model
+from beexnp.calibration import calibrated, folded_card
+from beexnp.card import SELF_SUM, check_arrays, check_card, problem, type_name, with_self_sum
+from beexnp.checkpoint import (CARD, NOT_A_CHECKPOINT, Saved, atomic_write, check_vocab_rows, interrupts_deferred,
+                               json_error, npz_arrays, open_checkpoint)
 from beexnp.embedding import Embedding
-from beexnp.glue import Tokenizer
 from beexnp.linear import BinaryLinear, affine_forward
 from beexnp.config import ModelConfig
 from beexnp.model import BEExformer
 from beexnp.module import Module, Parameter, mismatches
 from beexnp.xnor import as_words, binary_weight, pack_signs, step_matmul, unpack_signs, w1a1_matmul
 
-FORMAT = "beexnp.packed/1"
+FORMAT = "beexnp.packed/2"          # 2: the metadata carries its own checksum (``beexnp.card``)
+READS = ("beexnp.packed/1", FORMAT)
 META_KEY = "__meta__"
 BINARY_SUFFIXES = (".bits", ".alpha")
 TRAINING_ONLY = ("files", "rng", "optimizer", "state")   # card entries that only a training run needs
+NOT_COPIED = TRAINING_ONLY + ("model_config", "format_version", SELF_SUM)   # the card's entries a packed file leaves out
 
 
 # ---- which parameters are binarized, and along which axis -------------------------
@@ -126,10 +134,14 @@ def pack_model(model, real_dtype=np.float32):
 
 def packed_meta(model, card=None, real_dtype=np.float32):
     """The JSON-able description stored beside the arrays."""
-    card = {k: v for k, v in (card or {}).items() if k not in TRAINING_ONLY and k != "model_config"}
-    return dict(format=FORMAT, model_config=model.config.to_dict(), real_dtype=np.dtype(real_dtype).name,
-                bitorder="little", card=card,
-                binary={name: dict(shape=list(W.shape), axis=axis) for name, W, axis in binary_matrices(model)})
+    card = {k: v for k, v in (card or {}).items() if k not in NOT_COPIED}
+    return with_self_sum(dict(format=FORMAT, model_config=model.config.to_dict(), real_dtype=np.dtype(real_dtype).name,
+                              bitorder="little", card=card, binary=binary_layout(model)))
+
+
+def binary_layout(model):
+    """{name: {shape, axis}} of every binarized matrix: the metadata's ``binary`` entry."""
+    return {name: dict(shape=list(W.shape), axis=axis) for name, W, axis in binary_matrices(model)}
 
 
 def encode_meta(meta):
@@ -147,22 +159,109 @@ def save_packed(path, model, card=None, real_dtype=np.float32):
 
 
 def export_checkpoint(folder, out, real_dtype=np.float32):
-    """Checkpoint folder -> packed .npz file; returns the arrays written."""
-    model, card = folded(*load_model(folder))                      # the calibration in the exit biases (§9.3)
-    return save_packed(out, model, card, real_dtype)
+    """Checkpoint folder (or an opened ``Saved`` checkpoint) -> packed .npz file; returns the arrays written."""
+    saved = folder if isinstance(folder, Saved) else open_saved(folder)
+    if saved.kind == "packed":
+        raise problem(saved.path, "already a packed file", "export reads a checkpoint folder (OUT/best of a run)")
+    return save_packed(out, calibrated(saved).model(), folded_card(saved.raw), real_dtype)   # §9.3: folded once
+
+
+def read_meta(f, path):
+    """The metadata dict of an open .npz (``np.load``'s ``NpzFile``), its format and own checksum checked."""
+    if META_KEY not in f:
+        hint = (f"it is a checkpoint's weights: give its folder {path.parent}" if (path.parent / CARD).is_file()
+                else "make one with: python -m beexnp export CHECKPOINT OUT.npz")
+        raise problem(path, f"not a packed beexnp model (no {META_KEY} entry)", hint)
+    raw = f[META_KEY]
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise problem(path, f"{META_KEY} must be the bytes of a JSON object (uint8), got {raw.dtype} {raw.shape}")
+    try:
+        meta = json.loads(raw.tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise problem(path, f"{META_KEY} is not valid JSON: {json_error(err)}") from None
+    if not isinstance(meta, dict):
+        raise problem(path, f"{META_KEY} must be a JSON object, got {type_name(meta)}")
+    if meta.get("format") not in READS:
+        raise problem(path, f"packed format {meta.get('format')!r}, this beexnp reads {', '.join(map(repr, READS))}",
+                      "export the checkpoint again with this beexnp")
+    if meta["format"] != READS[0] and SELF_SUM not in meta:
+        raise problem(path, f"{SELF_SUM} is missing (every file of format {meta['format']} has it)")
+    if SELF_SUM in meta and with_self_sum(meta)[SELF_SUM] != meta[SELF_SUM]:
+        raise problem(path, f"the metadata does not match its own checksum {SELF_SUM}")
+    return meta
 
 
 def read_packed(path):
-    """(arrays, meta) of a packed file, after checking its format."""
-    with np.load(path, allow_pickle=False) as f:
-        if META_KEY not in f.files:
-            raise ValueError(f"{path} is not a packed beexnp model (no {META_KEY} entry); "
-                             "make one with: python -m beexnp export CHECKPOINT OUT.npz")
-        arrays = {k: f[k] for k in f.files if k != META_KEY}
-        meta = json.loads(f[META_KEY].tobytes().decode())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: packed format {meta.get('format')!r}, this beexnp reads {FORMAT!r}")
-    return arrays, meta
+    """(arrays, meta) of a packed file, after checking its format and its metadata's own checksum."""
+    path = Path(path)
+    if path.is_dir():
+        raise problem(path, f"not a packed file: a folder with no {CARD}", NOT_A_CHECKPOINT)
+    if not path.is_file():
+        what = "nothing there" if not path.exists() else "not a regular file"
+        raise problem(path, f"not a packed file: {what}", NOT_A_CHECKPOINT)
+    arrays = npz_arrays(path, path)
+    meta = read_meta(arrays, path)
+    return {k: v for k, v in arrays.items() if k != META_KEY}, meta
+
+
+def expected_packed(model):
+    """{key: (shape, kind)} of the packed arrays of ``model`` (a float skeleton of the config)."""
+    binary = {name: (W.shape, axis) for name, W, axis in binary_matrices(model)}
+    expected = {}
+    for name, p in model.parameters():
+        if name in binary:
+            shape, axis = binary[name]
+            rows, n = shape[1 - axis], shape[axis]
+            expected[name + ".bits"], expected[name + ".alpha"] = ((rows, -(-n // 8)), "u1"), ((rows,), "f")
+        else:
+            expected[name] = (p.shape, "f")
+    return expected
+
+
+def check_packed(arrays, meta, path):
+    """The ``Card`` of a packed file's metadata, every field checked and every array against the config."""
+    if not isinstance(meta.get("card"), dict):
+        raise problem(path, f"card must be a JSON object, got {type_name(meta.get('card'))}")
+    inner = dict(meta["card"], model_config=meta.get("model_config"))
+    if "model_config" not in meta:
+        raise problem(path, "model_config is missing")
+    card = check_card({k: v for k, v in inner.items() if k != SELF_SUM}, path, training_fields=False)
+    if meta.get("real_dtype") not in ("float32", "float16"):
+        raise problem(path, f"real_dtype must be 'float32' or 'float16', got {meta.get('real_dtype')!r}")
+    if meta.get("bitorder") != "little":
+        raise problem(path, f"bitorder must be 'little', got {meta.get('bitorder')!r}")
+    skeleton = BEExformer(card.config, np.random.default_rng(0))
+    if meta.get("binary") != binary_layout(skeleton):
+        raise problem(path, "binary (each binarized matrix's shape and axis) does not fit model_config")
+    embedding = arrays.get("embedding.weight.alpha", arrays.get("embedding.weight"))
+    check_vocab_rows(card.config, embedding.shape[0] if embedding is not None and embedding.ndim >= 1 else None, path)
+    check_arrays(arrays, expected_packed(skeleton), path)
+    return card
+
+
+def open_packed(path):
+    """The packed file ``path`` opened and checked (a ``Saved`` of kind "packed")."""
+    arrays, meta = read_packed(path)
+    card = check_packed(arrays, meta, Path(path))
+    saved = Saved(Path(path), "packed", card, arrays, build=packed_model)
+    saved.meta = meta
+    return saved
+
+
+def packed_model(saved, unpack="load", packed=True):
+    """The model of a packed ``Saved``: computing from the bits (``model_from_packed``), or ``packed=False``
+    the float model rebuilt from them (``unpacked_model``)."""
+    return model_from_packed(saved.arrays, saved.meta, unpack) if packed else unpacked_model(saved.arrays, saved.meta)
+
+
+def open_saved(path, resume=False):
+    """A checkpoint folder or a packed file, opened and checked: whichever ``path`` is."""
+    path = Path(path)
+    if path.is_file() or (not path.exists() and path.suffix == ".npz"):
+        if resume:
+            raise problem(path, "a packed file holds no trainer state", "resume from OUT/last of a run")
+        return open_packed(path)
+    return open_checkpoint(path, resume=resume)
 
 
 # ---- layers that compute from the packed bits -----------------------------------------
@@ -272,23 +371,21 @@ def unpacked_model(arrays, meta):
     return model.eval()
 
 
-def tokenizer_and_card(meta):
-    """(tokenizer or None, card) of a packed file's metadata.
+def tokenizer_and_card(saved):
+    """(tokenizer or None, card) of an opened packed file.
 
     ``card`` is the checkpoint card stored at export (task, tokenizer, metrics,
     train config) with ``model_config`` added back."""
-    card = dict(meta["card"], model_config=meta["model_config"])
-    tokenizer = Tokenizer.from_state_dict(card["tokenizer"]) if "tokenizer" in card else None
-    return tokenizer, card
+    return saved.card.tokenizer, dict(saved.meta["card"], model_config=saved.meta["model_config"])
 
 
 def load_packed(path, unpack="load"):
     """(model, tokenizer or None, card) from a packed file: an inference model computing from the bits."""
-    arrays, meta = read_packed(path)
-    return model_from_packed(arrays, meta, unpack), *tokenizer_and_card(meta)
+    saved = open_packed(path)
+    return saved.model(unpack=unpack), *tokenizer_and_card(saved)
 
 
 def load_unpacked(path):
     """(float model, tokenizer or None, card) from a packed file: ``unpacked_model`` of its arrays."""
-    arrays, meta = read_packed(path)
-    return unpacked_model(arrays, meta), *tokenizer_and_card(meta)
+    saved = open_packed(path)
+    return saved.model(packed=False), *tokenizer_and_card(saved)

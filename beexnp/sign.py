@@ -21,6 +21,8 @@ Each estimator also exposes its smooth ``relaxed`` forward (g, or clip) whose
 exact derivative *is* its ``grad``: layers use it in relaxed mode so that a
 numerical gradient can check their backward.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from beexnp.module import Module
@@ -104,20 +106,39 @@ def activation_grad(x, estimator, levels="sign"):
     return g if levels == "sign" else g / 2
 
 
+class BinarizedWeight(NamedTuple):
+    r"""What ``binarize_weight`` returns: W_b = alpha * s, and what its backward needs.
+
+    Wb         alpha * s, the weight the forward multiplies by     same shape as W
+    W          the latent real weight
+    s          sign(W) in {-1, +1} (relaxed mode: the estimator's smooth stand-in)
+    alpha      mean |W| along ``axis``, that axis kept with length 1
+    estimator  whose derivative stands in for sign's
+    axis       the axis alpha averages over
+    """
+
+    Wb: np.ndarray
+    W: np.ndarray
+    s: np.ndarray
+    alpha: np.ndarray
+    estimator: type
+    axis: int
+
+
 def binarize_weight(W, estimator, relaxed, axis=0):
     r"""Magnitude-aware binarization: :math:`W_b = \alpha \cdot \mathrm{sign}(W)`.
 
     ``alpha`` is the mean of |W| along ``axis`` (for a (in, out) matrix and
-    axis=0: one scale per output unit, alpha_j = mean_i |W_ij|).  Returns
-    ``(W_b, cache)``; ``binarize_weight_backward(dW_b, cache)`` gives dL/dW.
+    axis=0: one scale per output unit, alpha_j = mean_i |W_ij|).  Returns a
+    ``BinarizedWeight``; ``binarize_weight_backward(dW_b, it)`` gives dL/dW.
     """
-    s = binarize(W, estimator, relaxed)                 # (in, out) in {-1,+1} (or g(W))
-    alpha = np.mean(np.abs(W), axis=axis, keepdims=True)  # (1, out)
-    return alpha * s, (W, s, alpha, estimator, axis)
+    s = binarize(W, estimator, relaxed)                             # (in, out) in {-1,+1} (or g(W))
+    alpha = np.mean(np.abs(W), axis=axis, keepdims=True)            # (1, out)
+    return BinarizedWeight(alpha * s, W, s, alpha, estimator, axis)  # W_b = alpha * s
 
 
-def binarize_weight_backward(dWb, cache, alpha_grad=True):
-    r"""dL/dW for :math:`W_b = \alpha \odot s(W)`, through both factors.
+def binarize_weight_backward(dWb, w, alpha_grad=True):
+    r"""dL/dW for :math:`W_b = \alpha \odot s(W)`, through both factors; ``w``: the ``BinarizedWeight``.
 
     .. math::
         \frac{\partial L}{\partial W_{ij}} = \alpha_j\, s'(W_{ij})\, \frac{\partial L}{\partial W_{b,ij}}
@@ -128,11 +149,10 @@ def binarize_weight_backward(dWb, cache, alpha_grad=True):
     into alpha.  ``alpha_grad=False`` drops the second term (Bi-Real Net,
     BiBERT and larq treat alpha as a constant).
     """
-    W, s, alpha, estimator, axis = cache
-    dW = alpha * estimator.grad(W) * dWb                                  # through sign
+    dW = w.alpha * w.estimator.grad(w.W) * dWb                      # term 1, through sign: alpha_j s'(W_ij) dW_b,ij
     if alpha_grad:
-        dalpha = np.sum(dWb * s, axis=axis, keepdims=True)                 # (1, out)
-        dW += dalpha * np.sign(W) / W.shape[axis]                         # through alpha = mean|W|
+        dalpha = np.sum(dWb * w.s, axis=w.axis, keepdims=True)       # dL/dalpha_j = sum_k dW_b,kj s_kj    (1, out)
+        dW += dalpha * np.sign(w.W) / w.W.shape[w.axis]             # term 2, through alpha = mean|W|
     return dW
 
 

@@ -37,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from beexnp.checkpoint import load_model
+from beexnp.checkpoint import Saved
 from beexnp.flops import slfn_width
 from beexnp.model import BEExformer
-from beexnp.packed import META_KEY, binary_matrices, pack_model, save_packed
+from beexnp.packed import META_KEY, binary_matrices, open_saved, pack_model, save_packed
 
 PAPER_RATIO = 21.30
 LIMIT = 32.0
@@ -154,10 +154,13 @@ def size_report(model, card=None, real_dtype=np.float32, file_dir=None):
 
 
 def checkpoint_size_report(folder, real_dtype=np.float32):
-    model, card = load_model(folder)
-    report = size_report(model, card, real_dtype)
-    report["checkpoint"] = str(folder)
-    report["checkpoint_model_npz_bytes"] = (Path(folder) / "model.npz").stat().st_size
+    """``size_report`` of a checkpoint folder or a packed file (or either opened); a packed file's model is the
+    float one its bits give (``beexnp.packed.unpacked_model``: the same bits and alphas once packed again)."""
+    saved = folder if isinstance(folder, Saved) else open_saved(folder)
+    packed = saved.kind == "packed"
+    report = size_report(saved.model(packed=False) if packed else saved.model(), saved.raw, real_dtype)
+    report["checkpoint"] = str(saved.path)
+    report["checkpoint_model_npz_bytes"] = None if packed else (saved.path / "model.npz").stat().st_size
     return report
 
 

@@ -15,71 +15,125 @@ form (each gate one job, a bounded output, 4 d^2 binary weights).
 The four matrices read the same H and have one alpha per output unit, so they
 are one ``BinaryLinear(d, 4d)`` whose columns are [f1 | l | f2 | c].
 
-The gate ablation (DESIGN §4.4, ``gates``): a gate left out is the constant 1,
-and its matrix is not there, so the fused layer holds only the gates present:
+The gate ablation (DESIGN §4.4, ``--slfn-gates``): a gate left out is the constant 1,
+and its matrix is not there, so the fused layer holds only the gates present.  Each
+variant is a small subclass with its own equation (``SLFN_VARIANTS``):
 
-    "all"      f2 * tanh(f1 * H + l * c)      [f1 | l | f2 | c]    4 d^2 weights
-    "learn"    tanh(H + l * c)                [l | c]              2 d^2
-    "forget"   f2 * tanh(f1 * H + c)          [f1 | f2 | c]        3 d^2
+    "all"      SLFN               f2 * tanh(f1 * H + l * c)      [f1 | l | f2 | c]    4 d^2 weights
+    "learn"    LearnGateSLFN      tanh(H + l * c)                [l | c]              2 d^2
+    "forget"   ForgetGatesSLFN    f2 * tanh(f1 * H + c)          [f1 | f2 | c]        3 d^2
 """
+from dataclasses import replace
+
 import numpy as np
 
 from beexnp.activations import ReLU, sigmoid
-from beexnp.linear import make_linear
+from beexnp.linear import Binarization, make_linear
 from beexnp.module import Module
-
-GATE_SETS = {"all": ("f1", "l", "f2"), "learn": ("l",), "forget": ("f1", "f2")}   # in column order
 
 
 class SLFN(Module):
     r"""SLFN(H) = f2 * tanh(f1 * H + l * c)          H (B, T, d) -> (B, T, d)
 
-    After a forward, ``f1``, ``l``, ``f2`` and ``c`` hold the gate values (B, T, d)
-    (the notebooks plot them); a gate left out by ``gates`` (DESIGN §4.4) is the
-    constant 1.0.  ``binary=False``: the full-precision twin."""
+    f1, l, f2 = sigmoid(z_f1), sigmoid(z_l), sigmoid(z_f2),  c = tanh(z_c),
+    [z_f1 | z_l | z_f2 | z_c] = H [Wf1 | Wl | Wf2 | Wc]_b + b: one fused layer, ``gates``.
 
-    def __init__(self, dim, rng, binary=True, gates="all", **binary_options):
-        if gates not in GATE_SETS:
-            raise ValueError(f"gates must be one of {', '.join(GATE_SETS)}, got {gates!r}")
-        self.dim, self.names = dim, GATE_SETS[gates]
-        k = len(self.names) + 1                                            # the gates present and c
-        self.gates = make_linear(dim, k * dim, rng, binary, **binary_options)   # e.g. [Wf1 | Wl | Wf2 | Wc]
+    After a forward, ``f1``, ``l``, ``f2`` and ``c`` hold the gate values (B, T, d)
+    (the notebooks plot them), ``t`` = tanh(f1 * H + l * c).  The gates' layer binarizes
+    as ``binarization`` says; ``binary=False``: the full-precision twin."""
+
+    columns = ("f1", "l", "f2", "c")                                   # the fused layer's blocks of d outputs
+
+    def __init__(self, dim, rng, binary=True, binarization=Binarization(), dtype=np.float32):
+        self.dim = dim
+        self.gates = make_linear(dim, len(self.columns) * dim, rng, binary, binarization, dtype)
 
     def forward(self, H):
-        d, k = self.dim, len(self.names)
-        z = self.gates.forward(H)                                          # (B, T, (k+1)d)
-        g = sigmoid(z[..., :k * d])                                        # (B, T, kd): the gates present
-        present = {name: g[..., i * d:(i + 1) * d] for i, name in enumerate(self.names)}
-        self.f1, self.l, self.f2 = (present.get(name, 1.0) for name in ("f1", "l", "f2"))
-        self.c = np.tanh(z[..., k * d:])                                   # (B, T, d)
+        z_f1, z_l, z_f2, z_c = np.split(self.gates.forward(H), 4, axis=-1)   # (B, T, d) each
+        self.f1 = sigmoid(z_f1)                                        # forget gate 1
+        self.l = sigmoid(z_l)                                          # selective-learn gate
+        self.f2 = sigmoid(z_f2)                                        # forget gate 2
+        self.c = np.tanh(z_c)                                          # candidate
         self.H = H
-        self.t = np.tanh(self.f1 * H + self.l * self.c)                    # (B, T, d) merged state
+        self.t = np.tanh(self.f1 * H + self.l * self.c)                # tanh(m), m = f1 * H + l * c
         return self.f2 * self.t
 
-    def backward(self, dout):
+    def backward(self, dY):
         f1, l, f2, c, t, H = self.f1, self.l, self.f2, self.c, self.t, self.H
-        dm = dout * f2 * (1 - t * t)                                       # d/d(f1*H + l*c)
-        through = {"f1": lambda: dm * H * f1 * (1 - f1),                   # through f1
-                   "l": lambda: dm * c * l * (1 - l),                      # through l
-                   "f2": lambda: dout * t * f2 * (1 - f2)}                 # through f2
-        dz = np.concatenate([through[name]() for name in self.names]
-                            + [dm * l * (1 - c * c)], axis=-1)             # (B, T, (k+1)d), through c last
-        return dm * f1 + self.gates.backward(dz)                           # direct path + through the gates
+        dm = dY * f2 * (1 - t * t)                                     # Y = f2 * tanh(m):  dm
+        dz_f1 = dm * H * f1 * (1 - f1)                                 # m = f1 * H + ...,  f1 = sigmoid(z_f1)
+        dz_l = dm * c * l * (1 - l)                                    # m = ... + l * c,   l = sigmoid(z_l)
+        dz_f2 = dY * t * f2 * (1 - f2)                                 # Y = f2 * t,        f2 = sigmoid(z_f2)
+        dz_c = dm * l * (1 - c * c)                                    # m = ... + l * c,   c = tanh(z_c)
+        dH_direct = dm * f1                                            # m = f1 * H + ...:  the direct path
+        return dH_direct + self.gates.backward(np.concatenate([dz_f1, dz_l, dz_f2, dz_c], axis=-1))
+
+
+class LearnGateSLFN(SLFN):
+    r"""SLFN(H) = tanh(H + l * c): the selective-learn gate only, f1 = f2 = 1 (DESIGN §4.4)
+
+    l = sigmoid(z_l), c = tanh(z_c), [z_l | z_c] = H [Wl | Wc]_b + b.  After a forward:
+    ``l``, ``c``, and ``t`` = tanh(H + l * c), the output."""
+
+    columns = ("l", "c")
+
+    def forward(self, H):
+        z_l, z_c = np.split(self.gates.forward(H), 2, axis=-1)         # (B, T, d) each
+        self.l = sigmoid(z_l)
+        self.c = np.tanh(z_c)
+        self.t = np.tanh(H + self.l * self.c)                          # tanh(m), m = H + l * c
+        return self.t
+
+    def backward(self, dY):
+        l, c, t = self.l, self.c, self.t
+        dm = dY * (1 - t * t)                                          # Y = tanh(m):     dm
+        dz_l = dm * c * l * (1 - l)                                    # m = H + l * c,   l = sigmoid(z_l)
+        dz_c = dm * l * (1 - c * c)                                    # m = H + l * c,   c = tanh(z_c)
+        return dm + self.gates.backward(np.concatenate([dz_l, dz_c], axis=-1))   # dm: the direct path
+
+
+class ForgetGatesSLFN(SLFN):
+    r"""SLFN(H) = f2 * tanh(f1 * H + c): the two forget gates only, l = 1 (DESIGN §4.4)
+
+    f1, f2 = sigmoid(z_f1), sigmoid(z_f2), c = tanh(z_c), [z_f1 | z_f2 | z_c] = H [Wf1 | Wf2 | Wc]_b + b.
+    After a forward: ``f1``, ``f2``, ``c``, and ``t`` = tanh(f1 * H + c)."""
+
+    columns = ("f1", "f2", "c")
+
+    def forward(self, H):
+        z_f1, z_f2, z_c = np.split(self.gates.forward(H), 3, axis=-1)  # (B, T, d) each
+        self.f1 = sigmoid(z_f1)
+        self.f2 = sigmoid(z_f2)
+        self.c = np.tanh(z_c)
+        self.H = H
+        self.t = np.tanh(self.f1 * H + self.c)                         # tanh(m), m = f1 * H + c
+        return self.f2 * self.t
+
+    def backward(self, dY):
+        f1, f2, c, t, H = self.f1, self.f2, self.c, self.t, self.H
+        dm = dY * f2 * (1 - t * t)                                     # Y = f2 * tanh(m): dm
+        dz_f1 = dm * H * f1 * (1 - f1)                                 # m = f1 * H + c,   f1 = sigmoid(z_f1)
+        dz_f2 = dY * t * f2 * (1 - f2)                                 # Y = f2 * t,       f2 = sigmoid(z_f2)
+        dz_c = dm * (1 - c * c)                                        # m = f1 * H + c,   c = tanh(z_c)
+        return dm * f1 + self.gates.backward(np.concatenate([dz_f1, dz_f2, dz_c], axis=-1))   # dm * f1: direct
+
+
+SLFN_VARIANTS = {"all": SLFN, "learn": LearnGateSLFN, "forget": ForgetGatesSLFN}   # by --slfn-gates (DESIGN §4.4)
 
 
 class BinaryFeedForward(Module):
     r"""FFN(H) = ReLU(H W1_b + b1) W2_b + b2        H (B, T, d) -> (B, T, d), hidden d_ff
 
     The "no SLFN" ablation; d_ff = 2d matches the SLFN's 4 d^2 weights.  With
-    ``binarize_input`` (W1A1) the second layer binarizes its input, ReLU(.) >= 0,
+    ``binarization.binarize_input`` (W1A1) the second layer binarizes its input, ReLU(.) >= 0,
     to {0, 1} as BiT does ([x > 0]); sign would make it +1 everywhere (sign(0) =
     +1) and the output would not depend on H (DESIGN §1.5)."""
 
-    def __init__(self, dim, rng, hidden=None, binary=True, **binary_options):
+    def __init__(self, dim, rng, hidden=None, binary=True, binarization=Binarization(), dtype=np.float32):
         hidden = hidden or 2 * dim
-        self.up = make_linear(dim, hidden, rng, binary, **binary_options)
+        self.up = make_linear(dim, hidden, rng, binary, binarization, dtype)
         self.act = ReLU()
-        self.down = make_linear(hidden, dim, rng, binary, **dict(binary_options, input_levels="step"))
+        self.down = make_linear(hidden, dim, rng, binary, replace(binarization, input_levels="step"), dtype)
 
     def forward(self, H):
         return self.down.forward(self.act.forward(self.up.forward(H)))

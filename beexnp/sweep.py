@@ -16,18 +16,23 @@ threshold at the fractional rule's FLOPs (``matched``), chosen on its held-out
 training rows, and dev reported at those thresholds: an honest dev number.
 With ``select_on="dev"`` the choice is made on the reported split itself, and
 that point is optimistic.
+
+Its three files are each written whole (``beexnp.outputs.atomic_write``), by default beside the checkpoint
+(``CKPT-sweep``), never inside one: a checkpoint's next save replaces its folder.
 """
 import json
 from pathlib import Path
 
 import numpy as np
 
+from beexnp.checkpoint import Saved
 from beexnp.criteria import make_criterion
-from beexnp.evaluate import labelled_split, load_for_inference
+from beexnp.evaluate import labelled_split, open_for_inference
 from beexnp.flops import input_lengths, model_flops
 from beexnp.glue import compute_metrics, selection_score
 from beexnp.glue.heldout import SPLIT as HELDOUT
 from beexnp.inference import exit_outputs, predictions, simulate_exits
+from beexnp.outputs import guard_folder, save_figure, write_text
 
 GRIDS = {
     "fractional": [0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8],
@@ -126,7 +131,7 @@ def draw_rows(ax, rows, metric, title, chosen=None):
 
 
 def plot_rows(rows, metric, title, path, chosen=None):
-    """The sweep's figure, saved to ``path``: ``draw_rows`` on a figure of its own."""
+    """The sweep's figure, saved (whole) to ``path``: ``draw_rows`` on a figure of its own."""
     from matplotlib.figure import Figure         # no pyplot: leaves the caller's backend alone
 
     fig = Figure(figsize=(6.4, 4.2))
@@ -134,8 +139,16 @@ def plot_rows(rows, metric, title, path, chosen=None):
     draw_rows(ax, rows, metric, title, chosen)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     return fig
+
+
+def default_out(source):
+    """Where a sweep of the checkpoint folder (or packed NAME.npz) ``source`` goes by default: ``CKPT-sweep`` (or
+    ``NAME-sweep``) beside it, never inside a checkpoint, whose next save would delete it."""
+    source = Path(source.path if isinstance(source, Saved) else source).absolute()
+    name = source.stem if source.suffix == ".npz" and not source.is_dir() else source.name
+    return source.parent / f"{name}-sweep"
 
 
 def run_sweep(folder, out_dir=None, split=None, glue_dir=None, limit=None, select_on=None):
@@ -143,7 +156,10 @@ def run_sweep(folder, out_dir=None, split=None, glue_dir=None, limit=None, selec
 
     The thresholds are chosen on ``select_on`` (default: the split the checkpoint was selected on):
     "heldout" chooses them on the held-out training rows, "dev" on ``split`` itself."""
-    model, tokenizer, task, card = load_for_inference(folder)
+    out = Path(default_out(folder) if out_dir is None else out_dir)
+    guard_folder(out, "--out")                                              # before the work
+    saved = open_for_inference(folder)
+    model, tokenizer, task, card = saved.model(), saved.card.tokenizer, saved.card.task, saved.raw
     encoded = labelled_split(model, tokenizer, task, card, split, glue_dir, limit)
     rows = sweep_split(model, task, encoded)
     select_on = select_on or card.get("train_config", {}).get("select_on", "dev")
@@ -152,15 +168,14 @@ def run_sweep(folder, out_dir=None, split=None, glue_dir=None, limit=None, selec
         selection_rows = sweep_split(model, task, labelled_split(model, tokenizer, task, card, HELDOUT, glue_dir, limit))
     picked = choose(selection_rows)
     chosen = at_threshold(rows, picked["criterion"], picked["threshold"])       # reported at the chosen delta
-    out = Path(out_dir or Path(folder) / "sweep")
-    out.mkdir(parents=True, exist_ok=True)
+    guard_folder(out, "--out", create=True)
     selection_split = HELDOUT if select_on == HELDOUT else encoded.split
-    result = dict(checkpoint=str(folder), task=task.name, split=encoded.split, metric=task.main_metric,
+    result = dict(checkpoint=str(saved.path), task=task.name, split=encoded.split, metric=task.main_metric,
                   selected_on=selection_split, rows=rows, chosen=chosen, chosen_on_selection=picked,
                   selection_rows=selection_rows, matched=matched(selection_rows, rows))
-    (out / "sweep.json").write_text(json.dumps(result, indent=2))
+    write_text(out / "sweep.json", json.dumps(result, indent=2))
     table = format_rows(rows, task.main_metric)
-    (out / "sweep.md").write_text("```\n" + table + "\n```\n")
+    write_text(out / "sweep.md", "```\n" + table + "\n```\n")
     plot_rows(rows, task.main_metric, f"{task.name} {encoded.split}: early-exit criteria (δ chosen on "
               f"{selection_split})", out / "sweep.png", chosen)
     return result, table, out

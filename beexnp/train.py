@@ -12,7 +12,8 @@ repeatable, and ``resume`` continues a run exactly as if it had never stopped:
 the data order is redrawn from the saved state of its Generator at the start of
 the epoch and the batches already done are skipped.
 
-Nothing is lost on an interruption.  While ``fit`` runs, Ctrl-C (SIGINT) asks
+Nothing is lost on an interruption.  While ``fit`` runs, Ctrl-C (SIGINT), SIGTERM
+(``kill``, a job scheduler, a container stop) and SIGHUP (a closing terminal) ask
 the loop to stop at the end of the current step; it then writes ``OUT/last``
 and says how to continue (during a dev evaluation, which changes nothing, it
 stops at once, and ``last`` is written all the same).  Checkpoints are written
@@ -20,10 +21,8 @@ whole and swapped in (``beexnp.checkpoint``), so a kill or a full disk leaves
 the previous one loadable, and ``fit`` holds ``OUT/.lock`` so that no second
 run writes into the same folder.
 """
-import contextlib
 import copy
-import json
-import signal
+import dataclasses
 import sys
 import time
 from dataclasses import asdict
@@ -33,10 +32,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from beexnp.calibration import CARD_KEY, choose_shift
-from beexnp.checkpoint import (CheckpointError, arrays_from, atomic_write, copy_checkpoint, has_checkpoint, model_from,
-                               output_lock, read_card, read_checkpoint, recover_checkpoints, save_checkpoint)
-from beexnp.config import (DATA_DERIVED, LEGACY_TRAIN, RESUME_OVERRIDES, ModelConfig, TrainConfig,
-                           resume_conflicts)
+from beexnp.card import problem
+from beexnp.checkpoint import Saved, has_checkpoint, open_checkpoint, output_lock, save_checkpoint
+from beexnp.config import ModelConfig, build_settings, model_config_for
 from beexnp.distill import Teacher, load_teacher
 from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
 from beexnp.glue import (Tokenizer, compute_metrics, encode_examples, get_task, load_split, selection_name,
@@ -48,56 +46,15 @@ from beexnp.glue.tokenizer import SPECIALS, fit_tokenizer
 from beexnp.inference import evaluate_exits, exit_outputs
 from beexnp.model import BEExformer
 from beexnp.optim import OPTIMIZERS, clip_grad_norm
+from beexnp.runfolder import (RUN_FILES, StopRequest, check_data, checkpoint_note, data_checksums, older_history, prepare,
+                              write_history)
 from beexnp.schedules import LRSchedule
 
-
-RUN_FILES = ("best", "last", "history.json")      # what a run writes into its output folder
+__all__ = ["RUN_FILES", "Trainer", "TrainingDiverged", "load_task_data", "model_config_for"]
 
 
 class TrainingDiverged(RuntimeError):
     pass
-
-
-class StopRequest:
-    """Ctrl-C while ``fit`` runs: the first press asks the loop to stop at the end of the current step
-    (``check``), so that the state it saves is one the run really reached.  Inside ``at_once()`` (a dev
-    evaluation, which changes nothing) a press stops at once."""
-
-    def __init__(self):
-        self.requested, self.immediate, self.previous = False, False, None
-
-    def __enter__(self):
-        self.requested = False
-        try:
-            self.previous = signal.signal(signal.SIGINT, self.handler)
-        except ValueError:                            # not the main thread: Ctrl-C cannot reach us here
-            self.previous = None
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-    def handler(self, signum, frame):
-        if self.immediate:
-            raise KeyboardInterrupt
-        if not self.requested:
-            print("\nCtrl-C: stopping at the end of this step, once 'last' is saved", file=sys.stderr, flush=True)
-        self.requested = True
-
-    def check(self):
-        if self.requested:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def at_once(self):
-        """A block that changes nothing (a dev evaluation): Ctrl-C stops it at once."""
-        self.check()
-        self.immediate = True
-        try:
-            yield
-        finally:
-            self.immediate = False
 
 
 def load_task_data(task, cfg, glue_dir=None, tokenizer=None):
@@ -124,34 +81,28 @@ def load_task_data(task, cfg, glue_dir=None, tokenizer=None):
     return tokenizer, encode_examples(tokenizer, train, cfg.max_len), devs, selection
 
 
-def model_config_for(train_config, model_overrides=None, vocab_size=len(SPECIALS) + 1):
-    """The ``ModelConfig`` of a run: the overrides, and the fields set from the task and the data
-    (``DATA_DERIVED``; the vocabulary's size defaults to a stand-in, to check the settings before the data is read)."""
-    task = get_task(train_config.task)
-    config = ModelConfig.from_dict(dict(model_overrides or {}, num_classes=task.num_labels, regression=task.regression,
-                                        max_len=max(train_config.max_len, 1), vocab_size=vocab_size))
-    if config.pair_encoding == "siamese" and not task.pair:
-        raise ValueError(f"pair_encoding='siamese' needs a sentence-pair task; {task.name} has one sentence")
-    return config
-
-
 class Trainer:
     """Owns a run: data, model, objective, optimizer, schedule, Generators, checkpoints."""
 
     def __init__(self, train_config, model_overrides=None, out_dir="runs/run", glue_dir=None, progress=True,
-                 tokenizer=None):
+                 tokenizer=None, data=None):
+        """``model_overrides``: a dict of ModelConfig settings, or the ModelConfig ``build_settings`` checked
+        (its vocabulary size is then the tokenizer's).  ``data``: the checksums of the data files, if known
+        (``resume`` has checked them against the card's); else they are computed here."""
         self.cfg = train_config
         self.task = get_task(train_config.task)
         self.out = Path(out_dir)
         self.glue_dir = glue_dir
         self.progress = progress
-        model_config_for(train_config, model_overrides)             # every setting checked before the data is read
+        checked = model_overrides if isinstance(model_overrides, ModelConfig) else \
+            model_config_for(train_config, model_overrides)         # every setting checked before the data is read
         teacher = None
         if train_config.teacher:                                  # distillation: the teacher's token ids
             teacher, tokenizer = load_teacher(train_config, self.task, tokenizer)
+        self.data = data or data_checksums(self.task, glue_dir)  # recorded in every checkpoint's card
         self.tokenizer, self.train_data, self.devs, self.selection = load_task_data(
             self.task, train_config, glue_dir, tokenizer)
-        self.model_config = model_config_for(train_config, model_overrides, len(self.tokenizer))
+        self.model_config = dataclasses.replace(checked, vocab_size=len(self.tokenizer))
         init_seq, data_seq = np.random.SeedSequence(train_config.seed).spawn(2)
         self.model_rng = np.random.default_rng(init_seq)          # initialization, then dropout
         self.data_rng = np.random.default_rng(data_seq)           # batch order
@@ -165,8 +116,8 @@ class Trainer:
         opt_kwargs = {} if train_config.optimizer == "adam" else {"weight_decay": train_config.weight_decay}
         self.params = list(self.model.parameters())
         self.optimizer = opt_class(self.params, lr=train_config.lr, **opt_kwargs)
-        steps_per_epoch = len(batch_order(self.train_data.lengths, train_config.batch_size))
-        self.total_steps = train_config.epochs * steps_per_epoch      # max_steps only stops early
+        self.steps_per_epoch = len(batch_order(self.train_data.lengths, train_config.batch_size))
+        self.total_steps = train_config.epochs * self.steps_per_epoch      # max_steps only stops early
         self.schedule = LRSchedule(train_config.lr, max(self.total_steps, 1),
                                    warmup_steps=int(train_config.warmup * self.total_steps),
                                    decay=train_config.schedule)
@@ -181,7 +132,7 @@ class Trainer:
     # ---- checkpoints ----------------------------------------------------------
     def meta(self, metrics=None):
         return dict(task=self.task.name, train_config=asdict(self.cfg), tokenizer=self.tokenizer.state_dict(),
-                    metrics=metrics, state=self.state, history=self.history,
+                    metrics=metrics, state=self.state, history=self.history, data=self.data,
                     rng=dict(model=self.model_rng.bit_generator.state, data=self.data_rng.bit_generator.state))
 
     def save(self, name, metrics=None, **extra):
@@ -199,65 +150,42 @@ class Trainer:
 
     def checkpoint_note(self, name="last"):
         """Which checkpoint ``name`` there is to go back to, in words."""
-        folder = self.out / name
-        if not has_checkpoint(folder):
-            return f"no '{name}' checkpoint was written yet"
-        try:
-            return f"the last good checkpoint is {folder} (step {read_card(folder)['state']['step']})"
-        except (ValueError, KeyError, TypeError) as err:
-            return f"{folder} cannot be read ({err})"
-
-    def write_history(self):
-        text = json.dumps(self.history, indent=1).encode()
-        atomic_write(self.out / "history.json", lambda f: f.write(text))
-
-    @staticmethod
-    def resumable(folder, model_overrides=None, train_overrides=None):
-        """(card, files) of the training checkpoint ``folder`` if it can be resumed with these overrides;
-        else a one-line ValueError (not a checkpoint, no trainer state, settings that may not change)."""
-        card, blobs = read_checkpoint(folder)
-        if "optimizer" not in card or "trainer.npz" not in blobs:
-            raise ValueError(f"{folder} holds no trainer state (an exported or best-only checkpoint?)")
-        try:
-            conflicts = resume_conflicts(card["model_config"], dict(LEGACY_TRAIN, **card["train_config"]),
-                                         model_overrides, train_overrides)
-        except (KeyError, AttributeError, ValueError) as err:
-            raise CheckpointError(f"{folder}: incomplete card ({err})") from None
-        if conflicts:
-            raise ValueError(f"--resume {folder}: settings differ from the checkpoint's: {'; '.join(conflicts)} "
-                             f"(a resumed run may change only {', '.join(RESUME_OVERRIDES)})")
-        return card, blobs
+        return checkpoint_note(self.out, name)
 
     @classmethod
-    def resume(cls, folder, out_dir=None, glue_dir=None, progress=True, model_overrides=None, **train_overrides):
-        """A Trainer that continues the run saved in ``folder`` (a training checkpoint).
+    def resume(cls, checkpoint, out_dir=None, glue_dir=None, progress=True, model_overrides=None, settings=None,
+               **train_overrides):
+        """A Trainer that continues the run saved in ``checkpoint`` (a training checkpoint's folder, or one
+        opened by ``open_checkpoint(..., resume=True)``), its weights loaded straight into the Trainer's model.
 
         ``train_overrides`` may change only ``RESUME_OVERRIDES`` (epochs, max_steps, patience,
         save_every); any other setting, or a ``model_overrides`` entry, that differs from the
-        checkpoint's is refused with the list of differences."""
-        card, blobs = cls.resumable(folder, model_overrides, train_overrides)
-        cfg = TrainConfig.from_dict({**LEGACY_TRAIN, **card["train_config"], **train_overrides})
-        overrides = {k: v for k, v in card["model_config"].items() if k not in DATA_DERIVED}
-        source = Path(folder).parent
-        self = cls(cfg, overrides, out_dir or source, glue_dir, progress,
-                   tokenizer=Tokenizer.from_state_dict(card["tokenizer"]))
-        model = model_from(card, blobs, folder, self.model_config)
-        self.model.load_state_dict(model.state_dict())
-        arrays = arrays_from(blobs, "trainer.npz", folder)
-        self.optimizer.load_state_dict(dict(card["optimizer"], arrays={
-            k[len("optimizer/"):]: v for k, v in arrays.items()}))
+        checkpoint's is refused with the list of differences (``build_settings``, or its ``settings``)."""
+        saved = checkpoint if isinstance(checkpoint, Saved) else open_checkpoint(checkpoint, resume=True)
+        settings = settings or build_settings(model=model_overrides, train=train_overrides, resume=saved)
+        card, folder = saved.raw, saved.path
+        source = folder.parent
+        data = check_data(card.get("data"), saved.card.task, glue_dir, folder)   # the files the run read, unchanged
+        self = cls(settings.train, settings.model, out_dir or source, glue_dir, progress,
+                   tokenizer=saved.card.tokenizer, data=data)
+        saved.model(config=self.model_config, model=self.model)
+        try:
+            self.optimizer.load_state_dict(dict(card["optimizer"], arrays={
+                k[len("optimizer/"):]: v for k, v in saved.trainer_arrays.items()}))
+        except ValueError as err:
+            raise problem(folder / "trainer.npz", str(err).replace(":\n  ", ": ").replace("\n  ", "; ")) from None
         self.model_rng.bit_generator.state = card["rng"]["model"]
         self.data_rng.bit_generator.state = card["rng"]["data"]
         self.state = dict(card["state"])
+        if self.state["batch_in_epoch"] > self.steps_per_epoch:
+            raise problem(saved.card_path, f"state.batch_in_epoch is {self.state['batch_in_epoch']}, an epoch of "
+                                           f"this data has {self.steps_per_epoch} batches")
         scored_on = self.state.setdefault("selection_score", self.task.main_metric)   # older cards: the main metric
         if scored_on != selection_name(self.task) and self.state["best_score"] is not None:
             raise ValueError(f"{folder} chose its best epoch on {scored_on}, and {self.task.name} now chooses on "
                              f"{selection_name(self.task)} (DESIGN §9.2): the two cannot be compared; start the run "
                              "again (--overwrite)")
-        if "history" in card:
-            self.history = card["history"]
-        elif (source / "history.json").exists():                  # a checkpoint from before the card held it
-            self.history = json.loads((source / "history.json").read_text())[:self.state["epoch"]]
+        self.history = card["history"] if "history" in card else older_history(source, self.state["epoch"])
         if self.out.resolve() != source.resolve() and has_checkpoint(source / "best"):
             self.best_source = source / "best"
         return self
@@ -291,12 +219,7 @@ class Trainer:
         Holds ``OUT/.lock`` throughout.  Ctrl-C stops at the end of the current step, writes
         ``OUT/last`` and names it (see ``StopRequest``); then KeyboardInterrupt is raised again."""
         with output_lock(self.out), self.stop:
-            for line in recover_checkpoints(self.out, RUN_FILES):
-                print(line, file=sys.stderr)
-            if self.best_source is not None and not has_checkpoint(self.out / "best"):
-                copy_checkpoint(self.best_source, self.out / "best")        # the state's best_score is its score
-            if self.history:
-                self.write_history()
+            prepare(self.out, self.history, self.best_source)
             start = time.perf_counter() - self.state.get("seconds", 0.0)   # a resumed run keeps counting
             try:
                 self.loop(start)
@@ -408,7 +331,7 @@ class Trainer:
         else:
             st["epochs_without_gain"] += 1
         self.save("last", metrics=scores)
-        self.write_history()
+        write_history(self.out, self.history)
         print(f"epoch {st['epoch']}: {where} {selection_name(self.task)} per exit "
               f"[{' '.join(f'{x:.3f}' for x in per_exit)}] best exit {best_exit} "
               f"({score:.4f}); {elapsed:.0f}s", flush=True)

@@ -12,7 +12,7 @@ exit at the chosen delta (metric, mean exit block, FLOPs full / early),
 packed size and ratio to the full-precision twin, training wall time.  A run
 whose record exists is skipped (delete the record to redo it); an interrupted
 training resumes from its last checkpoint.  ``experiments/tables.py`` turns the
-records into the README's tables.
+records into the tables of results/README.md and README's summary.
 
 Honest selection (DESIGN §9.1).  A group whose ``train`` sets
 ``"select_on": "heldout"`` makes every choice on the held-out training rows,
@@ -56,11 +56,12 @@ import numpy as np
 
 from beexnp.calibration import CARD_KEY
 from beexnp.checkpoint import has_checkpoint, read_card
-from beexnp.config import LEGACY_TRAIN, TrainConfig
+from beexnp.config import TrainConfig, as_trained
 from beexnp.evaluate import evaluate_checkpoint
 from beexnp.glue import get_task, selection_score
 from beexnp.glue.heldout import ensure_heldout_file, unit_name
 from beexnp.glue.location import find_glue_dir
+from beexnp.outputs import write_text
 from beexnp.sweep import run_sweep
 from beexnp.train import Trainer
 from selection import SELECTION_SEED, choose_point, grid_points, heldout_score, slice_of
@@ -246,7 +247,7 @@ def checkpoint_slice(folder, run):
     if not has_checkpoint(folder / "last"):
         return None
     stored = read_card(folder / "last")["train_config"]
-    return run_slice(dict(run, train=dict(LEGACY_TRAIN, **stored)))
+    return run_slice(dict(run, train=as_trained(stored)))
 
 
 def prepare(run, runs, out_root, glue_dir, records=None):
@@ -296,7 +297,7 @@ def run_serially(selected, runs, out_root, args):
         else:
             print(f"{run['name']}: training ...", flush=True)
             record = run_one(detail, out_root, args.glue_dir, args.fast)
-            (out_root / f"{run['name']}.json").write_text(json.dumps(record, indent=1))
+            write_text(out_root / f"{run['name']}.json", json.dumps(record, indent=1))
             print(f"{run['name']}: {result_line(record)}", flush=True)
     return skipped, 0
 
@@ -390,7 +391,7 @@ def main(argv=None):
         return 0
     skipped, status = (run_in_parallel if args.jobs > 1 else run_serially)(selected, runs, out_root, args)
     if skipped:
-        (out_root / "skipped.json").write_text(json.dumps(skipped, indent=1))
+        write_text(out_root / "skipped.json", json.dumps(skipped, indent=1))
     return status
 
 

@@ -1,9 +1,12 @@
 """The results tables, made from the run records that experiments/run.py wrote.
 
     python experiments/tables.py [--results results/experiments]   # prints and writes TABLES.md and its figures
-    python experiments/tables.py --readme README.md                 # also refreshes the README's tables
+    python experiments/tables.py --readme README.md --results-readme results/README.md
+                                       # also refreshes README's short summary and results/README.md's tables
 
-Every number comes from a record (one JSON file per run); nothing is typed in.
+Every number comes from a record (one JSON file per run); nothing is typed in.  Each README keeps its own prose;
+only what stands between its markers (SUMMARY_START/END in README.md, START/END in results/README.md) is
+written here.
 """
 import argparse
 import json
@@ -17,6 +20,7 @@ import numpy as np
 
 import selection
 from beexnp.glue import get_task
+from beexnp.outputs import save_figure, write_text
 from selection import chosen_records, current_slice, heldout_score, one_slice, slice_of
 
 TASK_ORDER = ["sst2", "cola", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
@@ -463,7 +467,7 @@ def draw_depth(points, path):
     for ax in (left, right):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def draw_gates(panels, path):
@@ -475,7 +479,7 @@ def draw_gates(panels, path):
         ax.set_ylabel(f"dev {p['metric']} × 100, full depth")
         ax.set_title(f"{p['task']}: the SLFN's gates\n(dev {p['metric']}, mean ± std over seeds)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def draw_criteria(panels, path):
@@ -497,7 +501,7 @@ def draw_criteria(panels, path):
     fig.suptitle("Exit criteria at matched FLOPs\n(each threshold chosen on the held-out slice; dev, mean ± std "
                  "over seeds)", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 # ---- figures: the numbers, drawn when there are any; each returns what it drew ([]: no figure written) -----
@@ -519,7 +523,7 @@ def accuracy_flops_figure(records, path):
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     return [bx["task"] for bx, _ in pairs]
 
 
@@ -603,31 +607,129 @@ def build(folder, links=None):
     return "\n\n".join(parts) + "\n"
 
 
+# ---- the short summary for README.md: one table and the paper's three claims, one line each ----------------
+PAPER_SIZE_RATIO, PAPER_FLOPS_CUT = 21.30, 0.5208          # the paper's claims 1 and 2 (DESIGN §7)
+
+
+def grid_runs(records):
+    """{task: the grid's chosen BEExformer runs (one per seed)} for every task that has them, in TASK_ORDER."""
+    found = {task: reported(records, "grid", "beexformer", task) for task in TASK_ORDER}
+    return {task: runs for task, runs in found.items() if runs}
+
+
+def summary_table(records):
+    """Per task: the twin and the BEExformer at its held-out-chosen point, dev at full depth and under early
+    exit (mean ± std over seeds), the FLOPs cut and the size ratio."""
+    lines = ["| task | metric | majority class | full-precision twin | BEExformer, full depth | "
+             "BEExformer, early exit | FLOPs cut | size ratio |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for task, runs in grid_runs(records).items():
+        twin = reported(records, "twin", "twin", task)
+        twin_cell = mean_std(seed_stat(full_depth(twin))) if twin else "–"
+        lines.append(f"| {task} | {runs[0]['metric']} | {majority_cell(task)} | {twin_cell} | "
+                     f"{mean_std(seed_stat(full_depth(runs)))} | {mean_std(seed_stat(early_exit(runs)))} | "
+                     f"{100 * np.mean([r['flops']['cut'] for r in runs]):.1f}% | "
+                     f"{np.mean([r['size_ratio'] for r in runs]):.2f}× |")
+    return "\n".join(lines)
+
+
+def value_range(values, form="{:.2f}"):
+    """'1.52', or '1.52–5.01' for values that differ (each written with ``form``)."""
+    low, high = form.format(min(values)), form.format(max(values))
+    return low if low == high else f"{low}–{high}"
+
+
+def size_claim(records, by_dev):
+    """Claim 1, the size ratio: the held-out runs (real embeddings) per task, and the binarized-embedding runs
+    (ablations chosen on dev)."""
+    real = [np.mean([r["size_ratio"] for r in runs]) for runs in grid_runs(records).values()]
+    binarized = {r["task"]: r["size_ratio"] for r in by_dev if r["variant"] == "binarized_embeddings"}
+    verdict = lambda values: "held" if values and min(values) >= PAPER_SIZE_RATIO else "not held"   # noqa: E731
+    parts = [f"{value_range(real)}× with real embeddings ({len(real)} tasks)"]
+    if binarized:
+        parts.append(f"{value_range(list(binarized.values()))}× with binarized embeddings (earlier runs chosen on "
+                     f"dev: {', '.join(sorted(binarized))})")
+    return (f"*{PAPER_SIZE_RATIO:.2f}× smaller than the full-precision twin*: {verdict(real)} with real embeddings, "
+            f"{verdict(list(binarized.values()))} with binarized ones — " + "; ".join(parts) + ".")
+
+
+def flops_claim(records):
+    """Claim 2, the FLOPs cut of the fractional rule with δ chosen on held-out, per task (mean over seeds)."""
+    cuts = {task: np.mean([r["flops"]["cut"] for r in runs]) for task, runs in grid_runs(records).items()}
+    met = [t for t, c in cuts.items() if c >= PAPER_FLOPS_CUT]
+    return (f"*{100 * PAPER_FLOPS_CUT:.2f}% fewer inference FLOPs with early exit*: met on {len(met)} of "
+            f"{len(cuts)} tasks — " + ", ".join(f"{t} {100 * c:.1f}%" for t, c in cuts.items()) + ".")
+
+
+def accuracy_claim(records):
+    """Claim 3, early exit against full depth: the tasks where the mean over seeds rose under early exit, and
+    how many of them rose by more than the larger of the two standard deviations over seeds."""
+    pairs = {t: (seed_stat(early_exit(r)), seed_stat(full_depth(r))) for t, r in grid_runs(records).items()}
+    rose = [t for t, (e, f) in pairs.items() if e.mean > f.mean]
+    beyond = [t for t in rose if pairs[t][0].mean - pairs[t][1].mean > np.fmax(pairs[t][0].std, pairs[t][1].std)]
+    return (f"*better accuracy with early exit than at full depth*: on {len(rose)} of {len(pairs)} tasks, "
+            f"{len(beyond)} of them by more than one standard deviation over seeds — "
+            + ", ".join(f"{t} {e.mean:.2f} vs {f.mean:.2f}" for t, (e, f) in pairs.items())
+            + " (early exit vs full depth).")
+
+
+def summary(folder):
+    """README's results block: the summary table and the paper's three claims, from the records in ``folder``."""
+    honest, by_dev = selected(load_records(folder))
+    seeds = [len(runs) for runs in grid_runs(honest).values()]
+    return "\n".join([
+        f"From scratch (no pretrained weights), {len(seeds)} GLUE tasks, {value_range(seeds, '{}')} seeds each; "
+        "every choice (epoch, grid point, δ) made on a held-out slice of the training split, dev scored once; "
+        "mean ± std over seeds, metric × 100:", "", summary_table(honest), "",
+        "The paper's three claims, measured here:", "",
+        f"1. {size_claim(honest, by_dev)}", f"2. {flops_claim(honest)}", f"3. {accuracy_claim(honest)}"]) + "\n"
+
+
 START, END = "<!-- results tables: written by experiments/tables.py -->", "<!-- end of results tables -->"
+SUMMARY_START = "<!-- results summary: written by experiments/tables.py -->"
+SUMMARY_END = "<!-- end of results summary -->"
 
 
-def refresh_readme(path, text):
-    """Replace what stands between the START and END markers of ``path`` with ``text``."""
+def between_markers(text, start, end):
+    """What ``text`` holds between its ``start`` and ``end`` lines (without them); None without both markers."""
+    if start not in text or end not in text:
+        return None
+    return text.split(start, 1)[1].split(end, 1)[0].removeprefix("\n")
+
+
+def refresh_readme(path, text, start=START, end=END, flag="--readme"):
+    """Replace what stands between the ``start`` and ``end`` markers of ``path`` with ``text`` (``flag``: the
+    option that named ``path``, for the error of a write that fails)."""
     readme = Path(path).read_text()
-    if START not in readme or END not in readme:
-        raise SystemExit(f"{path} has no results markers ({START} ... {END})")
-    head, rest = readme.split(START, 1)
-    Path(path).write_text(head + START + "\n" + text + rest[rest.index(END):])
+    if between_markers(readme, start, end) is None:
+        raise SystemExit(f"error: the markers {start} and {end} are missing ({path}): add both lines where the "
+                         "block goes")
+    head, rest = readme.split(start, 1)
+    write_text(path, head + start + "\n" + text + rest[rest.index(end):], flag)
+
+
+def relative_links(written, readme):
+    """{figure name: its path relative to the folder of ``readme``} of the figures ``written``."""
+    folder = Path(readme).resolve().parent
+    return {name: Path(os.path.relpath(Path(path).resolve(), folder)).as_posix() for name, path in written.items()}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", default="results/experiments")
-    p.add_argument("--readme", help="also write the tables into this file, between its results markers")
+    p.add_argument("--readme", help="also write the short summary into this file (README.md), between its "
+                                    "summary markers")
+    p.add_argument("--results-readme", help="also write the full tables into this file (results/README.md), "
+                                            "between its results markers")
     args = p.parse_args(argv)
     folder = Path(args.results)
     written = draw_figures(folder)
     text = build(folder, {name: path.name for name, path in written.items()})
-    (folder / "TABLES.md").write_text(text)
+    write_text(folder / "TABLES.md", text, "--results")
+    if args.results_readme:
+        refresh_readme(args.results_readme, build(folder, relative_links(written, args.results_readme)),
+                       flag="--results-readme")
     if args.readme:
-        readme_folder = Path(args.readme).resolve().parent
-        refresh_readme(args.readme, build(folder, {name: Path(os.path.relpath(path, readme_folder)).as_posix()
-                                                   for name, path in written.items()}))
+        refresh_readme(args.readme, summary(folder), SUMMARY_START, SUMMARY_END, "--readme")
     print(text)
     return 0
 

@@ -11,22 +11,27 @@ the exercise is a backward pass -- and prints one line per check and a verdict:
 
 The last line is one of ``GRADE: PASS``, ``GRADE: FAIL`` (a check failed),
 ``GRADE: TODO`` (a function still raises NotImplementedError) or
-``GRADE: ERROR`` (your code raised something else).  A grader never raises,
-so a notebook with exercises left undone still runs to the end.
+``GRADE: ERROR`` (your code raised something else: the line of your code
+that raised is shown).  A failed check shows one case where your answer and
+the package's differ: the input, yours, and the expected value.  A grader
+never raises, so a notebook with exercises left undone still runs to the end.
 
 Relative error is the package's: max|a - b| / max(|a| + |b|), in float64.
 Reference solutions: ``solutions/exNN.py`` next to this file.
 """
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+import beexnp
 
 from beexnp.activations import softmax_backward as package_softmax_backward
 from beexnp.attention import masked_softmax as package_masked_softmax
 from beexnp.config import SoftRouting
 from beexnp.criteria import FractionalEntropy
-from beexnp.entropy import entropy as package_entropy
+from beexnp.entropy import certain, entropy as package_entropy
 from beexnp.exit_loss import soft_routing_weights
 from beexnp.gradcheck import gradcheck, numerical_gradient as package_numerical_gradient, \
     randomize_parameters, rel_error
@@ -42,30 +47,57 @@ TOL = 1e-7              # relative error that counts as correct (float64 central
 
 @dataclass
 class Check:
-    """One line of a verdict: what was compared, the measured detail, and whether it passed."""
+    """One line of a verdict: what was compared, the measured detail, whether it passed, and (when it
+    failed) one case where the answers differ."""
 
     what: str
     detail: str
     ok: bool
+    case: str = ""
 
 
-def close(what, yours, reference, tol=TOL):
-    """Check that two arrays agree to a relative error of ``tol`` (NaN or a shape mismatch fails)."""
+def entry(value):
+    """One entry of an array, printed short."""
+    return f"{value:.6g}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+def differing_case(index, yours, reference, describe):
+    """'at [i, j] (<the input>): yours ..., expected ...' for one entry where the arrays differ."""
+    where = f"at {list(map(int, index))}" if index else "the value"
+    about = f" ({describe(index)})" if describe else ""
+    return f"{where}{about}: yours {entry(yours[index])}, expected {entry(reference[index])}"
+
+
+def close(what, yours, reference, tol=TOL, describe=None):
+    """Check that two arrays agree to a relative error of ``tol`` (NaN or a shape mismatch fails); on a
+    failure show the entry that differs most (``describe(index)``: the input it came from)."""
     yours, reference = np.asarray(yours, np.float64), np.asarray(reference, np.float64)
     if yours.shape != reference.shape:
         return Check(what, f"shape {yours.shape}, expected {reference.shape}", False)
     error = rel_error(yours, reference)
     ok = bool(error <= tol)                                       # NaN compares False
-    return Check(what, f"rel. error {error:.1e} {'<=' if ok else '>'} {tol:.0e}", ok)
+    check = Check(what, f"rel. error {error:.1e} {'<=' if ok else '>'} {tol:.0e}", ok)
+    if not ok and yours.size:
+        gap = np.abs(yours - reference)
+        worst = np.unravel_index(np.argmax(np.where(np.isnan(gap), np.inf, gap)), gap.shape)
+        check.case = differing_case(worst, yours, reference, describe)
+    return check
 
 
-def equal(what, yours, reference, unit="entries"):
-    """Check exact equality, counting the entries that agree."""
+def equal(what, yours, reference, unit="entries", describe=None, dtype=None):
+    """Check exact equality, counting the entries that agree; on a failure show the first that differs.
+    ``dtype``: the kind of array expected too (e.g. np.uint8 for bytes, np.integer for block numbers)."""
     yours, reference = np.asarray(yours), np.asarray(reference)
     if yours.shape != reference.shape:
         return Check(what, f"shape {yours.shape}, expected {reference.shape}", False)
-    same = int(np.sum(yours == reference))
-    return Check(what, f"{same} of {reference.size} {unit} equal", same == reference.size)
+    if dtype is not None and not np.issubdtype(yours.dtype, dtype):
+        expected = "an integer dtype" if dtype is np.integer else np.dtype(dtype).name
+        return Check(what, f"dtype {yours.dtype}, expected {expected}", False)
+    differ = np.argwhere(yours != reference)
+    check = Check(what, f"{reference.size - len(differ)} of {reference.size} {unit} equal", len(differ) == 0)
+    if len(differ):
+        check.case = differing_case(tuple(differ[0]), yours, reference, describe)
+    return check
 
 
 def from_report(report):
@@ -75,23 +107,41 @@ def from_report(report):
             for row in report.rows]
 
 
+LIBRARIES = tuple(str(Path(module.__file__).resolve().parent) for module in (np, beexnp)) \
+    + (str(Path(__file__).resolve()),)
+
+
+def where_it_raised(error):
+    """The line of the learner's own code that raised (the innermost frame outside NumPy, beexnp and
+    this file); if the error came from the grader using what the learner's code returned, that line."""
+    frames = traceback.extract_tb(error.__traceback__)
+    yours = [f for f in frames if not str(Path(f.filename).resolve()).startswith(LIBRARIES)
+             and "site-packages" not in f.filename]
+    if yours:
+        return f"  at line {yours[-1].lineno} of your code ({yours[-1].name}): {yours[-1].line}"
+    here = [f for f in frames if str(Path(f.filename).resolve()) == LIBRARIES[-1]]
+    frame = (here or frames)[-1]
+    return f"  while the grader used what your code returned: {frame.line}"
+
+
 def grade(exercise, run):
     """Run ``run()`` (it returns a list of Checks), print the verdict; never raises."""
     try:
-        checks = run()
+        with np.errstate(all="ignore"):                          # overflow in a wrong answer is a WRONG, not noise
+            checks = run()
     except NotImplementedError:
         print(f"{exercise}: not implemented yet -- write it in the cell above, run that cell, then this one.")
         print(f"GRADE: TODO  {exercise}")
         return
     except Exception as error:                                     # the learner's code failed: show where
-        frame = traceback.extract_tb(error.__traceback__)[-1]
-        print(f"{exercise}: your code raised {type(error).__name__}: {error}\n"
-              f"  at line {frame.lineno}: {frame.line}")
+        print(f"{exercise}: your code raised {type(error).__name__}: {error}\n{where_it_raised(error)}")
         print(f"GRADE: ERROR  {exercise}")
         return
     width = max(len(c.what) for c in checks)
     for c in checks:
         print(f"  {c.what:<{width}}  {c.detail}: {'correct' if c.ok else 'WRONG'}")
+        if c.case:
+            print(f"      e.g. {c.case}")
     print(f"GRADE: {'PASS' if all(c.ok for c in checks) else 'FAIL'}  {exercise}")
 
 
@@ -134,7 +184,7 @@ class YourBinaryLinear(BinaryLinear):
         self.your_backward = your_backward
 
     def backward(self, dy):
-        s = self.w_cache[1]                                        # sign(W) (relaxed: g(W)), as the forward used
+        s = self.w.s                                               # sign(W) (relaxed: g(W)), as the forward used
         dx, dW, db = self.your_backward(dy, self.x, self.weight.data, s)
         self.weight.grad += dW
         self.bias.grad += db
@@ -208,30 +258,121 @@ class YourSLFN(SLFN):
         return dH_direct + self.gates.backward(dz)
 
 
+def slfn_gradients(layer, dy):
+    """The package's (dH through the direct path, dz) of an SLFN after its forward: dz as its backward
+    hands it to the fused gate matrix, the direct path as the rest of its input gradient."""
+    handed = {}
+    gates_backward = layer.gates.backward
+
+    def record(dz):
+        handed["dz"] = dz
+        handed["through gates"] = gates_backward(dz)
+        return handed["through gates"]
+    layer.gates.backward = record
+    try:
+        dH = layer.backward(dy)
+    finally:
+        del layer.gates.backward                                  # the class's method again
+    return dH - handed["through gates"], handed["dz"]
+
+
 def check_slfn_backward(slfn_backward):
-    """Gradcheck (relaxed, float64) of an SLFN whose backward is yours, on every tensor."""
+    """Gradcheck (relaxed, float64) of an SLFN whose backward is yours, on every tensor; then each of
+    your outputs, gate by gate, against the package's SLFN."""
     def run():
         rng = np.random.default_rng(106)
         layer = randomize_parameters(YourSLFN(slfn_backward, 6, rng, dtype=np.float64), rng)
-        return from_report(gradcheck(layer, (rng.standard_normal((2, 4, 6)),), rng=rng, tol=TOL, title="SLFN"))
+        H = rng.standard_normal((2, 4, 6))
+        checks = from_report(gradcheck(layer, (H,), rng=rng, tol=TOL, title="SLFN"))
+        reference = SLFN(6, rng, dtype=np.float64)
+        reference.load_state_dict(layer.state_dict())
+        reference.forward(H)
+        dy = rng.standard_normal(H.shape)
+        direct, dz = slfn_gradients(reference, dy)
+        your_direct, your_dz = slfn_backward(dy, reference.H, reference.f1, reference.l, reference.f2, reference.c)
+        checks.append(close("dH through the direct path f1 * H", your_direct, direct))
+        your_dz = np.asarray(your_dz)
+        if your_dz.shape != dz.shape:
+            return checks + [Check("dz = [dz_f1 | dz_l | dz_f2 | dz_c]", f"shape {your_dz.shape}, expected {dz.shape}",
+                                   False)]
+        d = H.shape[-1]
+        for k, gate in enumerate(("f1", "l", "f2", "c")):
+            checks.append(close(f"dz_{gate} (columns {k * d}..{(k + 1) * d - 1} of dz)",
+                                your_dz[..., k * d:(k + 1) * d], dz[..., k * d:(k + 1) * d]))
+        return checks
     grade("exercise 4.1: the SLFN's backward", run)
+
+
+# ---- notebooks 5 and 6: inputs at the edges of the exit rule -------------------------------
+def exactly_at_the_guard():
+    """A two-class logit margin m whose entropy is exactly at the guard (not below it: not certain),
+    found by bisection against the package's ``certain``."""
+    def H(m):
+        return package_entropy(np.array([m, 0.0]))
+    lo, hi = 5.0, 40.0                                            # H(lo) above the guard, H(hi) below
+    while np.nextafter(lo, hi) < hi:
+        mid = (lo + hi) / 2
+        if mid in (lo, hi):
+            break
+        lo, hi = (lo, mid) if certain(H(mid)) else (mid, hi)
+    return lo
+
+
+def edge_logits(rng, width=8):
+    """Logits (5, B, 2) of inputs at the edges of the rule, then random ones: margins m per block
+    (logits (m, 0)); 60 gives H ~ 1e-24 (certain), 19 gives 1e-7 (certain), 11.5 and 14 give ~1e-4
+    and ~1e-5 (small, not certain)."""
+    edge = np.array([[60, 60, 60, 60, 60],                       # certain from block 1: leaves at 2, any delta
+                     [0.5, 60, 60, 60, 60],                      # certain from block 2
+                     [0.5, 2, 60, 60, 60],                       # certain from block 3
+                     [0.5, 2, 3, 60, 60],                        # certain from block 4
+                     [1, 60, 0.3, 0.2, 0.1],                     # certain at block 2 only
+                     [exactly_at_the_guard(), 30, 30, 30, 30],   # H_1 exactly 1e-6: not certain, r_2 ~ 1
+                     [11.5, 14, 19, 60, 60],                     # small entropies, not certain until block 3
+                     [0.7, 0.7, 2, 3, 4],                        # H_1 = H_2 exactly: r_2 = 0
+                     [0.5, 2, 2, 2, 2],                          # equal from block 2 on: r_3 = r_4 = r_5 = 0
+                     [2, 1, 0.5, 3, 4]], np.float64)             # entropy rises: r < 0
+    random = np.abs(rng.standard_normal((width, 5))) * np.linspace(0.5, 4, 5)
+    margins = np.concatenate([edge, random]).T                    # (5, B)
+    return np.stack([margins, np.zeros_like(margins)], axis=-1)
+
+
+def describe_input(H, settings=""):
+    """describe(index) for an (N, B) or (B,) array: the input's entropies at every block."""
+    def describe(index):
+        b = index[-1]
+        return f"input {b}, H per block {np.array2string(H[:, b], precision=3)}{settings}"
+    return describe
 
 
 # ---- notebook 5 -----------------------------------------------------------------------------
 def check_soft_routing(soft_routing):
-    """Your weights from the entropies against beexnp.exit_loss.soft_routing_weights from the logits."""
+    """Your weights from the entropies against beexnp.exit_loss.soft_routing_weights from the logits:
+    random inputs, and inputs at the edges of the rule (already certain, exactly equal entropies)."""
     def run():
         rng = np.random.default_rng(107)
         checks = []
-        for N, scale in ((4, 1.0), (6, 3.0), (2, 1.0)):
+        cases = [(N, scale, SoftRouting(delta=0.1, tau=0.05, beta=0.2)) for N, scale in ((4, 1.0), (6, 3.0), (2, 1.0))]
+        cases.append((5, 2.0, SoftRouting(delta=0.3, tau=0.1, beta=0.4)))
+        for N, scale, routing in cases:
             logits = [scale * i * rng.standard_normal((50, 2)) / N for i in range(1, N + 1)]
-            H = np.stack([package_entropy(z) for z in logits])                        # (N, B)
-            routing = SoftRouting(delta=0.1, tau=0.05, beta=0.2)
-            yours = soft_routing(H, routing.delta, routing.tau, routing.beta)
-            checks.append(close(f"N = {N}: w vs soft_routing_weights", yours, soft_routing_weights(logits, routing)))
-        checks.append(close("every column sums to 1", np.sum(yours, axis=0), np.ones(50)))
+            checks.append(weights_check(soft_routing, f"N = {N}, random", np.stack(logits), routing))
+        edge = edge_logits(rng)
+        for routing in (SoftRouting(delta=0.0), SoftRouting(delta=0.1), SoftRouting(delta=0.5, tau=0.2, beta=0.1)):
+            checks.append(weights_check(soft_routing, "N = 5, certain and equal entropies", edge, routing))
+        w = soft_routing(package_entropy(edge), 0.1, 0.05, 0.2)
+        checks.append(close("every column sums to 1", np.sum(w, axis=0), np.ones(edge.shape[1])))
         return checks
     grade("exercise 5.1: the soft-routing weights", run)
+
+
+def weights_check(soft_routing, what, logits, routing):
+    """One comparison of your soft-routing weights with the package's."""
+    H = package_entropy(logits)                                   # (N, B)
+    settings = f"; delta {routing.delta:g}, tau {routing.tau:g}, beta {routing.beta:g}"
+    yours = soft_routing(H, routing.delta, routing.tau, routing.beta)
+    return close(f"{what}, delta = {routing.delta:g}: w vs soft_routing_weights", yours,
+                 soft_routing_weights(list(logits), routing), describe=describe_input(H, settings))
 
 
 # ---- notebook 6 -----------------------------------------------------------------------------
@@ -241,26 +382,31 @@ def check_exit_entropy(exit_entropy):
         rng = np.random.default_rng(108)
         z = rng.standard_normal((3, 40, 2))
         sharp = np.array([[800.0, -800.0], [0.0, 0.0], [-50.0, 60.0]])
+        three = z[..., :1] * [1, 2, -1]
         return [close("H of ordinary logits vs beexnp.entropy.entropy", exit_entropy(z), package_entropy(z)),
-                close("H of 3 classes", exit_entropy(z[..., :1] * [1, 2, -1]), package_entropy(z[..., :1] * [1, 2, -1])),
-                close("H of extreme logits (+-800): finite, 0", exit_entropy(sharp), package_entropy(sharp))]
+                close("H of 3 classes", exit_entropy(three), package_entropy(three)),
+                close("H of extreme logits (+-800): finite, 0", exit_entropy(sharp), package_entropy(sharp),
+                      describe=lambda index: f"logits {sharp[index]}")]
     grade("exercise 6.1: the exit entropy", run)
 
 
 def check_fractional_exit(fractional_exit):
-    """Your exit blocks against simulate_exits with FractionalEntropy, on random and on edge-case inputs."""
+    """Your exit blocks against simulate_exits with FractionalEntropy: random inputs, then inputs at
+    the edges of the rule (already certain at several blocks, exactly equal entropies, delta = 0)."""
     def run():
         rng = np.random.default_rng(109)
         N, B = 5, 400
         logits = rng.standard_normal((N, B, 2)) * np.linspace(0.3, 3, N)[:, None, None]
         logits[:, :20] = [60.0, -60.0]                            # certain from block 1: H ~ 0, the guard
         logits[2:, 20:40] *= 0.1                                  # entropy rises at block 3
-        H = package_entropy(logits)
+        edge = edge_logits(rng)
         checks = []
-        for delta in (0.05, 0.3):
-            yours = fractional_exit(H, delta)
-            checks.append(equal(f"delta = {delta}: exit blocks vs simulate_exits", yours,
-                                simulate_exits(logits, FractionalEntropy(delta)), "inputs"))
+        for what, z, deltas in (("random", logits, (0.05, 0.3)), ("certain, equal H", edge, (0.0, 0.1, 0.5))):
+            H = package_entropy(z)
+            for delta in deltas:
+                checks.append(equal(f"{what}, delta = {delta:g}: exit blocks vs simulate_exits",
+                                    fractional_exit(H, delta), simulate_exits(z, FractionalEntropy(delta)), "inputs",
+                                    describe_input(H, f"; delta {delta:g}"), dtype=np.integer))
         return checks
     grade("exercise 6.2: the fractional exit rule", run)
 
@@ -271,10 +417,12 @@ def check_pack_bits(pack_bits):
     def run():
         rng = np.random.default_rng(110)
         checks = []
-        for n in (8, 10, 1, 64):
+        for n in (8, 10, 1, 64, 13):
             x = rng.standard_normal(n)
             x[rng.integers(n)] = 0.0                               # sign(0) = +1
-            checks.append(equal(f"n = {n}: bytes vs pack_signs", pack_bits(x), pack_signs(x), "bytes"))
+            checks.append(equal(f"n = {n}: bytes vs pack_signs", pack_bits(x), pack_signs(x), "bytes",
+                                lambda index, x=x: f"byte {index[0]} of x = {np.array2string(x, precision=2)}",
+                                dtype=np.uint8))
         return checks
     grade("exercise 7.1: packing sign bits", run)
 
@@ -288,7 +436,13 @@ def check_xnor_dot(xnor_dot):
             a, w = np.where(rng.standard_normal((2, 200, n)) >= 0, 1.0, -1.0)
             yours = [xnor_dot(pack_signs(ai), pack_signs(wi), n) for ai, wi in zip(a, w)]
             checks.append(equal(f"n = {n}: a . w from bits vs the float product", yours,
-                                np.sum(a * w, axis=1).astype(int), "dot products"))
+                                np.sum(a * w, axis=1).astype(int), "dot products",
+                                lambda index, a=a, w=w: f"pair {index[0]}: a = {signs(a[index[0]])}, "
+                                                        f"w = {signs(w[index[0]])}"))
         return checks
     grade("exercise 7.2: the XNOR-popcount dot product", run)
 
+
+def signs(v):
+    """A +-1 vector as a string of + and -."""
+    return "".join("+" if x > 0 else "-" for x in v)

@@ -54,3 +54,16 @@ def glue_dir(tmp_path):
     return sentiment_glue(tmp_path)
 
 
+
+
+def rewrite_card(folder, change):
+    """Edit a checkpoint's card by hand, as an older beexnp or a test of one would have written it: ``change(card)``
+    edits the dict in place; the card's own checksum is renewed, so only what ``change`` did differs."""
+    import json
+
+    from beexnp.card import with_self_sum
+    path = folder / "checkpoint.json"
+    card = json.loads(path.read_text())
+    change(card)
+    path.write_text(json.dumps(with_self_sum(card) if "card_sha256" in card else card))
+    return card

@@ -66,11 +66,12 @@ def slfn_backward(dy, H, f1, l, f2, c):
 import numpy as np
 
 def soft_routing(H, delta, tau, beta):
-    r = (H[:-1] - H[1:]) / H[:-1]
-    q = 1 / (1 + np.exp(-(delta - r) / tau))
+    safe = np.where(H[:-1] < 1e-6, 1.0, H[:-1])
+    r = np.where(H[:-1] < 1e-6, 0.0, (H[:-1] - H[1:]) / safe)
+    q = 1 / (1 + np.exp(-(delta - r) / tau))           # mistake: an already-certain input gets the sigmoid, not q = 1
     q = np.concatenate([np.zeros_like(H[:1]), q[:-1], np.ones_like(H[:1])])
     stay = np.cumprod(np.concatenate([np.ones_like(H[:1]), 1 - q[:-1]]), axis=0)
-    return q * stay                                    # mistake: no beta share for every exit
+    return (1 - beta) * q * stay + beta / len(H)
 ''',
     "exit_entropy": '''
 import numpy as np

@@ -49,7 +49,7 @@ def test_a_bad_choice_is_refused_by_the_parser(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["evaluate", "/no/such/checkpoint"], "is not a checkpoint"),
+    (["evaluate", "/no/such/checkpoint"], "not a checkpoint: nothing there (/no/such/checkpoint)"),
     (["train", "--task", "nosuchtask"], "unknown GLUE task 'nosuchtask'"),
     (["train", "--lr", "0"], "lr must be > 0"),
     (["train", "--heads", "3", "--glue-dir", "/no/such/glue"], "not divisible by heads=3"),   # before the data

@@ -15,7 +15,7 @@ from beexnp.glue import Tokenizer
 from beexnp.losses import MSE, SoftTargetKL
 from beexnp.model import BEExformer
 from beexnp.train import Trainer
-from conftest import TINY_MODEL
+from conftest import TINY_MODEL, rewrite_card
 
 
 def test_soft_target_loss_by_hand(rng):
@@ -105,9 +105,7 @@ def test_teacher_errors_are_clear(glue_dir, tmp_path, teacher):
                 progress=False, tokenizer=Tokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "film"]))
     with pytest.raises(ValueError, match="not trained on the same training rows .* select_on: teacher 'dev'"):
         student(glue_dir, tmp_path / "b", teacher, select_on="heldout")
-    card_path = teacher / "checkpoint.json"
-    card = json.loads(card_path.read_text())
-    card_path.write_text(json.dumps(dict(card, task="cola")))
+    rewrite_card(teacher, lambda card: card.update(task="cola", train_config=dict(card["train_config"], task="cola")))
     with pytest.raises(ValueError, match="was trained on 'cola', this run is 'sst2'"):
         student(glue_dir, tmp_path / "c", teacher)
 
@@ -121,4 +119,4 @@ def test_train_command_with_a_teacher(glue_dir, tmp_path, teacher, capsys):
     assert (saved["distill_weight"], saved["distill_temperature"], saved["distill_from"]) == (0.9, 4.0, "matching")
     assert main(["train", "--task", "sst2", "--glue-dir", str(glue_dir), "--out", str(tmp_path / "bad"),
                  "--teacher", str(tmp_path / "nowhere"), "--no-progress"]) == 1
-    assert "nowhere is not a checkpoint" in capsys.readouterr().err
+    assert "not a checkpoint: nothing there (" in capsys.readouterr().err

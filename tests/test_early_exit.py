@@ -4,11 +4,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beexnp.config import ModelConfig, SoftRouting
+from beexnp.config import ModelConfig
 from beexnp.criteria import (CRITERIA, EntropyThreshold, FractionalEntropy, MaxProbability, NeverExit, Patience,
                              RelativeChange, make_criterion)
 from beexnp.entropy import entropy, fractional_entropy_drop
-from beexnp.exit_loss import soft_routing_weights
+from beexnp.exit_loss import SoftRouting, soft_routing_weights
 from beexnp.inference import early_exit_forward, simulate_exits
 from beexnp.layer_checks import padding_mask
 from beexnp.model import BEExformer

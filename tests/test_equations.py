@@ -29,13 +29,13 @@ import pytest
 # Every name this file takes from the package, in one place.
 from beexnp.attention import BinaryMultiHeadAttention
 from beexnp.block import Block, ExitHead
-from beexnp.config import ModelConfig, SoftRouting
+from beexnp.config import ModelConfig
 from beexnp.criteria import FractionalEntropy, RelativeChange
 from beexnp.embedding import Embedding, SinusoidalPositions
 from beexnp.entropy import entropy, fractional_entropy_drop, relative_change
-from beexnp.exit_loss import MultiExitLoss, exit_weights
+from beexnp.exit_loss import MultiExitLoss, SoftRouting, exit_weights
 from beexnp.inference import early_exit_forward, simulate_exits
-from beexnp.linear import BinaryLinear, Linear
+from beexnp.linear import Binarization, make_linear
 from beexnp.model import BEExformer
 from beexnp.norm import LayerNorm
 from beexnp.sign import SecondOrderSign, StraightThroughSign, binarize_weight, sign
@@ -123,7 +123,8 @@ class Mode:
         return ref_g(v) if self.estimator == "second_order" else ref_clip(v)
 
     def options(self):
-        return dict(estimator=self.estimator, binarize_input=self.w1a1, dtype=np.float64)
+        """The layers' keywords: how they binarize, and float64."""
+        return dict(binarization=Binarization(estimator=self.estimator, binarize_input=self.w1a1), dtype=np.float64)
 
 
 MODES = {
@@ -461,7 +462,7 @@ def test_sign_g_and_the_estimators_by_their_piecewise_definitions():
 def test_alpha_is_the_mean_absolute_weight_of_each_output_unit(relaxed):
     rng = np.random.default_rng(1)
     W = with_zeros(rng, rng.uniform(-1.5, 1.5, (7, 3)))                          # (in, out): not square
-    Wb, _ = binarize_weight(W, SecondOrderSign, relaxed)
+    Wb = binarize_weight(W, SecondOrderSign, relaxed).Wb
     assert_close(Wb, ref_binarize(W, Mode(relaxed=relaxed).s))
     if not relaxed:                                                               # one magnitude per column: +-alpha_j
         np.testing.assert_array_equal(np.abs(Wb), np.broadcast_to(np.abs(Wb[0]), W.shape))
@@ -473,7 +474,7 @@ def test_linear_layers(shape, mode):
     rng, B, T, d, _, _ = shape_case(shape)
     m = MODES[mode]
     n_out = d + 3
-    layer = BinaryLinear(d, n_out, rng, **m.options()) if m.binary else Linear(d, n_out, rng, dtype=np.float64)
+    layer = make_linear(d, n_out, rng, m.binary, **m.options())
     build(layer, m, rng)
     x = with_zeros(rng, rng.standard_normal((B, T, d)))                          # zeros: sign(0) = +1 on W1A1 inputs
     assert_close(layer.forward(x), ref_linear(layer.state_dict(), x, m))

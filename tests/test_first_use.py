@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from beexnp import demo
 from beexnp.glue import location
 from beexnp.cli import main
 from beexnp.glue.download import ARCHIVES, BASE_URL_ENV, NO_DOWNLOAD_ENV, ensure_task
@@ -158,15 +157,6 @@ def test_every_command_that_reads_a_task_fetches_it(sst2_mirror, tmp_path, monke
         assert main([*argv, "--glue-dir", str(glue)]) == 0, argv
         assert "downloading it from" in capsys.readouterr().err, argv
         assert (glue / "SST-2" / "dev.tsv").is_file()
-
-
-def test_the_notebooks_model_fetches_its_task(sst2_mirror, tmp_path, monkeypatch):
-    monkeypatch.setattr(demo, "FAST_MODEL", dict(token_dim=8, position_dim=0, heads=1, blocks=2))
-    monkeypatch.setattr(demo, "FAST_TRAIN", dict(epochs=1, dev_subset=20))
-    glue = tmp_path / "glue"
-    model, tokenizer, task, card = demo.load_or_train("sst2", fast=True, out=tmp_path / "nb", glue_dir=glue,
-                                                      progress=False)
-    assert task.name == "sst2" and (glue / "SST-2" / "train.tsv").is_file()
 
 
 def test_a_fresh_clone_trains_without_a_download_step(sst2_mirror, tmp_path):

@@ -4,7 +4,11 @@ import hashlib
 import http.server
 import io
 import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -203,7 +207,7 @@ def test_download_command(mirror, tmp_path, capsys):
     assert main(["download", "--tasks", " , ", "--dir", str(glue)]) == 1
     assert "no task names" in capsys.readouterr().err
     assert main(["download", "--tasks", "rte", "--dir", str(glue), "--base-url", url, "--quiet"]) == 1
-    assert "rte: failed" in capsys.readouterr().err
+    assert "error: rte not downloaded: " in capsys.readouterr().err
 
 
 def test_parse_task_list():
@@ -250,3 +254,162 @@ def test_assembly_reproduces_the_real_mrpc_files(tmp_path):
     out = assemble_mrpc(source_train, source_test, ids, tmp_path / "MRPC")
     for split, data in real.items():
         assert (out / f"{split}.tsv").read_bytes() == data, split
+
+
+# ---- the network failing: every fault is one DownloadError line, nothing is left behind ------------------
+class FaultyHandler(http.server.BaseHTTPRequestHandler):
+    """/cut: 100 of 1000 announced bytes, then the connection closes; /slow: a byte every 0.3 s, forever;
+    /loop: a redirect to itself; /404, /500: those statuses; /silent: headers, then nothing."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        name = self.path.rsplit("/", 1)[-1]
+        if name in ("404", "500"):
+            self.send_error(int(name))
+        elif name == "loop":
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.end_headers()
+        elif name in ("cut", "slow", "silent"):
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            if name == "cut":
+                self.wfile.write(b"x" * 100)
+                self.wfile.flush()
+                self.connection.shutdown(2)
+            elif name == "slow":
+                try:
+                    for _ in range(200):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.3)
+                except OSError:
+                    pass
+            else:
+                time.sleep(3)
+
+
+def serve(handler):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.fixture
+def faulty():
+    server, url = serve(FaultyHandler)
+    yield url
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def garbage():
+    """A TCP server on 127.0.0.1 answering every connection with bytes that are not HTTP, then closing."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    stop = threading.Event()
+
+    def answer():
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"\x00\xffthis is not HTTP at all\r\n\r\n")
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=2)
+    sock.close()
+
+
+@pytest.mark.parametrize("path, message", [
+    ("cut", "received 100 bytes of 1000"),
+    ("slow", "not complete after 1.5 s"),
+    ("silent", "timed out"),
+    ("404", "HTTP 404"),
+    ("500", "HTTP 500"),
+    ("loop", "redirect"),
+])
+def test_every_network_fault_is_one_line_and_leaves_nothing(faulty, tmp_path, path, message):
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        fetch(f"{faulty}/{path}", tmp_path / "file.zip", progress=False, timeout=1, deadline=1.5)
+    assert time.monotonic() - start < 6                        # given up on: no hang
+    assert message in str(err.value) and "\n" not in str(err.value), err.value
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_server_answering_garbage_is_one_line(garbage, tmp_path):
+    with pytest.raises(DownloadError) as err:
+        fetch(f"{garbage}/x.zip", tmp_path / "x.zip", progress=False, timeout=2, deadline=5)
+    assert "\n" not in str(err.value) and garbage in str(err.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_refused_connection_and_a_bad_address_are_one_line(tmp_path):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()                                                  # nothing listens there now
+    for url in (f"http://127.0.0.1:{port}/x.zip", "nosuchscheme://x/y.zip", "http://127.0.0.1:99999/x.zip"):
+        with pytest.raises(DownloadError) as err:
+            fetch(url, tmp_path / "x.zip", progress=False, timeout=2, deadline=5)
+        assert "\n" not in str(err.value) and url in str(err.value)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("path", ["cut", "slow", "404", "loop"])
+def test_the_download_command_fails_in_one_line_and_keeps_the_old_task(faulty, tmp_path, capsys, path):
+    """``download --force`` from a failing server: one error line, status 1, the old folder as it was."""
+    glue = tmp_path / "glue"
+    (glue / "WNLI").mkdir(parents=True)
+    (glue / "WNLI" / "train.tsv").write_text("old")
+    remote = Path(ARCHIVES["wnli"].path)
+    url = f"{faulty}/{path}?" if path != "404" else faulty      # '?': the task's path is ignored by the server
+    status = main(["download", "--tasks", "wnli", "--dir", str(glue), "--base-url", url, "--force", "--quiet",
+                   "--deadline", "1.5"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1 and err.startswith("error: wnli not downloaded: "), err
+    assert f"(--dir {glue}): check the network" in err
+    assert os.listdir(glue) == ["WNLI"] and (glue / "WNLI" / "train.tsv").read_text() == "old"
+    assert remote.name
+
+
+def test_force_replaces_a_task_only_with_a_complete_one(mirror, tmp_path):
+    """An archive that lacks the dev split is refused before the old folder is touched."""
+    root, url = mirror
+    publish(root, ARCHIVES["wnli"].path, build_zip({"WNLI/train.tsv": "index\tsentence1\tsentence2\tlabel\n"}))
+    glue = tmp_path / "glue"
+    (glue / "WNLI").mkdir(parents=True)
+    (glue / "WNLI" / "dev.tsv").write_text("old")
+    with pytest.raises(DownloadError, match="WNLI/ lacks dev.tsv"):
+        download_task("wnli", glue, url, force=True, progress=False)
+    assert os.listdir(glue) == ["WNLI"] and os.listdir(glue / "WNLI") == ["dev.tsv"]
+
+
+def test_leftovers_of_a_killed_download_are_tidied(mirror, tmp_path):
+    """A staging folder and a .part file of a dead process go, a task set aside is put back, a live process's stay."""
+    _, url = mirror
+    glue = tmp_path / "glue"
+    glue.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    (glue / f".CoLA.tmp-{dead}-abcd").mkdir()
+    (glue / f".CoLA.tmp-{dead}-abcd" / "CoLA.zip").write_text("partial")
+    (glue / f".CoLA.tmp-{os.getpid()}-live").mkdir()             # ours: alive, left alone
+    (glue / ".CoLA.old").mkdir()
+    (glue / ".CoLA.old" / "train.tsv").write_text("the old task")
+    assert download_task("cola", glue, url, progress=False) == "present"     # put back, so present
+    assert sorted(os.listdir(glue)) == [f".CoLA.tmp-{os.getpid()}-live", "CoLA"]
+    assert (glue / "CoLA" / "train.tsv").read_text() == "the old task"

@@ -292,11 +292,13 @@ def test_not_found_names_every_place_and_the_download_command(tmp_path, project,
     with pytest.raises(FileNotFoundError) as err:
         find_glue_dir(task="rte")
     message = str(err.value)
-    looked = [line.strip() for line in message.splitlines() if line.startswith("  ")]
-    assert looked == [f"{tmp_path / 'env' / 'RTE'}  ($GLUE_DIR)",
-                      f"{os.path.join('data', 'glue', 'RTE')}  (the default, in the current directory {tmp_path})",
-                      f"{project / 'data' / 'glue' / 'RTE'}  (the default, in the project)"]
-    assert "python -m beexnp download --tasks rte" in message
+    assert "\n" not in message
+    looked = message.split("(looked at: ")[1].split("): fetch it with")[0].split("; ")
+    assert looked == [f"{tmp_path / 'env' / 'RTE'} ($GLUE_DIR)",
+                      f"{os.path.join('data', 'glue', 'RTE')} (the default, in the current directory {tmp_path})",
+                      f"{project / 'data' / 'glue' / 'RTE'} (the default, in the project)"]
+    # the command fetches it into a folder this same search reads: $GLUE_DIR, the first place looked at
+    assert f"python -m beexnp download --tasks rte --dir {tmp_path / 'env'}" in message
 
 
 def test_project_dir_is_the_checkout_holding_beexnp():

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from beexnp.activations import softmax
-from beexnp.attention import BinaryMultiHeadAttention
+from beexnp.activations import softmax, softmax_backward
+from beexnp.attention import BinaryMultiHeadAttention, masked_softmax
 from beexnp.block import Block, ExitHead, masked_mean
 from beexnp.dropout import Dropout
 from beexnp.embedding import Embedding, SinusoidalPositions, sinusoidal_table
@@ -166,6 +166,25 @@ def test_softmax_rows_are_distributions(dtype, data):
     assert p.dtype == dtype and np.all(p >= 0) and np.all(p <= 1)
     np.testing.assert_allclose(p.sum(axis=-1), 1, rtol=0, atol=tol)
     np.testing.assert_allclose(p, scipy.special.softmax(z.astype(np.float64), axis=-1), rtol=0, atol=tol)
+
+
+@PROPERTY
+@given(data=st.data())
+def test_masked_softmax_and_softmax_backward_leave_their_arguments_alone(data):
+    """Both return new arrays: the scores, the mask, p and dp are as they were (the attention's backward
+    reads P again after softmax_backward)."""
+    mask = data.draw(padded_batch())                                       # (B, T)
+    B, T = mask.shape
+    S = data.draw(arrays(np.float64, (B, 2, T, T), -50.0, 50.0))
+    dP = data.draw(arrays(np.float64, (B, 2, T, T)))
+    kept = [S.copy(), mask.copy(), dP.copy()]
+    P = masked_softmax(S, mask[:, None, None, :])
+    P_kept = P.copy()
+    dS = softmax_backward(P, dP)
+    for now, before in zip([S, mask, dP, P], kept + [P_kept]):
+        np.testing.assert_array_equal(now, before)
+    assert not np.shares_memory(P, S) and not np.shares_memory(dS, dP)
+    np.testing.assert_array_equal(P[np.broadcast_to(mask[:, None, None, :], P.shape) == 0], 0)
 
 
 @st.composite

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beexnp.config import ModelConfig, SoftRouting
-from beexnp.exit_loss import MultiExitLoss, exit_weights, soft_routing_weights
+from beexnp.config import ModelConfig
+from beexnp.exit_loss import MultiExitLoss, SoftRouting, exit_weights, soft_routing_weights
 from beexnp.layer_checks import model_cases
 from beexnp.model import BEExformer
 

@@ -9,13 +9,13 @@ from beexnp.block import Block, ExitHead
 from beexnp.dropout import Dropout
 from beexnp.embedding import Embedding, SinusoidalPositions
 from beexnp.layer_checks import layer_cases, padding_mask, with_fresh_dropout
-from beexnp.linear import BinaryLinear, Linear
+from beexnp.linear import Binarization, BinaryLinear, Linear
 from beexnp.losses import MSE, SoftmaxCrossEntropy, SoftTargetKL
 from beexnp.module import Module
 from beexnp.norm import LayerNorm
 from beexnp.pairs import PairExitHead
 from beexnp.sign import Sign
-from beexnp.slfn import SLFN, BinaryFeedForward
+from beexnp.slfn import SLFN, BinaryFeedForward, ForgetGatesSLFN, LearnGateSLFN
 
 SHAPE = dict(batch=3, tokens=5, dim=8, heads=2, classes=3, vocab=11)
 D, HEADS = SHAPE["dim"], SHAPE["heads"]
@@ -108,6 +108,47 @@ def test_zero_grad_zeroes_every_gradient(rng, name):
     assert all(np.any(g != 0) for g in grads), "the pass should reach every parameter"
     case.module.zero_grad()
     assert all(np.all(p.grad == 0) for _, p in case.module.parameters())
+
+
+ALL_CASES = [case.name for case in layer_cases(np.random.default_rng(0))]
+
+
+def snapshot(values):
+    return [np.array(v, copy=True) for v in values]
+
+
+@pytest.mark.parametrize("name", ALL_CASES)
+def test_no_layer_overwrites_what_it_is_given(rng, name):
+    """forward leaves its inputs and constants as they were, backward its upstream gradient: a reader
+    never has to prove that a layer's arrays do not alias what the caller still holds."""
+    case = case_named(name, rng)
+    given = list(case.inputs) + list(case.constants.values())
+    before = snapshot(given)
+    forward = case.forward or case.module.forward
+    out = forward(*case.inputs, **case.constants)
+    dout = case.dout if case.dout is not None else rng.standard_normal(np.shape(out))
+    dout_before = np.array(dout, copy=True)
+    case.module.backward(dout)
+    for value, kept in zip(given, before):
+        np.testing.assert_array_equal(value, kept)
+    np.testing.assert_array_equal(dout, dout_before)
+
+
+def test_the_eval_mode_weight_cache_follows_every_weight_change(rng):
+    """In eval mode W_b is computed once; a load_state_dict or a train()/eval() switch drops it, so a
+    forward always uses the weights as they are."""
+    layer = BinaryLinear(6, 3, rng).eval()
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    y = layer.forward(x)
+    assert layer.eval_weight is not None and layer.forward(x) is not y
+    np.testing.assert_array_equal(layer.forward(x), y)
+    layer.load_state_dict({name: -value for name, value in layer.state_dict().items()})
+    np.testing.assert_array_equal(layer.forward(x), -y)                 # sign(-W) = -sign(W) off 0
+    layer.train()
+    layer.weight.data[...] = np.abs(layer.weight.data)
+    fresh = layer.forward(x)
+    np.testing.assert_array_equal(layer.eval().forward(x), fresh)
+    assert np.any(fresh != -y)
 
 
 @pytest.mark.parametrize("name", PARAM_CASES)
@@ -231,7 +272,8 @@ def builders(rng, dtype, dim, heads, classes, vocab, **_):
         "SLFN": lambda: SLFN(dim, rng, **t),
         "SLFN (full precision)": lambda: SLFN(dim, rng, binary=False, **t),
         "BinaryFeedForward": lambda: BinaryFeedForward(dim, rng, **t),
-        "BinaryFeedForward (W1A1)": lambda: BinaryFeedForward(dim, rng, binarize_input=True, **t),
+        "BinaryFeedForward (W1A1)": lambda: BinaryFeedForward(dim, rng, binarization=Binarization(binarize_input=True),
+                                                               **t),
         "ExitHead": lambda: ExitHead(dim, classes, rng, **t),
         "Dropout": lambda: Dropout(0.3, rng),
         "Block (slfn)": lambda: Block(dim, heads, rng, ffn="slfn", dropout=0.2, **t),
@@ -240,8 +282,8 @@ def builders(rng, dtype, dim, heads, classes, vocab, **_):
         "Embedding (binarized)": lambda: Embedding(vocab, dim, rng, binarize=True, **t),
         "SoftmaxCrossEntropy": SoftmaxCrossEntropy,
         "MSE": MSE,
-        "SLFN (learn gate only)": lambda: SLFN(dim, rng, gates="learn", **t),
-        "SLFN (forget gates only)": lambda: SLFN(dim, rng, gates="forget", **t),
+        "SLFN (learn gate only)": lambda: LearnGateSLFN(dim, rng, **t),
+        "SLFN (forget gates only)": lambda: ForgetGatesSLFN(dim, rng, **t),
         "PairExitHead": lambda: PairExitHead(dim, classes, rng, **t),
         "SoftTargetKL (T = 2)": lambda: SoftTargetKL(2.0),
     }

@@ -93,7 +93,7 @@ def checkpoint(tmp_path):
     rng = np.random.default_rng(5)
     model = random_model(rng, token_dim=6, position_dim=4, heads=2, blocks=2,
                          binarize_activations=True, binarize_embeddings=True)
-    tokenizer = Tokenizer.fit(["a good film", "a bad plot", "the film is dull", "great actors"])
+    tokenizer = Tokenizer.fit(["a good film", "a bad plot", "the film is dull", "great actors"], max_size=VOCAB)
     return save_checkpoint(tmp_path / "ckpt", model, {"task": "sst2", "tokenizer": tokenizer.state_dict(),
                                                       "metrics": {"dev": [{"accuracy": 0.5}]}})
 
@@ -103,7 +103,7 @@ def test_export_then_load_through_the_command_line(checkpoint, tmp_path, capsys)
     assert main(["export", str(checkpoint), str(out)]) == 0
     assert f"{out.stat().st_size:,} bytes on disk" in capsys.readouterr().out
     arrays, meta = read_packed(out)
-    assert meta["format"] == "beexnp.packed/1" and meta["bitorder"] == "little"
+    assert meta["format"] == "beexnp.packed/2" and meta["bitorder"] == "little"
     assert meta["binary"]["embedding.weight"] == {"shape": [VOCAB, 6], "axis": 1}
     assert meta["binary"]["blocks.0.attn.qkv.weight"] == {"shape": [10, 30], "axis": 0}
     assert arrays["blocks.0.attn.qkv.weight.bits"].shape == (30, 2)                # 10 inputs -> 2 bytes per row

@@ -20,7 +20,8 @@ import pytest
 from beexnp.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
-READMES = ["README.md", "data/README.md", "notebooks/README.md", "benchmarks/README.md"]
+READMES = ["README.md", "data/README.md", "notebooks/README.md", "benchmarks/README.md", "results/README.md",
+           "docs/package.md", "docs/gradient-checks.md"]
 ACTIVATE = "source .venv/bin/activate"
 SUBCOMMANDS = {"beexnp", "jupyter"}         # programs whose first word is a command (``beexnp train``)
 NOT_RUN = {"venv", "pip"}                   # the setup line's parts

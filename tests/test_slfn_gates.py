@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 
 from beexnp.activations import sigmoid
+from beexnp.block import Block
 from beexnp.config import ModelConfig
 from beexnp.flops import block_flops
 from beexnp.layer_checks import kink_free
 from beexnp.model import BEExformer
-from beexnp.slfn import SLFN
+from beexnp.slfn import SLFN_VARIANTS
 
 
 def columns(layer, H, k):
@@ -19,7 +20,7 @@ def columns(layer, H, k):
 @pytest.mark.parametrize("gates, k", [("all", 3), ("learn", 1), ("forget", 2)])
 def test_each_variant_computes_its_formula(rng, gates, k):
     d = 6
-    layer = SLFN(d, rng, gates=gates, binary=False, dtype=np.float64)
+    layer = SLFN_VARIANTS[gates](d, rng, binary=False, dtype=np.float64)
     layer.gates.bias.data[...] = rng.standard_normal(k * d + d)
     H = kink_free(rng, (2, 3, d))
     z = columns(layer, H, k)
@@ -58,5 +59,5 @@ def test_fewer_gates_cost_fewer_binary_macs():
 def test_unknown_gate_set():
     with pytest.raises(ValueError, match="slfn_gates must be one of 'all', 'learn', 'forget'"):
         ModelConfig(vocab_size=11, slfn_gates="both").validate()
-    with pytest.raises(ValueError, match="gates must be one of all, learn, forget"):
-        SLFN(4, np.random.default_rng(0), gates="both")
+    with pytest.raises(ValueError, match="slfn_gates must be one of all, learn, forget, got 'both'"):
+        Block(4, 2, np.random.default_rng(0), slfn_gates="both")

@@ -1,6 +1,7 @@
 """experiments/tables.py on tiny synthetic run records: the figures' numbers, when figures are drawn and linked,
 and the cells of the held-out table.  No training and no GLUE data (the majority baseline is patched)."""
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -174,7 +175,7 @@ def test_the_figures_sit_under_their_tables(tmp_path):
     readme = tmp_path / "docs" / "README.md"
     readme.parent.mkdir()
     readme.write_text(f"intro\n{tables.START}\nold\n{tables.END}\n")
-    assert tables.main(["--results", str(folder), "--readme", str(readme)]) == 0
+    assert tables.main(["--results", str(folder), "--results-readme", str(readme)]) == 0
     text = (folder / "TABLES.md").read_text()
     order = [text.index(s) for s in ("### Depth", "](depth.png)", "### The SLFN's gates", "](gates.png)",
                                       "### Exit criteria at matched FLOPs, thresholds", "](criteria.png)")]
@@ -277,3 +278,66 @@ def test_the_reference_table_holds_the_baseline_and_the_published_rows(monkeypat
     assert "| mrpc | BEExformer (this project, mean of 1 seed) | no | held-out slice; held-out: rows, before issue 25 " \
            "| 80.00 / 60.00 |" in text
     assert "| cola | GPT-1 paper, Transformer w/o pre-training | no | dev | 18.9 |" in text
+
+
+# ---- README's summary and the two READMEs' blocks ------------------------------------------------------
+def summary_records():
+    """SST-2: three seeds, 1.5× smaller, 30% FLOPs cut, early exit 0.05 below full depth; CoLA: two seeds, 3×,
+    a 60% cut and early exit above full depth by less than a seed's spread; a binarized-embedding run on dev."""
+    sst2 = grid("sst2", [0.80, 0.82, 0.87])
+    cola = [make_record("cola", seed=s, per_exit=(0.1, v), early=e) for s, (v, e) in enumerate([(0.1, 0.2),
+                                                                                               (0.3, 0.3)])]
+    for r in sst2:
+        r.update(size_ratio=1.5, flops=dict(full=2e6, early_exit=1.4e6, cut=0.3))
+    for r in cola:
+        r.update(size_ratio=3.0, flops=dict(full=2e6, early_exit=0.8e6, cut=0.6))
+    twin = [make_record("sst2", group="twin", variant="twin", seed=s, per_exit=(0.5, 0.79)) for s in range(3)]
+    embeddings = make_record("sst2", group="ablation", variant="binarized_embeddings", point="", split="dev")
+    embeddings["size_ratio"] = 22.5
+    return sst2 + cola + twin + [embeddings]
+
+
+def test_the_summary_is_the_records_and_the_claims_are_counted(tmp_path):
+    text = tables.summary(write(tmp_path / "results", summary_records()))
+    full, early = tables.spread([0.80, 0.82, 0.87]).split(" (")[0], tables.spread([0.75, 0.77, 0.82]).split(" (")[0]
+    assert f"| sst2 | accuracy | 50.00 | {tables.spread([0.79] * 3).split(' (')[0]} | {full} | {early} | 30.0% | " \
+           "1.50× |" in text
+    assert "| cola | mcc | 50.00 | – | 20.00 ± 14.14 | 25.00 ± 7.07 | 60.0% | 3.00× |" in text
+    assert text.startswith("From scratch (no pretrained weights), 2 GLUE tasks, 2–3 seeds each; ")
+    claims = [line for line in text.splitlines() if re.match(r"\d\. ", line)]
+    assert len(claims) == 3
+    assert "not held with real embeddings, held with binarized ones" in claims[0]
+    assert "1.50–3.00× with real embeddings (2 tasks); 22.50× with binarized embeddings" in claims[0]
+    assert "met on 1 of 2 tasks — sst2 30.0%, cola 60.0%" in claims[1]
+    assert "on 1 of 2 tasks, 0 of them by more than one standard deviation over seeds" in claims[2]
+    assert "sst2 78.00 vs 83.00, cola 25.00 vs 20.00" in claims[2]
+
+
+def test_a_rise_beyond_the_spread_is_counted(tmp_path):
+    records = [make_record("cola", seed=s, per_exit=(0.1, v), early=v + 0.2) for s, v in enumerate([0.1, 0.12])]
+    assert "on 1 of 1 tasks, 1 of them by more than one" in tables.accuracy_claim(records)
+    one_seed = [make_record("cola", per_exit=(0.1, 0.1), early=0.5)]     # no spread to compare with: not counted
+    assert "on 1 of 1 tasks, 0 of them" in tables.accuracy_claim(one_seed)
+
+
+def test_main_writes_both_blocks_and_leaves_the_prose_alone(tmp_path):
+    folder = write(tmp_path / "results", summary_records())
+    readme, full = tmp_path / "README.md", tmp_path / "results" / "README.md"
+    readme.write_text(f"# intro\n{tables.SUMMARY_START}\nold\n{tables.SUMMARY_END}\nafter\n")
+    full.write_text(f"prose\n{tables.START}\nold\n{tables.END}\nnotes\n")
+    assert tables.main(["--results", str(folder), "--readme", str(readme), "--results-readme", str(full)]) == 0
+    assert readme.read_text() == (f"# intro\n{tables.SUMMARY_START}\n{tables.summary(folder)}"
+                                  f"{tables.SUMMARY_END}\nafter\n")
+    assert full.read_text() == f"prose\n{tables.START}\n{tables.build(folder)}{tables.END}\nnotes\n"
+    assert tables.between_markers(full.read_text(), tables.START, tables.END) == tables.build(folder)
+
+
+def test_a_readme_without_its_markers_is_a_one_line_error(tmp_path):
+    folder = write(tmp_path / "results", summary_records())
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{tables.START}\n{tables.END}\n")            # the full tables' markers, not the summary's
+    with pytest.raises(SystemExit) as exit_:
+        tables.main(["--results", str(folder), "--readme", str(readme)])
+    message = str(exit_.value)
+    assert message.startswith("error: ") and "\n" not in message and tables.SUMMARY_START in message
+    assert readme.read_text() == f"{tables.START}\n{tables.END}\n"

@@ -128,8 +128,8 @@ def test_checkpoint_load_errors(glue_dir, tmp_path):
 
     card_path = folder / "checkpoint.json"
     original = card_path.read_text()
-    card_path.write_text(original.replace('"format_version": 1', '"format_version": 99'))
-    with pytest.raises(CheckpointError, match="format version 99"):
+    card_path.write_text(original.replace('"format_version": 2', '"format_version": 99'))
+    with pytest.raises(CheckpointError, match="format_version is 99, this beexnp reads 1, 2"):
         load_model(folder)
     card_path.write_text(original)
 
@@ -144,7 +144,7 @@ def test_checkpoint_load_errors(glue_dir, tmp_path):
         def state_dict(self):
             return bad
     save_checkpoint(folder, Fake(), {"task": "sst2"})
-    with pytest.raises(CheckpointError, match="exits.0.linear.weight: expected"):
+    with pytest.raises(CheckpointError, match=r"parameter exits.0.linear.weight has shape \(3, 3\), the config gives"):
         load_model(folder)
 
 

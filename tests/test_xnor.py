@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beexnp.linear import BinaryLinear
+from beexnp.linear import Binarization, BinaryLinear
 from beexnp.packed import PackedBinaryLinear, pack_model
 from beexnp.sign import sign
 from beexnp.slfn import BinaryFeedForward
@@ -159,7 +159,7 @@ def test_w1a1_feed_forward_depends_on_its_input():
     """sign(ReLU(h)) would be +1 everywhere, so the FFN's output would be the same for every input; with
     {0, 1} levels ([ReLU(h) > 0] = [h > 0]) it is not, and it is what those bits say."""
     rng = np.random.default_rng(0)
-    ffn = BinaryFeedForward(8, rng, binarize_input=True).eval()
+    ffn = BinaryFeedForward(8, rng, binarization=Binarization(binarize_input=True)).eval()
     x = rng.standard_normal((2, 5, 8)).astype(np.float32)
     y = ffn.forward(x)
     assert np.abs(y[0] - y[1]).max() > 0.1 and np.unique(y.reshape(-1, 8), axis=0).shape[0] > 1

@@ -3,9 +3,13 @@
 The kernel starts in ``notebooks/`` (so ``import grading`` and ``models/...``
 resolve as they do for a learner), with this checkout first on the
 ``PYTHONPATH``, matplotlib's inline backend (figures become ``image/png``
-outputs, no display needed), one BLAS thread (on two shared cores competing
-BLAS threads made fast mode 5-8x slower), no progress bars, and
-``BEEXNP_FAST=1`` or not.
+outputs, no display needed), one thread for every BLAS and OpenMP library
+(OMP, OpenBLAS, MKL: the same sums in the same order on every run, and on two
+shared cores competing BLAS threads made fast mode 5-8x slower), Python's
+string hashing seeded (``PYTHONHASHSEED=0``: set and dict orders repeat), no
+progress bars, and ``BEEXNP_FAST=1`` or not.  The notebooks seed every random
+number themselves (``np.random.default_rng(seed)``; tests/test_notebooks.py
+refuses NumPy's global random state), so a rerun prints the same numbers.
 """
 import os
 import re
@@ -18,13 +22,17 @@ INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 GRADE = re.compile(r"^GRADE: (PASS|FAIL|TODO|ERROR)  (.+)$", re.M)      # a grader's verdict line
 MACHINE_PATH = re.compile(r"(?<![\w.~])/(work|tmp|home|root|Users|mnt|var|usr|opt)/")   # no such path in a tracked file
 MAX_BYTES = 2_000_000                  # a committed notebook, outputs included
+WIDGET = "application/vnd.jupyter.widget-view+json"    # a live progress bar: plain viewers show "0/1053 [00:00<?]"
+NUMBER = re.compile(r"[-+]?\d[\d,]*\.?\d*(?:e[-+]?\d+)?")
+TIMED = re.compile(r"\d\s?(?:s|ms|seconds?|minutes?)\b|time|wall-clock|measured|slower|faster|/s\b", re.I)   # a line that reports a time
 
 
 def kernel_env(fast):
     """The variables the kernel inherits (None: removed)."""
     path = [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(ROOT)]
     return {"BEEXNP_FAST": "1" if fast else None, "MPLBACKEND": INLINE_BACKEND, "PYTHONPATH": os.pathsep.join(path),
-            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
+            "TQDM_DISABLE": "1"}
 
 
 def set_environ(values):
@@ -82,8 +90,22 @@ def output_problems(nb):
             problems.append(f"cell {i}: not executed")
         if any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
             problems.append(f"cell {i}: an error in the outputs")
+        if any(WIDGET in out.get("data", {}) for out in cell.get("outputs", [])):
+            problems.append(f"cell {i}: a widget output (a progress bar a plain viewer shows at 0%); "
+                            "print progress as text")
         if MACHINE_PATH.search(text_of(cell)):
             problems.append(f"cell {i}: a machine path in the outputs: {MACHINE_PATH.search(text_of(cell)).group(0)!r}")
     if images(nb) == 0:
         problems.append("no figure (an image/png output)")
     return problems
+
+
+def printed_numbers(nb):
+    """[(cell index, [numbers])]: every number each code cell printed, lines that report a time left out
+    (a rerun on the same machine repeats everything else, tests/test_notebooks.py checks)."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            lines = [line for line in text_of(cell).splitlines() if not TIMED.search(line)]
+            found.append((i, NUMBER.findall("\n".join(lines))))
+    return found

@@ -15,24 +15,30 @@ Safety, in order:
    a test server may serve other bytes; ``--no-checksum`` skips it too;
 3. a zip is tested (``ZipFile.testzip``: every member's CRC) and its member
    names must stay inside the folder, before anything is extracted;
-4. the task folder is built in a staging folder and moved into place last,
-   so an interrupted download never leaves a half-written task behind.
+4. the task folder is built in a staging folder, checked (its training and dev files are there) and
+   moved into place last, so an interrupted download never leaves a half-written task behind; with
+   ``force`` the old folder is set aside (``.TASK.old``) only then, and removed once the new one is in
+   place.  What a killed download left (a staging folder, a ``.part`` file, an aside copy) is tidied by
+   the next download into that folder: an aside copy whose task folder is missing is put back.
+
+Every failure of the network (refused, reset, cut mid-transfer, a server answering garbage, HTTP errors,
+redirect loops, a socket silent for ``timeout`` seconds) and a file that takes more than ``deadline``
+seconds in all (a server that trickles a byte every few seconds) is one ``DownloadError`` line.
 
 The remote paths below are relative to the base address (official:
 ``https://dl.fbaipublicfiles.com``), so a mirror only needs the same layout.
 
 ``ensure_task`` is "data on first use": the commands that read a task (``train``,
-``evaluate``, ``sweep``, ``data``) and ``beexnp.demo.load_or_train`` call it, and it
-downloads a task no GLUE directory holds, unless ``--no-download`` or
-``$BEEXNP_NO_DOWNLOAD`` says not to.
+``evaluate``, ``sweep``, ``data``) call it, and it downloads a task no GLUE directory
+holds, unless ``--no-download`` or ``$BEEXNP_NO_DOWNLOAD`` says not to.
 """
 import hashlib
 import http.client
 import os
-import shlex
 import shutil
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -41,13 +47,16 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from beexnp.glue.location import DEFAULT_DIR, ENV_VAR, download_dir, find_glue_dir
+from beexnp.glue.location import DEFAULT_DIR, ENV_VAR, download_command, download_dir, find_glue_dir
 from beexnp.glue.reader import GlueFormatError
 from beexnp.glue.tasks import TASKS, get_task
+from beexnp.outputs import clean_leftovers, fsync_dir, one_line, problem, temp_prefix, writable
 
 OFFICIAL_BASE_URL = "https://dl.fbaipublicfiles.com"
 BASE_URL_ENV = "BEEXNP_GLUE_BASE_URL"
 NO_DOWNLOAD_ENV = "BEEXNP_NO_DOWNLOAD"       # set (to anything but 0): a missing task is an error, never fetched
+DEADLINE = 3600.0                            # seconds one file may take in all
+TIMEOUT = 60.0                               # seconds the socket may stay silent
 
 
 @dataclass(frozen=True)
@@ -90,34 +99,41 @@ def base_url(url=None):
     return (url or os.environ.get(BASE_URL_ENV) or OFFICIAL_BASE_URL).rstrip("/")
 
 
-def fetch(url, dest, sha256=None, progress=True, timeout=60):
-    """Download ``url`` to ``dest`` through a temporary file renamed when
-    whole; with ``sha256``, a different checksum raises DownloadError (and
-    nothing is left behind)."""
+def fetch(url, dest, sha256=None, progress=True, timeout=TIMEOUT, deadline=DEADLINE):
+    """Download ``url`` to ``dest`` through a temporary file renamed when whole; with ``sha256``, a different
+    checksum raises DownloadError (and nothing is left behind).  Any failure of the network, a socket
+    silent for ``timeout`` seconds, or more than ``deadline`` seconds in all is one DownloadError line."""
     dest = Path(dest)
     digest = hashlib.sha256()
-    handle, temp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    clean_leftovers(dest.parent, dest.name)
+    handle, temp = tempfile.mkstemp(dir=dest.parent, prefix=temp_prefix(dest.name), suffix=".part")
+    give_up = time.monotonic() + deadline
     try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=min(timeout, deadline)) as response:
             expected = response.headers.get("Content-Length")
-            expected = int(expected) if expected is not None else None
+            expected = int(expected) if expected is not None and expected.isdigit() else None
             with tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024,
                       desc=dest.name, disable=not progress) as bar:
-                while chunk := response.read(1 << 16):
+                while chunk := response.read1(1 << 16):          # returns what one read gives: never waits for 64 KiB
                     out.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
+                    if time.monotonic() > give_up:
+                        raise DownloadError(f"{url}: not complete after {deadline:g} s ({out.tell()} bytes so far; "
+                                            "the server is too slow; try again later or use --base-url)")
             received = out.tell()
         if expected is not None and received != expected:
-            raise DownloadError(f"{url}: received {received} bytes of {expected}")
+            raise DownloadError(f"{url}: received {received} bytes of {expected} (the transfer was cut; try again)")
         if sha256 is not None and digest.hexdigest() != sha256:
             raise DownloadError(f"{url}: sha256 {digest.hexdigest()} differs from the official {sha256} "
                                 f"(a corrupt or different file; --no-checksum skips this check)")
         os.replace(temp, dest)
     except urllib.error.HTTPError as err:     # before URLError: it is one
-        raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from err
-    except (urllib.error.URLError, TimeoutError) as err:
-        raise DownloadError(f"{url}: {getattr(err, 'reason', err)}") from err
+        raise DownloadError(one_line(f"{url}: HTTP {err.code} {err.reason}")) from err
+    except urllib.error.URLError as err:
+        raise DownloadError(one_line(f"{url}: {getattr(err, 'reason', err)}")) from err
+    except (http.client.HTTPException, OSError, ValueError) as err:   # cut, garbage, reset, timeout, bad address
+        raise DownloadError(one_line(f"{url}: {type(err).__name__}: {str(err)[:200] or 'no answer'}")) from err
     finally:
         if os.path.exists(temp):
             os.remove(temp)
@@ -195,61 +211,75 @@ def assemble_mrpc(train_txt, test_txt, dev_ids_tsv, out_dir):
     return out_dir
 
 
-def download_task(task, glue_dir=DEFAULT_DIR, url=None, checksums=None, force=False, progress=True):
+def aside(target):
+    """Where ``download_task(force=True)`` sets a task folder aside until its replacement is in place."""
+    return target.parent / f".{target.name}.old"
+
+
+def tidy(glue_dir, task_dir):
+    """Tidy ``glue_dir`` after a killed download of ``task_dir``: put an aside copy back when the task folder is
+    missing (a kill between the two renames), else drop it; remove dead processes' staging folders and files."""
+    target = glue_dir / task_dir
+    old = aside(target)
+    if old.is_dir() and not target.exists():
+        os.replace(old, target)
+    elif old.is_dir():
+        shutil.rmtree(old, ignore_errors=True)
+    clean_leftovers(glue_dir, task_dir)
+
+
+def check_task_folder(folder, task, url):
+    """The files a command reads (training and dev splits) are in the downloaded ``folder``."""
+    if not folder.is_dir():
+        raise DownloadError(f"{url}: the {task.name} archive holds no {task.dir}/ folder")
+    missing = [task.splits[s] for s in ("train", *task.dev_splits) if not (folder / task.splits[s]).is_file()]
+    if missing:
+        raise DownloadError(f"{url}: the {task.name} archive's {task.dir}/ lacks {', '.join(missing)}")
+
+
+def download_task(task, glue_dir=DEFAULT_DIR, url=None, checksums=None, force=False, progress=True,
+                  deadline=DEADLINE):
     """Download one task into ``glue_dir/<task dir>``.  Returns "present"
     (already there, nothing done: ``force`` replaces it) or "downloaded".
 
     ``checksums``: verify sha256 where known; None (default) means only when
-    downloading from the official address."""
+    downloading from the official address.  ``deadline``: seconds each file may take."""
     task = get_task(task)
     url = base_url(url)
     if checksums is None:
         checksums = url == OFFICIAL_BASE_URL
     glue_dir = Path(glue_dir)
     target = glue_dir / task.dir
+    if glue_dir.is_dir():
+        tidy(glue_dir, task.dir)
     if target.exists() and not force:
         return "present"
     glue_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=glue_dir, prefix=f".{task.dir}.staging."))
+    staging = Path(tempfile.mkdtemp(dir=glue_dir, prefix=temp_prefix(task.dir)))
     try:
         if task.name == "mrpc":
             sources = {name: fetch(f"{url}/{remote.path}", staging / name,
-                                   remote.sha256 if checksums else None, progress)
+                                   remote.sha256 if checksums else None, progress, deadline=deadline)
                        for name, remote in MRPC_SOURCES.items()}
             assemble_mrpc(sources["msr_paraphrase_train.txt"], sources["msr_paraphrase_test.txt"],
                           sources["dev_ids.tsv"], staging / task.dir)
         else:
             remote = ARCHIVES[task.name]
             archive = fetch(f"{url}/{remote.path}", staging / PurePosixPath(remote.path).name,
-                            remote.sha256 if checksums else None, progress)
+                            remote.sha256 if checksums else None, progress, deadline=deadline)
             extract_zip(archive, staging)
-        if not (staging / task.dir).is_dir():
-            raise DownloadError(f"{url}: the {task.name} archive holds no {task.dir}/ folder")
+        check_task_folder(staging / task.dir, task, url)
         if target.exists():
-            shutil.rmtree(target)
+            os.replace(target, aside(target))           # the old one leaves only now that the new one is whole
         os.replace(staging / task.dir, target)
+        fsync_dir(glue_dir)
+        shutil.rmtree(aside(target), ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return "downloaded"
 
 
-def writable(folder):
-    """True when ``folder`` (or, if it does not exist yet, its nearest existing parent) is a folder
-    this process may write in and that is not marked read-only (no write bit for anyone: root could
-    still write there, but it is someone's read-only copy)."""
-    folder = Path(folder).absolute()
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    return folder.is_dir() and os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
-
-
-def download_command(task, glue_dir, url=None):
-    """The ``download`` command that fetches ``task`` into ``glue_dir``, to paste into a shell."""
-    into = "" if Path(glue_dir) == DEFAULT_DIR else f" --dir {shlex.quote(str(glue_dir))}"
-    return f"python -m beexnp download --tasks {task.name}{into}" + (f" --base-url {url}" if url else "")
-
-
-def ensure_task(task, glue_dir=None, download=True, url=None, progress=True):
+def ensure_task(task, glue_dir=None, download=True, url=None, progress=True, deadline=DEADLINE):
     """The GLUE directory that holds ``task`` (``find_glue_dir``); when none does, download the task
     first (``download_task``) into ``download_dir(glue_dir)`` -- ``glue_dir``, else ``$GLUE_DIR``,
     else ``data/glue`` -- and say so in one line on stderr.
@@ -277,9 +307,9 @@ def ensure_task(task, glue_dir=None, download=True, url=None, progress=True):
     print(f"{missing}; downloading it from {url} into {target / task.dir} "
           f"(--no-download or {NO_DOWNLOAD_ENV}=1 turns this off)", file=sys.stderr, flush=True)
     try:
-        download_task(task, target, url, progress=progress)
+        download_task(task, target, url, progress=progress, deadline=deadline)
     except (DownloadError, GlueFormatError, ValueError, OSError, http.client.HTTPException) as err:
-        reason = " ".join(str(err).split())                   # one line, whatever the server said
+        reason = one_line(err)                                # one line, whatever the server said
         raise FileNotFoundError(f"{missing}, and downloading it failed ({reason}); set {ENV_VAR} (or --glue-dir) "
                                 f"to a folder that holds {task.dir}/, or fetch it from a mirror: "
                                 f"{download_command(task, target, 'URL')}") from err
@@ -290,7 +320,7 @@ def parse_task_list(text):
     """"sst2,cola" -> [Task, Task]; "all" -> every task."""
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
-        raise ValueError(f"no task names in {text!r}; valid names: all, {', '.join(TASKS)}")
+        raise ValueError(problem(f"no task names in {text!r}", "--tasks", f"give some of: all, {', '.join(TASKS)}"))
     if names == ["all"]:
         return list(TASKS.values())
     return [get_task(name) for name in names]

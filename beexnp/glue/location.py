@@ -13,13 +13,15 @@ unpack them (``SST-2/``, ``CoLA/``, ``MRPC/`` ...).
   task's folder wins, so a read-only copy named by ``GLUE_DIR`` can be
   completed by tasks downloaded into ``data/glue/``.
 
-When nothing is found the error names every place looked at and the command
-that fetches the task.  A task fetched on first use (``download.ensure_task``)
+When nothing is found the error (one line) names every place looked at and the
+command that fetches the task into a folder the same command reads
+(``download_command``, into ``download_dir``).  A task fetched on first use (``download.ensure_task``)
 goes to ``download_dir``: the explicit path, else ``$GLUE_DIR``, else
 ``data/glue/`` -- the project's when the current directory is inside the
 project, so that all of the places above find it.
 """
 import os
+import shlex
 from pathlib import Path
 
 from beexnp.glue.tasks import get_task
@@ -61,21 +63,32 @@ def download_dir(glue_dir=None):
     return "the default", DEFAULT_DIR
 
 
+def download_command(task, glue_dir, url=None):
+    """The ``download`` command that fetches ``task`` into ``glue_dir``, to paste into a shell."""
+    into = "" if Path(glue_dir) == DEFAULT_DIR else f" --dir {shlex.quote(str(glue_dir))}"
+    return f"python -m beexnp download --tasks {task.name}{into}" + (f" --base-url {url}" if url else "")
+
+
 def find_glue_dir(glue_dir=None, task=None):
     """The GLUE directory to read ``task`` from (or, without a task, the first
-    candidate directory that exists).  Raises FileNotFoundError naming every
-    place looked at and the download command."""
+    candidate directory that exists).  Raises a one-line FileNotFoundError naming every
+    place looked at and the download command into a folder this same call reads."""
     places = candidate_dirs(glue_dir)
     task = None if task is None else get_task(task)
+    if glue_dir is not None and Path(glue_dir).exists() and not Path(glue_dir).is_dir():
+        raise NotADirectoryError(f"the GLUE folder is not a folder ({glue_dir}): give --glue-dir a folder that "
+                                 "holds the task's folder, or leave it out")
     looked = []
     for description, root in places:
         target = root if task is None else root / task.dir
         if target.is_dir():
             return root
-        looked.append(f"  {target}  ({description})")
+        looked.append(f"{target} ({description})")
     what = "the GLUE directory" if task is None else f"the {task.dir} folder of GLUE task {task.name!r}"
-    name = "sst2,cola" if task is None else task.name
+    into = download_dir(glue_dir)[1]                    # a folder this same search reads
+    fetch = download_command(task or get_task("sst2"), into)
+    if task is None:
+        fetch = fetch.replace("--tasks sst2", "--tasks sst2,cola")
     raise FileNotFoundError(
-        f"could not find {what}; looked at:\n" + "\n".join(looked) + "\n"
-        f"fetch it with:  python -m beexnp download --tasks {name} --dir {DEFAULT_DIR}\n"
+        f"could not find {what} (looked at: {'; '.join(looked)}): fetch it with: {fetch}, "
         f"or point ${ENV_VAR} (or --glue-dir) at a folder that holds it")

@@ -10,9 +10,10 @@ def exit_entropy(z):
 
 
 def fractional_exit(H, delta):
-    """1-based exit block per input: the first i >= 2 with r_i < delta, else N.  H (N, B) -> (B,)."""
-    certain = H[:-1] < 1e-6
+    """1-based exit block per input: the first i >= 2 with r_i < delta or H_{i-1} < 1e-6, else N.
+    H (N, B) -> (B,) int."""
+    certain = H[:-1] < 1e-6                                                          # (N-1, B): H_1 .. H_{N-1}
     r = np.where(certain, 0.0, (H[:-1] - H[1:]) / np.where(certain, 1.0, H[:-1]))   # (N-1, B): r_2 .. r_N
-    leave = r < delta                                                                # (N-1, B): blocks 2 .. N
+    leave = (r < delta) | certain                                                    # (N-1, B): blocks 2 .. N
     leave[-1] = True                                                                 # at block N, everyone leaves
     return np.argmax(leave, axis=0) + 2                                              # the first True: block 2 .. N
