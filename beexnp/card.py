@@ -115,6 +115,10 @@ def tokenizer_of(state, path):
     if state.get("pattern") != TOKEN_PATTERN.pattern:
         raise problem(path, f"tokenizer.pattern is {state.get('pattern')!r}, this beexnp reads "
                             f"{TOKEN_PATTERN.pattern!r}")
+    unknown = sorted(map(str, set(state) - {"format", "pattern", "vocab"} - ({"merges"} if state["format"] == BPE_FORMAT
+                                                                                 else set())))
+    if unknown:
+        raise problem(path, f"tokenizer.{unknown[0]} is not a field of a {state['format']} tokenizer")
     vocab = state.get("vocab")
     if not isinstance(vocab, list):
         raise problem(path, f"tokenizer.vocab must be a list of tokens, got {type_name(vocab)}")
@@ -141,8 +145,8 @@ def tokenizer_of(state, path):
 
 def check_calibration(card, config, path, packed):
     """A card's ``calibration`` (DESIGN §9.3, ``beexnp.calibration``): a shift of every class's logit, the best
-    exit it was chosen at and the scores before and after; ``folded`` (a packed file's: the shift is in its exit
-    biases) only in a packed file, which folds it at export."""
+    exit it was chosen at and the scores before and after; ``folded`` (true: the shift is in the exit biases) in
+    a packed file, which folds it at export, and never in a checkpoint."""
     stored = card[CALIBRATION]
     if not isinstance(stored, dict):
         raise problem(path, f"{CALIBRATION} must be a JSON object, got {type_name(stored)}")
@@ -163,8 +167,9 @@ def check_calibration(card, config, path, packed):
     for key in ("score_before", "score_after"):
         if not is_number(stored.get(key)):
             raise problem(path, f"{CALIBRATION}.{key} must be a finite number, got {stored.get(key, 'nothing')!r}")
-    if "folded" in stored and not isinstance(stored["folded"], bool):
-        raise problem(path, f"{CALIBRATION}.folded must be true or false, got {stored['folded']!r}")
+    if packed and stored.get("folded") is not True:
+        raise problem(path, f"{CALIBRATION}.folded must be true in a packed file (export folds the shift into its "
+                            f"exit biases), got {stored.get('folded', 'nothing')!r}")
 
 
 def task_of(name, path, field="task"):

@@ -34,6 +34,7 @@ from beexnp.glue import compute_metrics, get_task, load_split, selection_score
 from beexnp.glue.heldout import UNITS, split_heldout, training_rows, unit_name
 from beexnp.glue.reader import nonempty
 from beexnp.glue.tokenizer import tokenize
+from beexnp.outputs import write_text
 
 TASKS = ("sst2", "cola", "mrpc", "stsb", "rte", "wnli")
 GRID = dict(ngrams=(1, 2), strength=(0.01, 0.1, 1.0, 10.0, 100.0))   # strength: C (classification) or alpha (ridge)
@@ -155,7 +156,7 @@ def main(argv=None):
     folder.mkdir(parents=True, exist_ok=True)
     for name in args.tasks:
         record = run_task(name, args.glue_dir, unit=args.unit)
-        (folder / f"{record['name']}.json").write_text(json.dumps(record, indent=1))
+        write_text(folder / f"{record['name']}.json", json.dumps(record, indent=1))
         print(f"{record['task']}: {record['point']} held-out {record['selection']['score']:.4f}, dev "
               + ", ".join(f"{k} {v:.4f}" for k, v in record["dev_full_depth"].items())
               + f" ({record['run_seconds']:.0f}s)", flush=True)

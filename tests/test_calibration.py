@@ -93,3 +93,32 @@ def test_a_packed_file_holds_the_shift_in_its_biases_once(glue_dir, tmp_path):
     data = trainer.selection["heldout"]
     np.testing.assert_allclose(exit_outputs(packed, data), exit_outputs(trainer.model, data) + shift, atol=1e-4)
     assert packed_card[CARD_KEY]["folded"] and card_shift(packed_card) is None       # never added twice
+
+
+def test_the_shift_is_added_once_however_often_the_model_is_opened(glue_dir, tmp_path):
+    """``calibrated`` is the one place the shift goes in: a Saved opened for inference and handed on (as the CLI
+    hands it to evaluate and the sweep) is not shifted again; a packed file is written only with it folded."""
+    from beexnp.calibration import calibrated, folded_card
+    from beexnp.checkpoint import open_checkpoint
+    from beexnp.evaluate import open_for_inference
+    from beexnp.packed import save_packed
+    cfg = TrainConfig(task="sst2", epochs=1, batch_size=32, max_len=24, min_freq=1, select_on="heldout",
+                      calibrate=True)
+    trainer = Trainer(cfg, TINY_MODEL, tmp_path / "run", glue_dir=glue_dir, progress=False)
+    trainer.fit()
+    best = tmp_path / "run" / "best"
+    shift = np.array(read_card(best)[CARD_KEY]["shift"])
+    assert shift[1] != 0                                                    # a shift to add once
+    data = trainer.selection["heldout"]
+    raw = exit_outputs(open_checkpoint(best).model(), data)                  # a plain open: no shift
+    once = open_for_inference(best)
+    for saved in (once, open_for_inference(once), calibrated(calibrated(once))):
+        np.testing.assert_allclose(exit_outputs(saved.model(), data), raw + shift, atol=1e-5)
+    assert evaluate_checkpoint(once, split="heldout", glue_dir=glue_dir, timing=False)["per_exit"] == \
+        evaluate_checkpoint(best, split="heldout", glue_dir=glue_dir, timing=False)["per_exit"]
+    plain = open_checkpoint(best)
+    with pytest.raises(ValueError, match="calibration is not folded"):
+        save_packed(tmp_path / "m.npz", plain.model(), plain.raw)
+    save_packed(tmp_path / "m.npz", calibrated(plain).model(), folded_card(plain.raw))
+    np.testing.assert_allclose(exit_outputs(open_for_inference(tmp_path / "m.npz").model(), data), raw + shift,
+                               atol=1e-4)

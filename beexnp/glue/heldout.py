@@ -45,7 +45,6 @@ draws other rows are detected, never silently mixed.
 import dataclasses
 import hashlib
 import json
-import os
 import zlib
 from pathlib import Path
 
@@ -55,6 +54,7 @@ from beexnp.glue.batching import subset
 from beexnp.glue.reader import load_split, nonempty
 from beexnp.glue.tasks import get_task
 from beexnp.glue.tokenizer import tokenize
+from beexnp.outputs import write_text
 
 FORMAT = "beexnp.heldout/1"
 SPLIT = "heldout"
@@ -226,10 +226,8 @@ def ensure_heldout_file(folder, task, glue_dir=None, fraction=0.1, seed=0, train
     path = heldout_file(folder, task, unit)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
         head = "".join(f" {json.dumps(k)}: {json.dumps(v)},\n" for k, v in record.items() if k != "rows")
-        tmp.write_text("{\n" + head + f' "rows": {json.dumps(record["rows"])}\n}}\n')   # the ids on one line
-        os.replace(tmp, path)
+        write_text(path, "{\n" + head + f' "rows": {json.dumps(record["rows"])}\n}}\n')   # the ids on one line
         return path
     stored = json.loads(path.read_text())
     why = {"train_sha256": "the training file changed since the rows were drawn",
