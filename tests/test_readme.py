@@ -197,3 +197,26 @@ def test_the_campaigns_duration_is_the_estimate_of_its_records(capsys):
                          capsys.readouterr().out)
     assert [p[0] for p in printed] == ["2", "16"]
     assert list(said.groups()) == [printed[0][1], printed[1][1], printed[0][2], printed[0][3]]
+
+
+def cited_tests(text):
+    """The test names (`test_...`) a text cites in backquotes."""
+    return set(re.findall(r"`(test_[a-z0-9_]+)`", text))
+
+
+def defined_tests():
+    """Every test function name defined under tests/."""
+    names = set()
+    for path in (ROOT / "tests").glob("test_*.py"):
+        names |= set(re.findall(r"^\s*def (test_[a-z0-9_]+)\(", path.read_text(), re.M))
+    return names
+
+
+def test_every_test_the_readme_cites_exists():
+    cited = cited_tests((ROOT / "README.md").read_text())
+    assert len(cited) >= 10, "README's robustness section cites the tests that prove it"
+    assert cited <= defined_tests(), sorted(cited - defined_tests())
+
+
+def test_a_cited_test_that_does_not_exist_is_found():
+    assert cited_tests("proved by `test_nothing_of_the_sort`") - defined_tests() == {"test_nothing_of_the_sort"}

@@ -17,8 +17,8 @@ a figure, no machine path, under 2 MB), and the run time goes into its
 metadata (``beexnp.seconds``; ``--fast`` records ``beexnp.fast_seconds`` and
 leaves the outputs alone).
 
-Then notebooks/README.md is rewritten from those numbers: the run-time columns
-of its table (from each notebook's metadata) and the paragraph on the trained
+Then notebooks/README.md (and the top README's learning path, whose rows have
+the same shape) is rewritten from those numbers: the run-time columns of its table (from each notebook's metadata) and the paragraph on the trained
 models (from ``notebooks/models/*.json`` and the files).  ``tests/test_notebooks.py``
 checks the committed files the same way, and that README says what this
 script would write; it never rewrites them.
@@ -42,7 +42,7 @@ def parse_args(argv):
                                                  "(full mode), or time them in fast mode.")
     parser.add_argument("notebooks", nargs="*", metavar="NN", help="the notebooks' numbers (default: all)")
     parser.add_argument("--fast", action="store_true", help="run in fast mode and record only the times")
-    parser.add_argument("--readme", action="store_true", help="only rewrite notebooks/README.md's numbers")
+    parser.add_argument("--readme", action="store_true", help="only rewrite the numbers of notebooks/README.md and README.md's learning path")
     return parser.parse_args(argv)
 
 
@@ -99,11 +99,13 @@ def readme_text(text, meta=None):
 
 
 def write_readme():
-    text = README.read_text()
-    new = readme_text(text)
-    if new != text:
-        README.write_text(new)
-        print(f"{README.relative_to(ROOT)}: numbers rewritten")
+    """notebooks/README.md and the top README's learning path (its rows have the same shape), rewritten."""
+    for path in (README, ROOT / "README.md"):
+        text = path.read_text()
+        new = readme_text(text)
+        if new != text:
+            path.write_text(new)
+            print(f"{path.relative_to(ROOT)}: numbers rewritten")
 
 
 def main(argv):
