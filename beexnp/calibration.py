@@ -96,3 +96,9 @@ def calibrated(saved):
     build = saved.build
     return dataclasses.replace(saved, calibrated=True,
                                build=lambda s, **options: apply_calibration(build(s, **options), s.raw))
+
+
+def as_packed(saved, **options):
+    """(model, card) of the opened ``saved`` as a packed file holds them: the shift in the exit biases and the card
+    marked ``"folded"`` (``export_checkpoint`` writes them; ``size`` measures them)."""
+    return calibrated(saved).model(**options), folded_card(saved.raw)

@@ -98,7 +98,7 @@ def test_a_packed_file_holds_the_shift_in_its_biases_once(glue_dir, tmp_path):
 def test_the_shift_is_added_once_however_often_the_model_is_opened(glue_dir, tmp_path):
     """``calibrated`` is the one place the shift goes in: a Saved opened for inference and handed on (as the CLI
     hands it to evaluate and the sweep) is not shifted again; a packed file is written only with it folded."""
-    from beexnp.calibration import calibrated, folded_card
+    from beexnp.calibration import as_packed, calibrated
     from beexnp.checkpoint import open_checkpoint
     from beexnp.evaluate import open_for_inference
     from beexnp.packed import save_packed
@@ -119,6 +119,11 @@ def test_the_shift_is_added_once_however_often_the_model_is_opened(glue_dir, tmp
     plain = open_checkpoint(best)
     with pytest.raises(ValueError, match="calibration is not folded"):
         save_packed(tmp_path / "m.npz", plain.model(), plain.raw)
-    save_packed(tmp_path / "m.npz", calibrated(plain).model(), folded_card(plain.raw))
+    save_packed(tmp_path / "m.npz", *as_packed(plain))
     np.testing.assert_allclose(exit_outputs(open_for_inference(tmp_path / "m.npz").model(), data), raw + shift,
                                atol=1e-4)
+    from beexnp.size import checkpoint_size_report                         # size measures what export writes
+    export_checkpoint(best, tmp_path / "x.npz")
+    variant = next(v for v in checkpoint_size_report(best)["variants"]
+                   if v["binarize_embeddings"] == plain.config.binarize_embeddings)
+    assert variant["file"]["bytes_on_disk"] == (tmp_path / "x.npz").stat().st_size
