@@ -16,13 +16,16 @@ once per command and checked here before any of it is used:
                       their merges), ``calibration`` the best checkpoint's shift of the logits (§9.3),
                       ``files`` the checksums,
                       ``state``, ``rng``, ``optimizer`` (a training run's), ``data`` (the checksums
-                      of the data files the run read), ``metrics``, ``history``: each of its type.
+                      of the data files the run read), ``metrics``, ``history``, ``command`` (train or
+                      pretrain), ``pretrain`` (the masking settings), ``init`` (train --init's source):
+                      each of its type.
     cross-checks      the vocabulary's size = ``vocab_size`` = the embedding's rows (a BPE merge makes a
                       piece of the vocabulary); the task's label count = ``num_classes`` (and its
                       regression flag), the calibration's shift one per class, its exit one of the
                       blocks'; ``train_config``'s task and
                       ``max_len`` = the card's; every array named, shaped and typed as the config's
-                      model needs (``model.npz`` or the packed arrays); every weight finite.
+                      model needs (``model.npz`` or the packed arrays, and ``trainer.npz``'s arrays as the
+                      run's command trains them); every weight finite.
 
 A violation is one line, ``<what is wrong> (<file>): <what to do>``, naming the
 field (``CheckpointError``).
@@ -38,11 +41,13 @@ import numpy as np
 from beexnp.config import ModelConfig, TrainConfig, as_trained, value_problems
 from beexnp.glue.tasks import get_task
 from beexnp.glue.tokenizer import BPE_FORMAT, SPECIALS, STATE_FORMAT, TOKEN_PATTERN, BPETokenizer, Tokenizer
+from beexnp.mlm import masking_problem
 
 SELF_SUM = "card_sha256"          # the card's own checksum, over every other entry
 CALIBRATION = "calibration"       # the best checkpoint's shift of the logits (``beexnp.calibration.CARD_KEY``)
 DAMAGED = "the file is damaged or was edited: use another checkpoint, or save or export the model again"
 HEX64 = re.compile(r"[0-9a-f]{64}")
+COMMANDS = ("train", "pretrain")  # the commands whose runs write checkpoints (the card's ``command``)
 
 
 class CheckpointError(ValueError):
@@ -237,11 +242,41 @@ def check_training(card, path):
         raise problem(path, f"history holds {len(card['history'])} epochs, state.epoch is {card['state']['epoch']}")
     if "metrics" in card and not (card["metrics"] is None or isinstance(card["metrics"], dict)):
         raise problem(path, f"metrics must be a JSON object or null, got {type_name(card['metrics'])}")
+    check_run_kind(card, path)
     if "data" in card:
         data = card["data"]
         if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and HEX64.fullmatch(v)
                                                  for k, v in data.items()):
             raise problem(path, "data must map each data file the run read to its sha256 (64 hex digits)")
+
+
+def check_masking(value, path, field):
+    """A pretrain run's masking settings (``beexnp.mlm``): {"levels": one of LEVELS, "rate": in (0, 1)}."""
+    if not isinstance(value, dict) or set(value) != {"levels", "rate"}:
+        raise problem(path, f"{field} must be a JSON object with 'levels' and 'rate', got {value!r}")
+    what = masking_problem(value["levels"], value["rate"])
+    if what:
+        raise problem(path, f"{field}.{what}")
+
+
+def check_run_kind(card, path):
+    """``command`` (the command whose run it is), ``pretrain`` (its masking settings, a pretrain run's),
+    ``init`` (train --init: the checkpoint the encoder came from, or null)."""
+    command = card.get("command", "train")
+    if command not in COMMANDS:
+        raise problem(path, f"command must be one of {', '.join(COMMANDS)}, got {command!r}")
+    if command == "pretrain" or "pretrain" in card:
+        check_masking(card.get("pretrain"), path, "pretrain")
+    init = card.get("init")
+    if init is None:
+        return
+    if not isinstance(init, dict) or set(init) != {"checkpoint", "command", "step", "pretrain"}:
+        raise problem(path, "init must be null or a JSON object with 'checkpoint', 'command', 'step' and 'pretrain'")
+    if not isinstance(init["checkpoint"], str) or init["command"] not in COMMANDS \
+            or not (init["step"] is None or (is_int(init["step"]) and init["step"] >= 0)):
+        raise problem(path, f"init must name a checkpoint, its command ({', '.join(COMMANDS)}) and step, got {init!r}")
+    if init["pretrain"] is not None:
+        check_masking(init["pretrain"], path, "init.pretrain")
 
 
 @dataclasses.dataclass

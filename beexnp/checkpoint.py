@@ -57,6 +57,7 @@ import numpy as np
 
 from beexnp.card import (DAMAGED, SELF_SUM, Card, CheckpointError, check_arrays, check_card, check_finite, problem,
                          type_name, with_self_sum)
+from beexnp.mlm import pretrain_layout
 from beexnp.model import BEExformer
 from beexnp.optim import OPTIMIZERS
 from beexnp.outputs import (CARD, LOCK, TMP_MARK, atomic_write, fsync_dir, interrupts_deferred,  # noqa: F401
@@ -303,6 +304,9 @@ class Saved:
         return self.path / CARD if self.kind == "checkpoint" else self.path
 
 
+OPTIMIZER = "optimizer/"          # trainer.npz: the optimizer's arrays, "optimizer/<slot>.<parameter>"
+
+
 def model_shapes(model):
     """{parameter name: (shape, "f")}: what ``check_arrays`` expects of a float model's arrays."""
     return {name: (p.shape, "f") for name, p in model.parameters()}
@@ -329,8 +333,13 @@ def float_model(saved, config=None, dtype=np.float32, model=None):
     check_arrays(saved.arrays, shapes, where / "model.npz", "parameter")
     if saved.trainer_arrays is not None and saved.card.train_config is not None:   # each slot shaped as its parameter
         slots = OPTIMIZERS[saved.card.train_config.optimizer].slots
-        check_arrays(saved.trainer_arrays, {f"optimizer/{slot}.{name}": shape for slot in slots
-                                            for name, shape in shapes.items()}, where / "trainer.npz", "optimizer array")
+        trained, extra = {name: shape for name, (shape, _) in shapes.items()}, {}
+        if saved.raw.get("command") == "pretrain":             # the encoder and the MLM head (beexnp.mlm)
+            trained, extra = pretrain_layout(stored, trained)
+        expected = dict({f"{OPTIMIZER}{slot}.{name}": shape for slot in slots for name, shape in trained.items()},
+                        **extra)
+        check_arrays(saved.trainer_arrays, {name: (shape, "f") for name, shape in expected.items()},
+                     where / "trainer.npz", "optimizer array")
     model.load_state_dict(saved.arrays)
     return model
 

@@ -10,6 +10,7 @@ output paths) before any long work starts.
 
     gradcheck   every layer's backward against central differences
     train       train a BEExformer (or its full-precision twin) on a GLUE task
+    pretrain    masked-LM pretraining on a task's own training sentences (then train --init)
     evaluate    every exit and early exit on a labelled split: metrics, FLOPs, wall-clock
     predict     one text (or pair) with early exit
     sweep       every exit criterion over a threshold grid: table and accuracy-FLOPs plot
@@ -49,6 +50,8 @@ from beexnp.packed import export_checkpoint, open_saved
 from beexnp.size import checkpoint_size_report, format_size_report
 from beexnp.sweep import default_out as default_sweep_dir
 from beexnp.sweep import run_sweep as sweep
+from beexnp.mlm import LEVELS, MASK_RATE
+from beexnp.pretrain import Pretrainer, check_settings, load_encoder, open_init
 from beexnp.train import Trainer, TrainingDiverged
 
 GLUE_DIR_HELP = "GLUE folder (default: $GLUE_DIR, then data/glue)"
@@ -179,6 +182,49 @@ def add_train(sub):
                     "OUT/history.json; a folder that holds a run already is refused unless --resume or --overwrite "
                     "is given, and one in use by another run always. Ctrl-C, SIGTERM and SIGHUP stop at the end of the "
                     "step and save OUT/last.")
+    add_run_flags(p)
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from this checkpoint's encoder (embeddings and blocks; the exit heads start fresh), "
+                        "e.g. a pretrain run's OUT/last; its vocabulary must be this run's (DESIGN §11)")
+    p.set_defaults(func=run_train, trainer=Trainer)
+
+
+def add_pretrain(sub):
+    p = sub.add_parser(
+        "pretrain", help="masked-LM pretraining on a task's own training sentences (DESIGN §11)",
+        description="Pretrain a BEExformer's embeddings and blocks as a masked language model on the training "
+                    "split's sentences (no labels, no outside text), then fine-tune with train --init OUT/last. "
+                    "The same settings, data, checkpoints, resume and Ctrl-C, SIGTERM and SIGHUP handling as train; "
+                    "the exit heads are not trained, and there is no 'best' checkpoint.")
+    add_run_flags(p)
+    p.add_argument("--mask-rate", type=finite_float, default=None,
+                   help=f"share of each sentence's words to predict (default: {MASK_RATE})")
+    p.add_argument("--mlm-blocks", choices=LEVELS, default=None,
+                   help="the head reads the last block's states, or every block's (default: last)")
+    p.set_defaults(func=run_train, trainer=Pretrainer)
+
+
+def pretrain_options(args, run, resume=None):
+    """The masking settings typed for ``pretrain`` ({} for ``train``), checked with the ``run``'s settings; a
+    resumed run (``resume``, its ``Saved``) keeps its own."""
+    typed = {k: v for k, v in (("levels", getattr(args, "mlm_blocks", None)),
+                               ("rate", getattr(args, "mask_rate", None))) if v is not None}
+    if args.trainer is not Pretrainer:
+        return {}
+    options = dict(dict(levels="last", rate=MASK_RATE), **typed)
+    check_settings(**options, teacher=run.train.teacher)
+    if resume is not None:
+        stored = resume.raw.get("pretrain") or {}
+        differ = [f"{k}: {v} (checkpoint: {stored.get(k)})" for k, v in typed.items() if stored.get(k) != v]
+        if differ:
+            raise ValueError(f"the masking settings differ from the checkpoint's ({'; '.join(differ)}) "
+                             f"(--resume {args.resume}): leave --mask-rate and --mlm-blocks out to continue")
+        return {}
+    return options
+
+
+def add_run_flags(p):
+    """The flags train and pretrain share: settings, output folder, GLUE folder, resume."""
     p.add_argument("--config", help="JSON file with 'model' and/or 'train' sections")
     p.add_argument("--out", default=None, help="output folder (default: runs/<task>)")
     add_glue_flags(p)
@@ -191,7 +237,7 @@ def add_train(sub):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     model_flags = add_config_options(p.add_argument_group("model (ModelConfig)"), ModelConfig, skip=DERIVED)
     train_flags = add_config_options(p.add_argument_group("training (TrainConfig)"), TrainConfig)
-    p.set_defaults(func=run_train, model_flags=model_flags, train_flags=train_flags)
+    p.set_defaults(model_flags=model_flags, train_flags=train_flags)
 
 
 def given(args, names):
@@ -257,8 +303,16 @@ def check_training_sizes(cfg, config):
 def run_train(args):
     if args.out is not None:
         guard_folder(args.out, "--out")                        # '' is not the current folder
+    init = getattr(args, "init", None)
+    if init and args.resume:
+        raise ValueError(problem("--init and --resume together: a resumed run has its weights",
+                                 f"--init {init}, --resume {args.resume}", "give one of them"))
     resume = open_saved(args.resume, resume=True) if args.resume else None        # read and checked once
+    if resume is not None:
+        args.trainer.check_kind(resume)                        # a pretrain run resumes with pretrain, and back
+    init = init and open_init(init)                            # a checkpoint folder, checked before any write
     run = settings(args, resume)                               # every setting checked before anything is written
+    options = pretrain_options(args, run, resume)
     if resume is None:
         check_training_sizes(run.train, run.model)             # before the data is read
     out = Path(args.out if args.out is not None else (Path(args.resume).parent if resume
@@ -270,9 +324,12 @@ def run_train(args):
         if args.overwrite:
             remove_run(out)
         if resume:
-            trainer = Trainer.resume(resume, out_dir=out, glue_dir=glue, progress=not args.no_progress, settings=run)
+            trainer = args.trainer.resume(resume, out_dir=out, glue_dir=glue, progress=not args.no_progress,
+                                          settings=run)
         else:
-            trainer = Trainer(run.train, run.model, out, glue, progress=not args.no_progress)
+            trainer = args.trainer(run.train, run.model, out, glue, progress=not args.no_progress, **options)
+        if init:
+            load_encoder(trainer, init)
         print(f"{trainer.task.name}: {len(trainer.train_data)} training rows, vocabulary {len(trainer.tokenizer)}, "
               f"{trainer.model.num_parameters():,} parameters, {trainer.total_steps} steps; writing to {trainer.out}")
         start = time.perf_counter()
@@ -526,8 +583,8 @@ def run_size(args):
 
 
 # ---- the parser and main -------------------------------------------------------------------
-COMMANDS = [add_gradcheck, add_train, add_evaluate, add_predict, add_sweep, add_data, add_download, add_export,
-            add_size]
+COMMANDS = [add_gradcheck, add_train, add_pretrain, add_evaluate, add_predict, add_sweep, add_data, add_download,
+            add_export, add_size]
 
 
 def build_parser():

@@ -21,6 +21,7 @@ from beexnp.gradcheck import gradcheck, randomize_parameters
 from beexnp.linear import Binarization, BinaryLinear, Linear
 from beexnp.glue.tokenizer import CLS_ID, SEP_ID
 from beexnp.losses import MSE, SoftmaxCrossEntropy, SoftTargetKL
+from beexnp.mlm import MaskedLM, MLMHead, mask_tokens
 from beexnp.model import BEExformer
 from beexnp.norm import LayerNorm
 from beexnp.pairs import PairExitHead
@@ -59,13 +60,14 @@ def padding_mask(rng, batch, tokens):
     return (np.arange(tokens)[None, :] < lengths[:, None]).astype(np.float64)
 
 
-def with_fresh_dropout(module, seed=0):
-    """A forward that redraws the same dropout masks on every call (so f is a function)."""
+def with_fresh_dropout(module, seed=0, call=None):
+    """A forward (``module.forward``, or ``call``) that redraws the same dropout masks on every call (so f is a
+    function)."""
     def forward(*args, **kwargs):
         for m in module.modules():
             if isinstance(m, Dropout):
                 m.rng = np.random.default_rng(seed)
-        return module.forward(*args, **kwargs)
+        return (call or module.forward)(*args, **kwargs)
     return forward
 
 
@@ -136,6 +138,9 @@ def layer_cases(rng, batch=3, tokens=5, dim=8, heads=2, classes=3, vocab=11):
                       {"mask": padding_mask(rng, 2 * B, T)}))
     cases.append(Case("SoftTargetKL (T = 2)", SoftTargetKL(2.0), (rng.standard_normal((B, C)),),
                       {"teacher_logits": 2 * rng.standard_normal((B, C)), "weights": weights}))
+    chosen = (mask > 0) & (rng.random((B, T)) < 0.5)                        # masked-LM positions (DESIGN §11)
+    chosen[np.arange(B), 0] = True                                          # at least one in every row
+    cases.append(Case("MLMHead", prepared(MLMHead(d, vocab, rng, dtype=dt)), (x,), {"chosen": chosen}))
     return cases
 
 
@@ -195,7 +200,32 @@ def model_case(rng, name, ids, mask, weighting, regression, classes, overrides, 
     return Case(name, objective, (), constants, forward=with_fresh_dropout(objective))
 
 
+def mlm_cases(rng, batch=3, tokens=6, vocab=13):
+    """The masked-LM objective on a tiny float64 BEExformer (DESIGN §11): the head reading the last block or every
+    block, binarized and full precision, and the siamese pair encoding.  The masking is drawn once and held
+    fixed (a constant, as in a training step)."""
+    mask = padding_mask(rng, batch, tokens)
+    ids = rng.integers(4, vocab, size=(batch, tokens)) * mask.astype(np.int64)
+    pair_ids, pair_mask = pair_batch(rng, batch, tokens, vocab)
+    variants = [("last", True, {}, ids, mask), ("all", True, {}, ids, mask), ("all", False, {}, ids, mask),
+                ("all", True, dict(segments=True, pair_encoding="siamese"), pair_ids, pair_mask)]
+    cases = []
+    for levels, binarize, options, x, m in variants:
+        config = ModelConfig(num_classes=2, token_dim=6, position_dim=2, heads=2, blocks=3, dropout=0.1,
+                             vocab_size=vocab, binarize=binarize, **options)
+        model = randomize_parameters(BEExformer(config, rng, dtype=np.float64), rng)
+        model.embedding.weight.data[0] = 0
+        objective = MaskedLM(model, MLMHead(config.dim, vocab, rng, dtype=np.float64), levels=levels, rate=0.4)
+        randomize_parameters(objective.head, rng)
+        inputs, chosen = mask_tokens(x, m, vocab, rng, rate=0.4)
+        name = (f"MaskedLM ({'last block' if levels == 'last' else 'every block'}{'' if binarize else ', full precision'}"
+                + (", siamese pairs" if options else "") + ")")
+        cases.append(Case(name, objective, (), {"inputs": inputs, "mask": m, "chosen": chosen, "originals": x},
+                          forward=with_fresh_dropout(objective, call=objective.masked_loss)))
+    return cases
+
+
 def check_all(rng, **shape):
     """Run every case; returns the list of reports."""
-    cases = layer_cases(rng, **shape) + model_cases(rng)
+    cases = layer_cases(rng, **shape) + model_cases(rng) + mlm_cases(rng)
     return [case.check(rng) for case in cases]

@@ -98,9 +98,14 @@ class BEExformer(Module):
 
     def backward(self, dlogits):
         """dlogits: N arrays (B, C), one per exit.  Accumulates every parameter's grad."""
+        return self.backward_hidden([head.backward(dz) for head, dz in zip(self.exits, dlogits)])
+
+    def backward_hidden(self, dhidden):
+        """dhidden: N arrays (B, T, d) (or 0), the gradient of each block's output from outside the blocks
+        (its exit head; an MLM head, ``beexnp.mlm``).  Accumulates every block's and embedding's grad."""
         dX = 0
-        for block, head, dz in zip(reversed(self.blocks), reversed(self.exits), reversed(dlogits)):
-            dX = block.backward(dX + head.backward(dz))      # own exit + the blocks above
+        for block, dH in zip(reversed(self.blocks), reversed(dhidden)):
+            dX = block.backward(dX + dH)                     # own exit + the blocks above
         dtokens = self.positions.backward(dX)
         if self.config.segments:
             self.segment.backward(dtokens)

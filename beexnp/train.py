@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from beexnp.calibration import CARD_KEY, choose_shift
 from beexnp.card import problem
-from beexnp.checkpoint import Saved, has_checkpoint, open_checkpoint, output_lock, save_checkpoint
+from beexnp.checkpoint import OPTIMIZER, Saved, has_checkpoint, open_checkpoint, output_lock, save_checkpoint
 from beexnp.config import ModelConfig, build_settings, model_config_for
 from beexnp.distill import Teacher, load_teacher
 from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
@@ -107,14 +107,10 @@ class Trainer:
         self.model_rng = np.random.default_rng(init_seq)          # initialization, then dropout
         self.data_rng = np.random.default_rng(data_seq)           # batch order
         self.model = BEExformer(self.model_config, self.model_rng)
-        self.objective = ModelWithLoss(self.model, MultiExitLoss(
-            self.model_config.blocks, train_config.exit_weighting, regression=self.task.regression,
-            routing=train_config.soft_routing, distill_weight=train_config.distill_weight,
-            temperature=train_config.distill_temperature),
-            teacher and Teacher(teacher, self.model_config.blocks, train_config.distill_from))
+        self.objective = self.make_objective(teacher)
         opt_class = OPTIMIZERS[train_config.optimizer]
         opt_kwargs = {} if train_config.optimizer == "adam" else {"weight_decay": train_config.weight_decay}
-        self.params = list(self.model.parameters())
+        self.params = self.trained_parameters()
         self.optimizer = opt_class(self.params, lr=train_config.lr, **opt_kwargs)
         self.steps_per_epoch = len(batch_order(self.train_data.lengths, train_config.batch_size))
         self.total_steps = train_config.epochs * self.steps_per_epoch      # max_steps only stops early
@@ -126,20 +122,60 @@ class Trainer:
                           finished=False, seconds=0.0)
         self.history = []
         self.best_source = None          # a resumed run's 'best', copied in if it goes to another folder
+        self.init_source = None          # train --init: the checkpoint the encoder came from (beexnp.pretrain)
         self.stop = StopRequest()
         self.busy = False                # inside a step: the state is half updated, not to be saved
+
+    # ---- what a variant changes (beexnp.pretrain.Pretrainer: the masked-LM objective) ----------
+    command = "train"                # the CLI command that runs and resumes this kind of run
+
+    def make_objective(self, teacher):
+        return ModelWithLoss(self.model, MultiExitLoss(
+            self.model_config.blocks, self.cfg.exit_weighting, regression=self.task.regression,
+            routing=self.cfg.soft_routing, distill_weight=self.cfg.distill_weight,
+            temperature=self.cfg.distill_temperature),
+            teacher and Teacher(teacher, self.model_config.blocks, self.cfg.distill_from))
+
+    def trained_parameters(self):
+        """The (name, Parameter) pairs the optimizer updates."""
+        return list(self.model.parameters())
+
+    def trainer_arrays(self, opt):
+        """What trainer.npz holds: the optimizer's state arrays ``opt``."""
+        return {f"{OPTIMIZER}{k}": v for k, v in opt.items()}
+
+    def restore(self, saved):
+        """The optimizer's state from a training checkpoint's card and trainer.npz (``saved``, checked)."""
+        arrays = {k[len(OPTIMIZER):]: v for k, v in saved.trainer_arrays.items() if k.startswith(OPTIMIZER)}
+        try:
+            self.optimizer.load_state_dict(dict(saved.raw["optimizer"], arrays=arrays))
+        except ValueError as err:
+            raise problem(saved.path / "trainer.npz", str(err).replace(":\n  ", ": ").replace("\n  ", "; ")) from None
+
+    @classmethod
+    def check_kind(cls, saved):
+        """Refuse (one line) to resume another command's run: a pretrain run with train, or back."""
+        kind = saved.raw.get("command", "train")
+        if kind != cls.command:
+            raise problem(f"--resume {saved.path}", f"the checkpoint is a '{kind}' run's, not a '{cls.command}' run's",
+                          f"continue it with python -m beexnp {kind} --resume {saved.path}")
+        return saved
+
+    def running_stats(self, state=None):
+        return RunningStats(state)
 
     # ---- checkpoints ----------------------------------------------------------
     def meta(self, metrics=None):
         return dict(task=self.task.name, train_config=asdict(self.cfg), tokenizer=self.tokenizer.state_dict(),
-                    metrics=metrics, state=self.state, history=self.history, data=self.data,
+                    metrics=metrics, state=self.state, history=self.history, data=self.data, command=self.command,
+                    init=self.init_source,
                     rng=dict(model=self.model_rng.bit_generator.state, data=self.data_rng.bit_generator.state))
 
     def save(self, name, metrics=None, **extra):
         """Write checkpoint ``OUT/name`` whole (``extra``: more card keys); if that fails, the previous one there is
         intact (and said so)."""
         opt = self.optimizer.state_dict()
-        arrays = {f"optimizer/{k}": v for k, v in opt["arrays"].items()}
+        arrays = self.trainer_arrays(opt["arrays"])
         meta = dict(self.meta(metrics), **extra)
         meta["optimizer"] = {"step": opt["step"], "lr": opt["lr"]}
         try:
@@ -162,6 +198,7 @@ class Trainer:
         save_every); any other setting, or a ``model_overrides`` entry, that differs from the
         checkpoint's is refused with the list of differences (``build_settings``, or its ``settings``)."""
         saved = checkpoint if isinstance(checkpoint, Saved) else open_checkpoint(checkpoint, resume=True)
+        cls.check_kind(saved)
         settings = settings or build_settings(model=model_overrides, train=train_overrides, resume=saved)
         card, folder = saved.raw, saved.path
         source = folder.parent
@@ -169,11 +206,8 @@ class Trainer:
         self = cls(settings.train, settings.model, out_dir or source, glue_dir, progress,
                    tokenizer=saved.card.tokenizer, data=data)
         saved.model(config=self.model_config, model=self.model)
-        try:
-            self.optimizer.load_state_dict(dict(card["optimizer"], arrays={
-                k[len("optimizer/"):]: v for k, v in saved.trainer_arrays.items()}))
-        except ValueError as err:
-            raise problem(folder / "trainer.npz", str(err).replace(":\n  ", ": ").replace("\n  ", "; ")) from None
+        self.restore(saved)
+        self.init_source = card.get("init")
         self.model_rng.bit_generator.state = card["rng"]["model"]
         self.data_rng.bit_generator.state = card["rng"]["data"]
         self.state = dict(card["state"])
@@ -236,7 +270,7 @@ class Trainer:
             batches = self.epoch_batches()
             bar = tqdm(batches, initial=st["batch_in_epoch"], total=len(batches), disable=not self.progress,
                        desc=f"epoch {st['epoch'] + 1}/{cfg.epochs}", unit="batch", dynamic_ncols=True)
-            running = RunningStats(st.get("running") if st["batch_in_epoch"] else None)
+            running = self.running_stats(st.get("running") if st["batch_in_epoch"] else None)
             for index in batches[st["batch_in_epoch"]:]:
                 self.busy = True
                 ids, mask = self.train_data.padded(index)
@@ -281,7 +315,7 @@ class Trainer:
                 print(f"error: {err}", file=sys.stderr)
         if has_checkpoint(last):
             print(f"\ninterrupted at step {st['step']}: {where or self.checkpoint_note('last')}; "
-                  f"continue with: python -m beexnp train --resume {last}", file=sys.stderr)
+                  f"continue with: python -m beexnp {self.command} --resume {last}", file=sys.stderr)
         else:
             print(f"\ninterrupted at step {st['step']}: no checkpoint was written", file=sys.stderr)
 

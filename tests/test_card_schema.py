@@ -28,6 +28,7 @@ from beexnp.checkpoint import npz_bytes, open_checkpoint, read_card
 from beexnp.cli import main
 from beexnp.config import TrainConfig
 from beexnp.packed import META_KEY, encode_meta, open_packed, read_packed
+from beexnp.pretrain import Pretrainer
 from beexnp.train import Trainer
 from conftest import TINY_MODEL, sentiment_glue
 
@@ -38,11 +39,12 @@ TEXT = "a good film"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """GLUE data, a trained run (best, last) and its packed export."""
+    """GLUE data, a trained run (best, last), its packed export and a pretrain run (mlm/last) on the same data."""
     root = tmp_path_factory.mktemp("cards")
     glue = sentiment_glue(root, train=96, dev=24)
     cfg = TrainConfig(task="sst2", epochs=1, batch_size=16, min_freq=1)
     Trainer(cfg, TINY_MODEL, root / "run", glue_dir=glue, progress=False).fit()
+    Pretrainer(cfg, TINY_MODEL, root / "mlm", glue_dir=glue, progress=False).fit()
     assert main(["export", str(root / "run" / "best"), str(root / "m.npz")]) == 0
     return root
 
@@ -82,9 +84,9 @@ def json_paths(value, prefix=()):
 
 
 CHECKED = ("format_version", "model_config", "files", "task", "tokenizer", "train_config", "metrics", "state",
-           "history", "rng", "optimizer", "data", "calibration", SELF_SUM)
+           "history", "rng", "optimizer", "data", "command", "pretrain", "init", "calibration", SELF_SUM)
 NESTED_CHECKED = ("model_config", "train_config", "state", "tokenizer", "optimizer", "rng", "files", "data",
-                  "calibration")
+                  "pretrain", "calibration")
 
 
 def checked_paths(card):
@@ -276,13 +278,21 @@ def commands(world, saved, out):
         "train --resume": ["train", "--resume", saved, *glue, "--out", out / "resumed", "--no-progress",
                            "--max-steps", "7"],
         "train --teacher": ["train", "--teacher", saved, *glue, "--out", out / "student", "--no-progress",
-                            "--max-steps", "1", "--min-freq", "1", "--token-dim", "12", "--position-dim", "4",
-                            "--heads", "2", "--blocks", "3"],
+                            "--max-steps", "1", *TINY_RUN],
+        "pretrain --resume": ["pretrain", "--resume", saved, *glue, "--out", out / "resumed", "--no-progress",
+                              "--max-steps", "7"],
+        "train --init": ["train", "--init", saved, *glue, "--out", out / "tuned", "--no-progress", "--max-steps", "1",
+                         *TINY_RUN],
     }
 
 
-CHECKPOINT_COMMANDS = ("evaluate", "predict", "sweep", "export", "size", "train --resume", "train --teacher")
-PACKED_COMMANDS = ("evaluate", "predict", "sweep", "size", "export", "train --resume", "train --teacher")
+TINY_RUN = ["--min-freq", "1", *sum(([f"--{k.replace('_', '-')}", str(v)] for k, v in TINY_MODEL.items()), [])]
+CHECKPOINT_COMMANDS = ("evaluate", "predict", "sweep", "export", "size", "train --resume", "train --teacher",
+                       "pretrain --resume", "train --init")
+PACKED_COMMANDS = ("evaluate", "predict", "sweep", "size", "export", "train --resume", "train --teacher",
+                   "pretrain --resume", "train --init")
+NOT_FROM_PACKED = ("export", "train --resume", "train --teacher", "pretrain --resume", "train --init")
+SOURCES = {"train --resume": ("run", "last"), "pretrain --resume": ("mlm", "last"), "train --init": ("mlm", "last")}
 
 
 def reference(world, saved, name, capsys, tmp):
@@ -328,7 +338,7 @@ PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=[Healt
 @given(data=st.data())
 def test_a_damaged_checkpoint_is_refused_in_one_line(world, tmp_path_factory, capsys, name, data):
     tmp = tmp_path_factory.mktemp("damaged")
-    source = world / "run" / ("last" if name == "train --resume" else "best")
+    source = world.joinpath(*SOURCES.get(name, ("run", "best")))
     what = damage_checkpoint(data.draw, source, tmp / "ck" / source.name)
     data.draw(st.just(what), label="damage")
     check_command(world, name, tmp / "ck" / source.name, source, what, capsys, tmp)
@@ -342,7 +352,7 @@ def test_a_damaged_packed_file_is_refused_in_one_line(world, tmp_path_factory, c
     (tmp / "pk").mkdir()
     what = damage_packed(data.draw, world / "m.npz", tmp / "pk" / "m.npz")
     data.draw(st.just(what), label="damage")
-    if name in ("export", "train --resume", "train --teacher"):   # never read from a packed file: refused as such
+    if name in NOT_FROM_PACKED:                         # never read from a packed file: refused as such
         (tmp / "out").mkdir()
         status, out, err = run_cli(commands(world, tmp / "pk" / "m.npz", tmp / "out")[name], capsys)
         assert_refused(status, out, err, names=[tmp / "pk" / "m.npz"])
@@ -470,10 +480,10 @@ def test_a_card_written_before_heldout_unit_existed_reads_as_rows(world, tmp_pat
 
 
 # ---- the cross-checks, each named ------------------------------------------------------------------------
-def edited(world, tmp_path, change, name="best"):
+def edited(world, tmp_path, change, name="best", run="run"):
     """A copy of the run's checkpoint ``name`` whose card ``change`` edits, its own checksum renewed."""
     folder = tmp_path / name
-    shutil.copytree(world / "run" / name, folder)
+    shutil.copytree(world / run / name, folder)
     card = json.loads((folder / "checkpoint.json").read_text())
     change(card)
     (folder / "checkpoint.json").write_text(json.dumps(with_self_sum(card)))
@@ -540,6 +550,21 @@ CASES = [        # (what, how to make it from the trained run, what the one line
      "train_config.max_len is 9, model_config.max_len 64"),
     ("a data checksum that is not one", lambda w, t: edited(w, t, lambda c: c.update(data={"SST-2/train.tsv": "x"})),
      "data must map each data file"),
+    ("an unknown command", lambda w, t: edited(w, t, lambda c: c.update(command="finetune")),
+     "command must be one of train, pretrain, got 'finetune'"),
+    ("a mask rate out of range", lambda w, t: edited(w, t, lambda c: c["pretrain"].update(rate=1.5), "last", "mlm"),
+     "pretrain.rate must be a number in (0, 1), got 1.5"),
+    ("a pretrain run without its masking", lambda w, t: edited(w, t, lambda c: c.pop("pretrain"), "last", "mlm"),
+     "pretrain must be a JSON object with 'levels' and 'rate', got None"),
+    ("an init that is not a source", lambda w, t: edited(w, t, lambda c: c.update(init="mlm/last")),
+     "init must be null or a JSON object with 'checkpoint', 'command', 'step' and 'pretrain'"),
+    ("an init whose step is negative", lambda w, t: edited(w, t, lambda c: c.update(
+        init=dict(checkpoint="mlm/last", command="pretrain", step=-3, pretrain=None))), "init must name a checkpoint"),
+    ("a pretrain run without its head", lambda w, t: with_arrays(edited(w, t, lambda c: None, "last", "mlm"),
+                                                                lambda a: a.pop("mlm/linear.weight"), "trainer.npz"),
+     "optimizer array mlm/linear.weight is missing"),
+    ("a train run called a pretrain run", lambda w, t: edited(w, t, lambda c: c.update(
+        command="pretrain", pretrain=dict(levels="last", rate=0.15))), "optimizer array mlm/linear.bias is missing"),
 ]
 
 
@@ -614,6 +639,8 @@ def test_evaluate_gives_a_packed_file_the_checkpoints_numbers(world, capsys, tmp
 def test_packed_files_are_refused_where_a_checkpoint_is_needed(world, tmp_path, capsys):
     for argv, message in ((["export", world / "m.npz", tmp_path / "y.npz"], "already a packed file"),
                           (["train", "--resume", world / "m.npz"], "a packed file holds no trainer state"),
+                          (["pretrain", "--resume", world / "m.npz"], "a packed file holds no trainer state"),
+                          (["train", "--init", world / "m.npz", *TINY_RUN], "a packed file holds the binarized"),
                           (["predict", world / "run" / "best" / "model.npz", TEXT], "give its folder")):
         status, out, err = run_cli(argv, capsys)
         assert_refused(status, out, err)
@@ -625,37 +652,42 @@ def test_packed_files_are_refused_where_a_checkpoint_is_needed(world, tmp_path, 
                                   ["size", "CK"], ["export", "CK", "OUT.npz"], ["sweep", "CK", "--limit", "4",
                                                                                 "--out", "RESUMED"],
                                   ["train", "--resume", "LAST", "--max-steps", "7", "--out", "RESUMED"],
-                                  ["train", "--teacher", "CK", "--max-steps", "1", "--min-freq", "1", "--out", "RESUMED",
-                                   "--no-progress", *sum(([f"--{k.replace('_', '-')}", str(v)]
-                                                          for k, v in TINY_MODEL.items()), [])]])
+                                  ["train", "--teacher", "CK", "--max-steps", "1", "--out", "RESUMED",
+                                   "--no-progress", *TINY_RUN],
+                                  ["pretrain", "--resume", "MLM", "--max-steps", "7", "--out", "RESUMED"],
+                                  ["train", "--init", "MLM", "--max-steps", "1", "--out", "RESUMED", "--no-progress",
+                                   *TINY_RUN]])
 def test_every_command_reads_the_card_once(world, tmp_path, capsys, monkeypatch, argv):
     from beexnp import checkpoint
     reads = []
     real = checkpoint._read_checkpoint
     monkeypatch.setattr(checkpoint, "_read_checkpoint", lambda folder: reads.append(folder) or real(folder))
-    names = dict(CK=world / "run" / "best", LAST=world / "run" / "last", RESUMED=tmp_path / "resumed",
+    names = dict(CK=world / "run" / "best", LAST=world / "run" / "last", MLM=world / "mlm" / "last",
+                 RESUMED=tmp_path / "resumed",
                  **{"OUT.npz": tmp_path / "o.npz"})
-    argv = [names.get(a, a) for a in argv] + ["--glue-dir", world / "glue"] * (argv[0] in ("evaluate", "train", "sweep"))
+    argv = [names.get(a, a) for a in argv] + ["--glue-dir", world / "glue"] * (argv[0] in ("evaluate", "train", "sweep",
+                                                                                        "pretrain"))
     status, out, err = run_cli(argv, capsys)
     assert status == 0, err
     assert len(reads) == 1, reads
 
 
 # ---- resume on changed data ----------------------------------------------------------------------------
-def copy_run(world, tmp_path):
-    shutil.copytree(world / "run", tmp_path / "run")
+def copy_run(world, tmp_path, run="run"):
+    shutil.copytree(world / run, tmp_path / run)
     shutil.copytree(world / "glue", tmp_path / "glue")
-    return tmp_path / "run" / "last", tmp_path / "glue"
+    return tmp_path / run / "last", tmp_path / "glue"
 
 
+@pytest.mark.parametrize("command, run", [("train", "run"), ("pretrain", "mlm")])
 @pytest.mark.parametrize("split", ["train", "dev"])
-def test_resume_on_changed_data_is_refused_naming_the_file(world, tmp_path, capsys, split):
-    last, glue = copy_run(world, tmp_path)
+def test_resume_on_changed_data_is_refused_naming_the_file(world, tmp_path, capsys, split, command, run):
+    last, glue = copy_run(world, tmp_path, run)
     assert read_card(last)["data"].keys() == {"SST-2/train.tsv", "SST-2/dev.tsv"}
     data = glue / "SST-2" / f"{split}.tsv"
     data.write_text(data.read_text() + "a film added later\t1\n")
     before = tree_hashes(tmp_path)
-    status, out, err = run_cli(["train", "--resume", last, "--glue-dir", glue, "--epochs", "2"], capsys)
+    status, out, err = run_cli([command, "--resume", last, "--glue-dir", glue, "--epochs", "2"], capsys)
     assert_refused(status, out, err, names=[data])
     assert f"SST-2/{split}.tsv changed since the run read it" in err
     assert tree_hashes(tmp_path) == before

@@ -49,6 +49,7 @@ GRADCHECKED_ELSEWHERE = {
     "beexnp.model.BEExformer": "model_cases",
     "beexnp.exit_loss.MultiExitLoss": "model_cases",
     "beexnp.exit_loss.ModelWithLoss": "model_cases",
+    "beexnp.mlm.MaskedLM": "mlm_cases",
 }
 
 

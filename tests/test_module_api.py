@@ -11,6 +11,7 @@ from beexnp.embedding import Embedding, SinusoidalPositions
 from beexnp.layer_checks import layer_cases, padding_mask, with_fresh_dropout
 from beexnp.linear import Binarization, BinaryLinear, Linear
 from beexnp.losses import MSE, SoftmaxCrossEntropy, SoftTargetKL
+from beexnp.mlm import MLMHead
 from beexnp.module import Module
 from beexnp.norm import LayerNorm
 from beexnp.pairs import PairExitHead
@@ -286,6 +287,7 @@ def builders(rng, dtype, dim, heads, classes, vocab, **_):
         "SLFN (forget gates only)": lambda: ForgetGatesSLFN(dim, rng, **t),
         "PairExitHead": lambda: PairExitHead(dim, classes, rng, **t),
         "SoftTargetKL (T = 2)": lambda: SoftTargetKL(2.0),
+        "MLMHead": lambda: MLMHead(dim, vocab, rng, **t),
     }
 
 

@@ -28,6 +28,7 @@ from beexnp.checkpoint import (aside, checkpoint_folder, load_model, output_lock
 from beexnp.cli import main
 from beexnp.config import ModelConfig, TrainConfig
 from beexnp.model import BEExformer
+from beexnp.pretrain import Pretrainer
 from beexnp.train import RUN_FILES, Trainer, TrainingDiverged
 from conftest import TINY_MODEL, sentiment_glue
 
@@ -403,6 +404,9 @@ def world(tmp_path_factory):
     (empty / "dev.tsv").write_text((sst / "dev.tsv").read_text())
     cfg = TrainConfig(task="sst2", epochs=1, batch_size=16, min_freq=1)
     Trainer(cfg, TINY_MODEL, root / "run", glue_dir=root / "glue", progress=False).fit()
+    Pretrainer(cfg, TINY_MODEL, root / "mlm", glue_dir=root / "glue", progress=False).fit()
+    (root / "packed").mkdir()
+    assert main(["export", str(root / "run" / "best"), str(root / "packed" / "m.npz")]) == 0
     configs = {"epochs_str.json": {"train": {"epochs": "3"}}, "epochs_float.json": {"train": {"epochs": 2.5}},
                "heads_str.json": {"model": {"heads": "2"}}, "list.json": [1, 2],
                "section.json": {"optim": {}}, "unknown_key.json": {"model": {"depth": 3}},
@@ -620,7 +624,34 @@ NEW_BAD_INPUTS = [
     (["evaluate", CK, "--glue-dir", "a_file", "--no-download"], "the GLUE folder is not a folder (a_file)"),
     (["evaluate", CK, *G, "--split", "heldout"], "it has no held-out slice (--split heldout): evaluate it on dev"),
     (["predict", CK, "a good film", "--criterion", "maxprob", "--delta", "-0.01"], "maxprob criterion's threshold"),
+    # pretrain (its --out, sizes, masking, resume) and train --init: checked before any work, as train is
+    (["pretrain", *NOWHERE, "--out", "run"], "run already holds a run"),
+    (["pretrain", *NOWHERE, "--max-len", "100000000000"], "(--max-len 100000000000): lower --max-len"),
+    (["pretrain", *NOWHERE, "--mask-rate", "1.5"], "the masking setting rate must be a number in (0, 1), got 1.5"),
+    (["pretrain", *NOWHERE, "--mask-rate", "0"], "(--mask-rate 0.0, --mlm-blocks last)"),
+    (["pretrain", *NOWHERE, "--mask-rate", "nan"], "argument --mask-rate: must be a finite number"),
+    (["pretrain", *NOWHERE, "--mlm-blocks", "first"], "argument --mlm-blocks: invalid choice: 'first'"),
+    (["pretrain", *NOWHERE, "--teacher", CK], "no use for a teacher (--teacher run/best)"),
+    (["pretrain", *NOWHERE, "--resume", "run/last"], "the checkpoint is a 'train' run's, not a 'pretrain' run's"),
+    (["pretrain", *NOWHERE, "--resume", "mlm/last", "--mask-rate", "0.3"], "the masking settings differ"),
+    (["pretrain", *NOWHERE, "--resume", "packed/m.npz"], "a packed file holds no trainer state"),
+    (["pretrain", *NOWHERE, "--resume", "badcard/last"], "badcard/last"),
+    (["pretrain", *NOWHERE, "--resume", "mlm/last", "--out", "mlm", "--overwrite"],
+     "--resume lies inside the run files of mlm"),
+    (["train", *NOWHERE, "--resume", "mlm/last"], "the checkpoint is a 'pretrain' run's, not a 'train' run's"),
+    (["train", *NOWHERE, "--init", "packed/m.npz"], "a packed file holds the binarized weights only"),
+    (["train", *NOWHERE, "--init", "bare/last"], "the card has no tokenizer"),
+    (["train", *NOWHERE, "--init", "badnpz/last"], "badnpz/last"),
+    (["train", *NOWHERE, "--init", "nocard/last"], "nocard/last"),
+    (["train", *NOWHERE, "--init", "adir"], "adir"),
+    (["train", *NOWHERE, "--init", "mlm/last", "--resume", "run/last"], "--init and --resume together"),
+    (["train", *G, "--no-progress", "--init", "mlm/last", "--out", "scratch", "--min-freq", "1", "--max-vocab", "20"],
+     "the checkpoint's vocabulary ("),
+    (["train", *G, "--no-progress", "--init", "mlm/last", "--out", "scratch", "--min-freq", "1"],
+     "the checkpoint's encoder does not fit this model (missing parameters: blocks.3."),
 ]
+NEW_BAD_INPUTS += [(["pretrain", *argv[1:]], message) for argv, message in NEW_BAD_INPUTS   # train's --out guard
+                   if argv[0] == "train" and argv[-2] == "--out" and "--teacher" not in argv]
 FORM = re.compile(r"^error: .+ \(.+\): .+$")
 
 

@@ -1,0 +1,429 @@
+"""Every number in the hand-written prose of results/README.md is one the records hold.
+
+The tables of results/README.md are rendered by ``experiments/tables.py`` (``tests/test_readme.py`` checks
+they are fresh). The prose around them is written by hand, so this test reads it paragraph by paragraph
+(a table row, a list item and a paragraph each count as one) and requires every number in it to be
+
+* a number of that section's sources (the rendered tables, the ``results/sst2/`` files the section cites,
+  what a command the section quotes computes from the records: ``COMPUTED``),
+  at the precision the prose shows it, directly or in a unit the prose uses (a fraction as a percentage,
+  seconds as milliseconds or minutes, bytes as KB or MB, FLOPs as MFLOPs or GFLOPs);
+* derived from two numbers of the same paragraph: their difference, ratio or percentage cut (``a`` is
+  ``x`` % below ``b``), or one binomial standard deviation at 50 % on a dev set of ``n`` rows;
+* or a constant this file names, each with the reason it needs no record (the paper's claims, the issue's
+  targets, the BERT reference numbers DESIGN §8 quotes).
+
+When the records change (a rerun, a new campaign), a sentence that quotes the old numbers fails here:
+rewrite it from the new tables or delete it. ``test_a_changed_digit_is_caught`` is the test of the test.
+"""
+import importlib
+import inspect
+import json
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_README = ROOT / "results" / "README.md"
+SST2 = ROOT / "results" / "sst2"
+START, END = "<!-- results tables: written by experiments/tables.py -->", "<!-- end of results tables -->"
+
+# Constants that are not measurements of this repository, each with its reason.
+CONSTANTS = {
+    21.30: "the paper's size claim", 52.08: "the paper's FLOPs claim",
+    83.0: "issue target, SST-2", 17.5: "issue target, CoLA MCC", 82: "issue target, MRPC F1 (and twin SST-2)",
+    72: "issue target, MRPC accuracy", 40: "issue target, STS-B Pearson", 60: "issue target, STS-B siamese",
+    80: "issue target, binarized SST-2", 25: "issue target, size ratio", 50: "issue target, FLOPs cut and matmul share",
+    20: "issue target, minutes of training", 100: "metric x 100", 1: "counting word", 2: "counting word",
+}
+
+# Where each section's numbers come from (a heading's first words -> the files besides the rendered tables).
+SECTIONS = {
+    "# Results": [],
+    "## GLUE: the paper's claims, measured": ["experiments/runs.json", "docs/DESIGN.md", "data/README.md",
+                                              "results/sst2/size_*.txt"],
+    "## SST-2 from scratch on this 2-core machine": ["results/sst2/history_binarized.json",
+                                                   "results/sst2/history_full_precision.json",
+                                                   "results/experiments/sst2-beexformer-seed*.json"],
+    "### Training speed": ["results/sst2/bench_train_step*.json", "benchmarks/bench_train_step.py"],
+    "### Early exit on SST-2 dev": ["results/sst2/sweep_binarized/sweep.json", "results/sst2/evaluate_*.json",
+                                  "beexnp/evaluate.py"],
+    "## One-bit deployment": ["results/sst2/size_*.txt", "results/sst2/bench_packed.json"],
+}
+
+
+def campaign_estimate():
+    """What ``python experiments/run.py --estimate 2 16`` prints from the records: the campaign's hours at --jobs 2
+    and 16 and how many runs have a record (results/README.md quotes it; ``tests/test_readme.py`` word for word)."""
+    import contextlib
+    import io
+    run = script("experiments", "run")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        run.main(["--results", str(ROOT / "results" / "experiments"), "--estimate", "2", "16"])
+    return printed.getvalue()
+
+
+COMPUTED = {"## GLUE: the paper's claims, measured": campaign_estimate}   # a section's numbers computed, not stored
+SCALES = (1, 100, 1000, 1 / 60, 1 / 1000, 1e-6, 1e-9)      # as is, %, ms, min, KB, MB/MFLOPs, GFLOP(/s)
+NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:e-?\d+)?)(?![\w])")
+ANY_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d.])|\d+(?:\.\d+)?(?:e-?\d+)?")   # inside words too (lr0.0003)
+
+
+def numbers_in(text, pattern=NUMBER):
+    """(value, decimals shown) of every number in ``text`` (thousands commas allowed)."""
+    out = []
+    for m in pattern.finditer(text):
+        s = m.group(0).replace(",", "")
+        decimals = len(s.split(".")[1]) if "." in s and "e" not in s else 0
+        out.append((s, float(s), decimals))
+    return out
+
+
+def prose(text):
+    """The text with what is not prose removed: inline code, DESIGN §-references, image lines, the rendered block."""
+    head, rest = text.split(START, 1)
+    rendered, tail = rest.split(END, 1)
+    text = head + tail
+    text = re.sub(r"`[^`]*`", " ", text)
+    text = re.sub(r"§\s?\d+(\.\d+)*", " ", text)
+    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", text)
+    text = re.sub(r"\]\([^)]*\)", "]", text)
+    return text, rendered
+
+
+def sections(text):
+    """{heading: [paragraph, ...]} where a table row and a list item are paragraphs of their own."""
+    out, heading, para = {}, None, []
+
+    def flush():
+        if para and heading:
+            out.setdefault(heading, []).append(" ".join(para))
+        para.clear()
+
+    for line in text.splitlines():
+        key = next((h for h in SECTIONS if line.startswith(h)), None)
+        if key:
+            flush()
+            heading = key
+            continue
+        if line.startswith("#") or not line.strip() or line.startswith("|") or re.match(r"\s*(-|\d+\.) ", line):
+            flush()
+            if line.startswith("#") or not line.strip():
+                continue
+        para.append(line.strip())
+        if line.startswith("|"):
+            flush()
+    flush()
+    return out
+
+
+def source_values(patterns, rendered):
+    values = [v for _, v, _ in numbers_in(rendered, ANY_NUMBER)]
+    for pattern in patterns:
+        for path in sorted(ROOT.glob(pattern)):
+            values += [v for _, v, _ in numbers_in(path.read_text(), ANY_NUMBER)]
+    return sorted(set(values))
+
+
+def shown(x, decimals, value):
+    """Whether ``value`` written at ``decimals`` places is ``x`` (``x`` in e-notation: to its two digits)."""
+    if 0 < x < 1e-2:
+        return math.isclose(value, x, rel_tol=0.05)
+    return math.isclose(round(value, decimals), x, abs_tol=1e-9)
+
+
+def derived(x, decimals, paragraph_values):
+    for a in paragraph_values:
+        if a > 0 and a == int(a) and 50 <= a <= 5000 and shown(x, decimals, 50 / math.sqrt(a)):
+            return True                               # one binomial standard deviation at 50 % on n = a rows
+        for b in paragraph_values:
+            if a == b or b == 0:
+                continue
+            for value in (a - b, a / b, 100 * (1 - a / b)):
+                if value > 0 and shown(x, decimals, value):
+                    return True
+    return False
+
+
+def unexplained(text):
+    """[(section, number, paragraph)] for every number of ``text``'s prose that nothing explains."""
+    body, rendered = prose(text)
+    bad = []
+    for heading, paragraphs in sections(body).items():
+        values = source_values(SECTIONS[heading], rendered + (COMPUTED[heading]() if heading in COMPUTED else ""))
+        scaled = [v * s for v in values for s in SCALES]
+        for paragraph in paragraphs:
+            found = numbers_in(paragraph)
+            local = [v for _, v, _ in found]
+            for s, x, decimals in found:
+                if x in CONSTANTS or any(shown(x, decimals, v) for v in scaled) or derived(x, decimals, [v for v in local if v != x]):
+                    continue
+                bad.append((heading, s, paragraph[:160]))
+    return bad
+
+
+def test_every_number_of_the_results_prose_has_a_source():
+    bad = unexplained(RESULTS_README.read_text())
+    assert not bad, "numbers in results/README.md's prose that no record holds:\n" + "\n".join(
+        f"  {h}: {s!r} in: {p}" for h, s, p in bad)
+
+
+def test_a_changed_digit_is_caught():
+    text = RESULTS_README.read_text()
+    sentence = "the blocks shrink 25.8×"
+    assert sentence in text
+    assert unexplained(text.replace(sentence, "the blocks shrink 27.3×"))
+    assert unexplained(text.replace("reached 83.22 ±", "reached 84.17 ±"))
+
+
+# ---- docs/, benchmarks/, data/: each number of a sentence against the constant or file it describes -------
+def script(folder, name):
+    """The module ``name`` of the repository's ``folder`` (benchmarks/, tools/, tests/ are not packages)."""
+    if str(ROOT / folder) not in sys.path:
+        sys.path.insert(0, str(ROOT / folder))
+    return importlib.import_module(name)
+
+
+def _words(n):
+    return {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}[n]
+
+
+def _config():
+    from beexnp.config import TrainConfig
+    return TrainConfig()
+
+
+def _bench_defaults():
+    return script("benchmarks", "bench_train_step").parse_args([])
+
+
+def _model_shapes():
+    import numpy as np
+    from beexnp.config import ModelConfig
+    from beexnp.model import BEExformer
+    config = ModelConfig(vocab_size=20, token_dim=6, position_dim=2, heads=2, blocks=1)
+    block = BEExformer(config, np.random.default_rng(0)).blocks[0]
+    d = config.token_dim + config.position_dim
+    return block.attn.qkv.weight.data.shape, block.ffn.gates.weight.data.shape, d
+
+
+def _gradcheck_shape_sets():
+    return len(script("tests", "test_gradcheck_layers").SHAPES)
+
+
+def _golden(name):
+    golden_trajectory = script("tools", "golden_trajectory")
+    return getattr(golden_trajectory, name) if name == "RTOL" else golden_trajectory.TRAIN[name]
+
+
+def _equation_rtol():
+    return script("tests", "test_equations").RTOL
+
+
+def _glue_tasks():
+    from beexnp.glue.tasks import TASKS
+    return TASKS
+
+
+def _unchecked_archives():
+    from beexnp.glue.download import ARCHIVES
+    return sorted(_glue_tasks()[name].dir for name, remote in ARCHIVES.items() if remote.sha256 is None)
+
+
+def _mrpc_dev_rows():
+    OFFICIAL_ROWS = script("tests", "test_glue_reader").OFFICIAL_ROWS
+    return dict(((t, s), n) for t, s, n in OFFICIAL_ROWS)[("mrpc", "dev")]
+
+
+def _sst2_chosen_best_epochs():
+    """The best held-out epoch of each seed at SST-2's chosen grid point (the one seeds 1 and 2 ran at), if all
+    equal, and the epoch budget of the grid (experiments/runs.json's per-task epochs)."""
+    records = [json.loads(path.read_text()) for path in sorted((ROOT / "results" / "experiments").glob(
+        "sst2-beexformer-lr*-seed*.json"))]
+    points = {r["point"] for r in records if r["seed"] == 1}
+    epochs = {r["selection"]["best_epoch"] for r in records if r["point"] in points}
+    budget = {r["train_config"]["epochs"] for r in records if r["point"] in points}
+    return (epochs.pop() if len(epochs) == 1 and len(points) == 1 else None,
+            budget.pop() if len(budget) == 1 else None)
+
+
+def _flops_units():
+    """(times the forward's MACs a training step does, FLOPs per MAC, the qkv and SLFN coefficients of L·d²), or
+    None in place of the coefficients when another row is not the README's equation."""
+    from beexnp.config import ModelConfig
+    from beexnp.flops import flops_table, train_step_flops
+    L, d, B, C = 10, 16, 2, 2
+    config = ModelConfig(vocab_size=100, token_dim=12, position_dim=4, heads=2, blocks=1, num_classes=C)
+    rows = {row["layer"]: row["real_macs"] + row["binary_macs"] for row in flops_table(config, L)}
+    forward = rows["block + exit"]
+    step = train_step_flops(config, B, L)
+    others = (rows["attn.scores"] == rows["attn.context"] == L * L * d and rows["attn.out"] == L * d * d
+              and rows["exit.pool"] + rows["exit.linear"] == L * d + d * C)
+    return ((step.real_macs + step.binary_macs) / (B * forward), step.float_ops / (step.real_macs + step.binary_macs),
+            rows["attn.qkv"] / (L * d * d) if others else None, rows["ffn.gates"] / (L * d * d) if others else None)
+
+
+# (file, pattern whose groups are the stated numbers, what they must equal)
+DOC_CLAIMS = [
+    ("docs/package.md", r"Soft routing\*\* uses delta = ([\d.]+), tau = ([\d.]+), beta = ([\d.]+)",
+     lambda: (_config().delta, _config().tau, _config().beta)),
+    ("docs/package.md", r"\(min frequency (\d+), at most ([\d,]+) entries\)",
+     lambda: (_config().min_freq, _config().max_vocab)),
+    ("docs/package.md", r"holds out a fixed, seeded (\d+)% of", lambda: (round(100 * _config().heldout_fraction),)),
+    ("docs/package.md", r"\(H_\{i-1\} < ([\de.-]+)\)", lambda: (__import__("beexnp.entropy").entropy.CERTAIN,)),
+    ("docs/package.md", r"the (\w+) GLUE tasks", lambda: (len(_glue_tasks()),)),
+    ("docs/package.md", r"are one\s+`BinaryLinear\(d, (\d)d\)`",
+     lambda: (max(_model_shapes()[0]) // _model_shapes()[2],)),
+    ("docs/package.md", r"four matrices one `BinaryLinear\(d, (\d)d\)`",
+     lambda: (max(_model_shapes()[1]) // _model_shapes()[2],)),
+    ("docs/gradient-checks.md", r"over (\w+) shape sets", lambda: (_gradcheck_shape_sets(),)),
+    ("docs/gradient-checks.md", r"in float64, to ([\de.-]+)\.", lambda: (_equation_rtol(),)),
+    ("docs/gradient-checks.md", r"\*\*A golden trajectory\*\*: (\d+) steps", lambda: (_golden("max_steps"),)),
+    ("docs/gradient-checks.md", r"`tests/data/golden_trajectory.json` to ([\de.-]+)\.", lambda: (_golden("RTOL"),)),
+    ("benchmarks/README.md", r"the stated config, (\d+) warm-up \+ (\d+) timed steps",
+     lambda: (_bench_defaults().warmup, _bench_defaults().repeats)),
+    ("benchmarks/README.md", r"width d = (\d+) \(token (\d+) \+ position (\d+),\s+concatenated\), (\d+) heads, "
+                             r"(\d+) blocks with SLFN, (\d+) tokens, batch (\d+), vocabulary\s+([\d ]+), (\d+) classes, "
+                             r"dropout ([\d.]+)",
+     lambda: (lambda a: (a.token_dim + a.position_dim, a.token_dim, a.position_dim, a.heads, a.blocks, a.tokens,
+                         a.batch, a.vocab, a.classes, a.dropout))(_bench_defaults())),
+    ("benchmarks/README.md", r"\(`--matmul-size`, (\d+) by default\)", lambda: (_bench_defaults().matmul_size,)),
+    ("benchmarks/README.md", r"qkv projection of all (\d+) blocks", lambda: (_bench_defaults().blocks,)),
+    ("benchmarks/README.md", r"a binary MAC = 1/(\d+) FLOP",
+     lambda: (round(1 / __import__("beexnp.flops").flops.BINARY_MAC_FLOPS),)),
+    ("data/README.md", r"\(Wang et al\., 2019\): (\w+) English", lambda: (len(_glue_tasks()),)),
+    ("data/README.md", r"sentence-pair tasks, (\w+) of them classification and (\w+) regression",
+     lambda: (sum(not t.regression for t in _glue_tasks().values()), sum(t.regression for t in _glue_tasks().values()))),
+    ("data/README.md", r"(\d+) id pairs\s+go to dev", lambda: (_mrpc_dev_rows(),)),
+    ("benchmarks/README.md", r"\.float_ops`: (\d) × the forward's multiply-accumulates .*?(\d) floating-point "
+                             r"operations per MAC", lambda: _flops_units()[:2]),
+    ("benchmarks/README.md", r"\(qkv (\d)·L·d², scores and P V L²·d each, out L·d², SLFN\s+(\d)·L·d², "
+                             r"exit L·d \+ d·C\)", lambda: _flops_units()[2:]),
+    ("results/README.md", r"had its best held-out epoch\s+at the last allowed one \((\d+)\) on all three seeds",
+     lambda: (_sst2_chosen_best_epochs()[0] if len(set(_sst2_chosen_best_epochs())) == 1 else None,)),
+]
+
+
+def stated(text, pattern):
+    m = re.search(pattern, text)
+    assert m, f"the sentence /{pattern}/ is gone: update DOC_CLAIMS with the text that replaced it"
+    values = []
+    for group in m.groups():
+        group = group.replace(",", "").replace(" ", "")
+        values.append(_words(group) if group.isalpha() else float(group))
+    return values, m
+
+
+@pytest.mark.parametrize("path, pattern, source", DOC_CLAIMS, ids=[f"{p}:{i}" for i, (p, _, _) in enumerate(DOC_CLAIMS)])
+def test_doc_numbers_match_their_source(path, pattern, source):
+    values, _ = stated((ROOT / path).read_text(), pattern)
+    assert values == [float(v) for v in source()], f"{path}: /{pattern}/ states {values}, the source says {source()}"
+
+
+def test_a_changed_doc_number_is_caught():
+    """The test of the test: one digit changed in each claim's sentence makes it differ from its source."""
+    for path, pattern, source in DOC_CLAIMS:
+        text = (ROOT / path).read_text()
+        _, m = stated(text, pattern)
+        start, end = m.span(1)
+        number = m.group(1)
+        changed = ("two" if number == "nine" else "nine") if number.isalpha() else \
+            number[:-1] + ("7" if number[-1] != "7" else "3")
+        values, _ = stated(text[:start] + changed + text[end:], pattern)
+        assert values != [float(v) for v in source()], (path, pattern)
+
+
+def test_gradient_checks_doc_is_a_fresh_render():
+    render_gradcheck_doc = script("tools", "render_gradcheck_doc")
+    text = render_gradcheck_doc.DOC.read_text()
+    assert render_gradcheck_doc.render(text) == text, "run: python tools/render_gradcheck_doc.py"
+    changed = text.replace("| Block (slfn) | 11 |", "| Block (slfn) | 12 |")
+    assert changed != text and render_gradcheck_doc.render(changed) != changed      # the test of the test
+
+
+def test_gradcheck_command_defaults_are_the_rendered_shapes():
+    from beexnp.cli import build_parser
+    from beexnp.layer_checks import layer_cases
+    args = build_parser().parse_args(["gradcheck"])
+    signature = inspect.signature(layer_cases).parameters
+    for name in ("batch", "tokens", "dim", "heads"):
+        assert getattr(args, name) == signature[name].default, name
+
+
+def test_sha256_sentence_names_the_archives_without_one():
+    text = (ROOT / "data" / "README.md").read_text()
+    m = re.search(r"where the official one is known \(all but ([\w-]+), ([\w-]+) and ([\w-]+)\)", text)
+    assert m and sorted(m.groups()) == _unchecked_archives()
+
+
+# Test-split rows (tests/test_glue_reader.py's OFFICIAL_ROWS has train and dev), checked against the files wherever
+# GLUE_DIR holds them (test_data_card_row_counts_are_the_files), so the card is checked without GLUE too.
+OFFICIAL_TEST_ROWS = {("cola", "test"): 1_063, ("sst2", "test"): 1_821, ("mrpc", "test"): 1_725, ("stsb", "test"): 1_379,
+                      ("qqp", "test"): 390_965, ("mnli", "test_matched"): 9_796, ("mnli", "test_mismatched"): 9_847,
+                      ("qnli", "test"): 5_463, ("rte", "test"): 3_000, ("wnli", "test"): 146}
+
+
+def data_table(text):
+    """{(task dir, column): rows} from data/README.md's task table."""
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    table = {}
+    for line in lines[1:]:
+        cells = dict(zip(header, [c.strip() for c in line.strip("|").split("|")]))
+        for column in ("train", "dev", "test"):
+            table[(cells["Task"], column)] = [int(n.replace(",", "")) for n in re.findall(r"[\d,]+\d", cells[column])]
+    return table
+
+
+def official_rows(task, column):
+    """The rows of ``task``'s ``column`` splits: the files where GLUE has them, else the official counts
+    (tests/test_glue_reader.py's OFFICIAL_ROWS, OFFICIAL_TEST_ROWS), checked against the files wherever found."""
+    from beexnp.glue.reader import decode_lines
+    OFFICIAL_ROWS = script("tests", "test_glue_reader").OFFICIAL_ROWS
+    known = {**{(t, s): n for t, s, n in OFFICIAL_ROWS}, **OFFICIAL_TEST_ROWS}
+    glue = os.environ.get("GLUE_DIR")
+    out = []
+    for split in (s for s in task.splits if s.startswith(column)):
+        path = Path(glue or "/nonexistent") / task.dir / task.splits[split]
+        if path.is_file():
+            headerless = task.name == "cola" and split != "test"
+            out.append(len(decode_lines(path)) - (0 if headerless else 1))
+        else:
+            out.append(known[(task.name, split)])
+    return out
+
+
+def data_card_mismatches(text):
+    tasks = {t.dir: t for t in _glue_tasks().values()}
+    return [(name, column, rows, official_rows(tasks[name], column))
+            for (name, column), rows in data_table(text).items() if rows != official_rows(tasks[name], column)]
+
+
+def test_data_card_row_counts_are_the_files():
+    text = (ROOT / "data" / "README.md").read_text()
+    assert len(data_table(text)) == 3 * len(_glue_tasks())
+    assert not data_card_mismatches(text)
+    assert data_card_mismatches(text.replace("| 67,349 |", "| 67,348 |"))          # the test of the test
+    for (name, split), rows in OFFICIAL_TEST_ROWS.items():                          # the list, where files are
+        task = _glue_tasks()[name]
+        assert official_rows(task, split) == [rows], f"{name} {split}: OFFICIAL_TEST_ROWS differs from the file"
+
+
+
+def test_data_card_format_facts_are_the_files():
+    """STS-B's score range and CoLA's column count, read from the files where GLUE_DIR holds them."""
+    from beexnp.glue.reader import decode_lines, load_split
+    text = (ROOT / "data" / "README.md").read_text()
+    low, high = map(int, re.search(r"similarity score (\d)–(\d)", text).groups())
+    columns = _words(re.search(r"Their (\w+) columns are source, label", text).group(1))
+    glue = Path(os.environ.get("GLUE_DIR") or "/nonexistent")
+    if (glue / "STS-B" / "train.tsv").is_file():
+        labels = load_split("stsb", "train", glue).labels
+        assert (labels.min(), labels.max()) == (low, high)
+    if (glue / "CoLA" / "train.tsv").is_file():
+        assert {len(line.split("\t")) for line in decode_lines(glue / "CoLA" / "train.tsv")} == {columns}
