@@ -321,15 +321,15 @@ def run_train(args):
     check_output_folder(out, args.resume, args.overwrite, run.train.teacher)
     glue = glue_for(args, task)                                # fetched on first use
     with output_lock(out):                                     # refused if another run writes there
-        if args.overwrite:
-            remove_run(out)
         if resume:
             trainer = args.trainer.resume(resume, out_dir=out, glue_dir=glue, progress=not args.no_progress,
                                           settings=run)
         else:
             trainer = args.trainer(run.train, run.model, out, glue, progress=not args.no_progress, **options)
         if init:
-            load_encoder(trainer, init)
+            load_encoder(trainer, init)                        # its vocabulary is known once the data is read
+        if args.overwrite:                                     # only now: every input has been checked
+            remove_run(out)
         print(f"{trainer.task.name}: {len(trainer.train_data)} training rows, vocabulary {len(trainer.tokenizer)}, "
               f"{trainer.model.num_parameters():,} parameters, {trainer.total_steps} steps; writing to {trainer.out}")
         start = time.perf_counter()

@@ -126,6 +126,20 @@ def test_bad_init_is_one_line(glue_dir, tmp_path, pretrained, capsys, flags, mes
     assert re.search(message, one_error_line(capsys))
 
 
+def test_a_refused_init_with_overwrite_leaves_the_old_run(glue_dir, tmp_path, pretrained, capsys):
+    """--overwrite deletes the old run only once every input is checked, --init's vocabulary included (it is known
+    only after the data is read)."""
+    out = tmp_path / "ft"
+    Trainer(config(max_steps=2), TINY_MODEL, out, glue_dir=glue_dir, progress=False).fit()
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    capsys.readouterr()
+    argv = ["train", "--task", "sst2", "--glue-dir", str(glue_dir), "--out", str(out), "--epochs", "1", "--overwrite",
+            "--init", str(pretrained), *TINY_FLAGS, "--train-subset", "20"]
+    assert main(argv) == 1
+    assert "--init" in one_error_line(capsys)
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+
+
 def test_init_that_is_no_checkpoint_or_with_resume_is_one_line(glue_dir, tmp_path, pretrained, capsys):
     capsys.readouterr()
     base = ["train", "--task", "sst2", "--glue-dir", str(glue_dir), "--out", str(tmp_path / "ft"), *TINY_FLAGS]
