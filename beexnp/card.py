@@ -12,13 +12,17 @@ once per command and checked here before any of it is used:
                       its default (cards written before that field existed); a card that carries its
                       own checksum (``card_sha256``, every card written now) must still match it, so
                       a field dropped by hand is detected and named.
-    the rest          ``task`` a GLUE task, ``tokenizer`` a saved tokenizer, ``files`` the checksums,
+    the rest          ``task`` a GLUE task, ``tokenizer`` a saved tokenizer (words, or BPE pieces and
+                      their merges), ``calibration`` the best checkpoint's shift of the logits (§9.3),
+                      ``files`` the checksums,
                       ``state``, ``rng``, ``optimizer`` (a training run's), ``data`` (the checksums
                       of the data files the run read), ``metrics``, ``history``, ``command`` (train or
                       pretrain), ``pretrain`` (the masking settings), ``init`` (train --init's source):
                       each of its type.
-    cross-checks      the vocabulary's size = ``vocab_size`` = the embedding's rows; the task's label
-                      count = ``num_classes`` (and its regression flag); ``train_config``'s task and
+    cross-checks      the vocabulary's size = ``vocab_size`` = the embedding's rows (a BPE merge makes a
+                      piece of the vocabulary); the task's label count = ``num_classes`` (and its
+                      regression flag), the calibration's shift one per class, its exit one of the
+                      blocks'; ``train_config``'s task and
                       ``max_len`` = the card's; every array named, shaped and typed as the config's
                       model needs (``model.npz`` or the packed arrays, and ``trainer.npz``'s arrays as the
                       run's command trains them); every weight finite.
@@ -35,13 +39,14 @@ import re
 import numpy as np
 
 from beexnp import outputs
-from beexnp.config import ModelConfig, TrainConfig, value_problems
+from beexnp.config import ModelConfig, TrainConfig, as_trained, value_problems
 from beexnp.glue.tasks import get_task
-from beexnp.glue.tokenizer import SPECIALS, STATE_FORMAT, TOKEN_PATTERN, Tokenizer
+from beexnp.glue.tokenizer import BPE_FORMAT, SPECIALS, STATE_FORMAT, TOKEN_PATTERN, BPETokenizer, Tokenizer
 from beexnp.mlm import masking_problem
 from beexnp.outputs import UserError
 
 SELF_SUM = "card_sha256"          # the card's own checksum, over every other entry
+CALIBRATION = "calibration"       # the best checkpoint's shift of the logits (``beexnp.calibration.CARD_KEY``)
 DAMAGED = "the file is damaged or was edited: use another checkpoint, or save or export the model again"
 HEX64 = re.compile(r"[0-9a-f]{64}")
 COMMANDS = ("train", "pretrain")  # the commands whose runs write checkpoints (the card's ``command``)
@@ -98,7 +103,7 @@ def config_section(cls, values, name, path, defaulted):
     for _, what, _ in value_problems(cls, values):
         raise problem(path, f"{name}.{what}")
     try:
-        config = cls(**values)
+        config = cls(**(as_trained(values) if cls is TrainConfig else values))
         if cls is ModelConfig:
             config.validate()
     except (ValueError, TypeError) as err:
@@ -108,12 +113,19 @@ def config_section(cls, values, name, path, defaulted):
 
 # ---- the other fields ---------------------------------------------------------------------------
 def tokenizer_of(state, path):
-    """The ``Tokenizer`` a card's ``tokenizer`` entry describes."""
+    """The ``Tokenizer`` (or ``BPETokenizer``, DESIGN §2.6) a card's ``tokenizer`` entry describes."""
     if not isinstance(state, dict):
         raise problem(path, f"tokenizer must be a JSON object, got {type_name(state)}")
-    for key, want in (("format", STATE_FORMAT), ("pattern", TOKEN_PATTERN.pattern)):
-        if state.get(key) != want:
-            raise problem(path, f"tokenizer.{key} is {state.get(key)!r}, this beexnp reads {want!r}")
+    if state.get("format") not in (STATE_FORMAT, BPE_FORMAT):
+        raise problem(path, f"tokenizer.format is {state.get('format')!r}, this beexnp reads {STATE_FORMAT!r} or "
+                            f"{BPE_FORMAT!r}")
+    if state.get("pattern") != TOKEN_PATTERN.pattern:
+        raise problem(path, f"tokenizer.pattern is {state.get('pattern')!r}, this beexnp reads "
+                            f"{TOKEN_PATTERN.pattern!r}")
+    unknown = sorted(map(str, set(state) - {"format", "pattern", "vocab"} - ({"merges"} if state["format"] == BPE_FORMAT
+                                                                                 else set())))
+    if unknown:
+        raise problem(path, f"tokenizer.{unknown[0]} is not a field of a {state['format']} tokenizer")
     vocab = state.get("vocab")
     if not isinstance(vocab, list):
         raise problem(path, f"tokenizer.vocab must be a list of tokens, got {type_name(vocab)}")
@@ -125,7 +137,46 @@ def tokenizer_of(state, path):
     if len(set(vocab)) != len(vocab):
         twice = next(t for i, t in enumerate(vocab) if t in vocab[:i])
         raise problem(path, f"tokenizer.vocab holds {twice!r} twice")
-    return Tokenizer(vocab)
+    if state["format"] == STATE_FORMAT:
+        return Tokenizer(vocab)
+    merges, known = state.get("merges"), set(vocab)
+    if not isinstance(merges, list):
+        raise problem(path, f"tokenizer.merges must be a list of pairs of pieces, got {type_name(merges)}")
+    for i, m in enumerate(merges):
+        if not (isinstance(m, list) and len(m) == 2 and all(isinstance(x, str) and x for x in m)):
+            raise problem(path, f"tokenizer.merges[{i}] must be a pair of non-empty strings, got {m!r}")
+        if m[0] + m[1] not in known:
+            raise problem(path, f"tokenizer.merges[{i}] makes {m[0] + m[1]!r}, a piece not in tokenizer.vocab")
+    return BPETokenizer(vocab, merges)
+
+
+def check_calibration(card, config, path, packed):
+    """A card's ``calibration`` (DESIGN §9.3, ``beexnp.calibration``): a shift of every class's logit, the best
+    exit it was chosen at and the scores before and after; ``folded`` (true: the shift is in the exit biases) in
+    a packed file, which folds it at export, and never in a checkpoint."""
+    stored = card[CALIBRATION]
+    if not isinstance(stored, dict):
+        raise problem(path, f"{CALIBRATION} must be a JSON object, got {type_name(stored)}")
+    if config.regression:
+        raise problem(path, f"{CALIBRATION} is for classifiers, but model_config.regression is true")
+    allowed = {"shift", "exit", "score_before", "score_after"} | ({"folded"} if packed else set())
+    unknown = sorted(map(str, set(stored) - allowed))
+    if unknown:
+        raise problem(path, f"{CALIBRATION}.{unknown[0]} is not a field of the calibration"
+                            + ("" if packed else " (a checkpoint's exit biases never hold the shift)"))
+    shift = stored.get("shift")
+    if not (isinstance(shift, list) and len(shift) == config.num_classes and all(map(is_number, shift))):
+        raise problem(path, f"{CALIBRATION}.shift must be a list of model_config.num_classes = {config.num_classes} "
+                            f"finite numbers, got {shift!r}")
+    if not (is_int(stored.get("exit")) and 1 <= stored["exit"] <= config.blocks):
+        raise problem(path, f"{CALIBRATION}.exit must be an exit in 1..{config.blocks}, got "
+                            f"{stored.get('exit', 'nothing')!r}")
+    for key in ("score_before", "score_after"):
+        if not is_number(stored.get(key)):
+            raise problem(path, f"{CALIBRATION}.{key} must be a finite number, got {stored.get(key, 'nothing')!r}")
+    if packed and stored.get("folded") is not True:
+        raise problem(path, f"{CALIBRATION}.folded must be true in a packed file (export folds the shift into its "
+                            f"exit biases), got {stored.get('folded', 'nothing')!r}")
 
 
 def task_of(name, path, field="task"):
@@ -244,7 +295,8 @@ class Card:
 def check_card(card, path, training_fields=True):
     """The ``Card`` of the JSON object ``card`` read from ``path`` (every field, then the cross-checks).
 
-    ``training_fields``: also type the entries of a training checkpoint (state, rng, optimizer...)."""
+    ``training_fields``: also type the entries of a training checkpoint (state, rng, optimizer...); without
+    them the card is a packed file's, whose calibration may be marked folded."""
     if not isinstance(card, dict):
         raise problem(path, f"the card must be a JSON object, got {type_name(card)}")
     defaulted = []
@@ -271,6 +323,8 @@ def check_card(card, path, training_fields=True):
         if out.train_config.max_len != config.max_len:
             raise problem(path, f"train_config.max_len is {out.train_config.max_len}, model_config.max_len "
                                 f"{config.max_len}")
+    if CALIBRATION in card:
+        check_calibration(card, config, path, packed=not training_fields)
     if training_fields:
         check_training(card, path)
     if SELF_SUM in card and with_self_sum(card)[SELF_SUM] != card[SELF_SUM]:

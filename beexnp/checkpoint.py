@@ -278,6 +278,7 @@ class Saved:
     trainer_arrays: dict = None
     build: object = None                   # (saved, **options) -> the model
     meta: dict = None                      # a packed file's metadata
+    calibrated: bool = False               # model() carries the card's calibration (``beexnp.calibration.calibrated``)
 
     @property
     def raw(self):

@@ -22,6 +22,7 @@ from pathlib import Path
 from beexnp.criteria import FractionalEntropy, RelativeChange
 from beexnp.exit_loss import WEIGHTINGS, SoftRouting
 from beexnp.glue.tasks import TASKS, get_task
+from beexnp.glue.tokenizer import KINDS as TOKENIZERS
 from beexnp.optim import OPTIMIZERS
 from beexnp.outputs import UserError
 from beexnp.schedules import DECAYS
@@ -31,7 +32,15 @@ from beexnp.slfn import SLFN_VARIANTS
 SLFN_GATES = tuple(SLFN_VARIANTS)                 # DESIGN §4.4: which of the SLFN's gates are present
 PAIR_ENCODINGS = ("joint", "siamese")             # DESIGN §5.6: how a sentence pair reaches the exits
 SELECT_ON = ("dev", "heldout")                    # DESIGN §9.1: the split every choice is made on
+HELDOUT_UNITS = ("groups", "rows")                # DESIGN §9.1: what the held-out slice holds out whole
+LEGACY_TRAIN = {"heldout_unit": "rows"}           # what a card written before a field existed was trained with
 DISTILL_FROM = ("last", "matching")               # DESIGN §6.9: which teacher exit each student exit learns from
+
+
+def as_trained(train_config):
+    """A card's ``train_config`` (a dict) with the fields it lacks because it was written before they existed set
+    as that run had them (``LEGACY_TRAIN``); the others keep their defaults."""
+    return dict(LEGACY_TRAIN, **train_config)
 
 
 def option(default, help, choices=None):
@@ -255,7 +264,11 @@ class TrainConfig:
     delta: float = option(SoftRouting.delta, "soft routing: the exit rule's threshold, in [0, 1) (>= 0 for STS-B)")
     tau: float = option(SoftRouting.tau, "soft routing: its temperature")
     beta: float = option(SoftRouting.beta, "soft routing: the share of uniform weight")
-    min_freq: int = option(2, "vocabulary: tokens seen at least this often in the training split")
+    tokenizer: str = option("word", "the tokens: 'word' (words and punctuation, DESIGN §2.1) or 'bpe' (subword "
+                                    "pieces learned from the training split, DESIGN §2.6; size: max_vocab)",
+                            TOKENIZERS)
+    min_freq: int = option(2, "vocabulary: tokens (bpe: characters and merged pairs) seen at least this often in "
+                              "the training split")
     max_vocab: int = option(20000, "vocabulary: at most this many tokens, specials included")
     train_subset: int | None = option(None, "first n training rows only (default: all)")
     dev_subset: int | None = option(None, "first n rows of each dev split only (default: all)")
@@ -265,6 +278,10 @@ class TrainConfig:
                                    "'dev', or 'heldout', a fixed seeded slice of the training split", SELECT_ON)
     heldout_fraction: float = option(0.1, "select_on heldout: the fraction of the training rows held out")
     heldout_seed: int = option(0, "select_on heldout: the seed of the held-out draw (not the run's seed)")
+    heldout_unit: str = option("groups", "select_on heldout: hold out whole 'groups' of near-duplicate rows, or "
+                                         "single 'rows' (the rule before issue 25; DESIGN §9.1)", HELDOUT_UNITS)
+    calibrate: bool = option(False, "classification: after each better epoch, choose a per-class shift of every "
+                                    "exit's logits on the selection split (DESIGN §9.3), stored in 'best'")
     teacher: str | None = option(None, "distil from this checkpoint (the full-precision twin; DESIGN §6.9); "
                                        "its tokenizer is used")
     distill_weight: float = option(0.5, "with a teacher: lambda, the soft-target loss's share of each exit's loss")

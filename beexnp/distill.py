@@ -14,8 +14,9 @@ have been trained without the same held-out rows, else they would leak into
 the student through its soft targets.
 """
 from beexnp.checkpoint import open_checkpoint
+from beexnp.config import as_trained
 
-HELDOUT_FIELDS = ("select_on", "heldout_fraction", "heldout_seed", "train_subset")
+HELDOUT_FIELDS = ("select_on", "heldout_fraction", "heldout_seed", "heldout_unit", "train_subset")
 
 
 class Teacher:
@@ -45,11 +46,11 @@ def load_teacher(cfg, task, tokenizer=None):
     if saved.card.task != task:
         raise ValueError(f"{where} was trained on {saved.card.task.name!r}, this run is {task.name!r}")
     teacher_tokenizer = saved.card.tokenizer
-    if tokenizer is not None and tokenizer.vocab != teacher_tokenizer.vocab:
+    if tokenizer is not None and tokenizer.state_dict() != teacher_tokenizer.state_dict():
         raise ValueError(f"{where}: its tokenizer ({len(teacher_tokenizer)} tokens) differs from this run's "
                          f"({len(tokenizer)} tokens); the student must read the teacher's token ids")
     if cfg.select_on == "heldout":
-        theirs = dict({"select_on": "dev"}, **card.get("train_config", {}))    # older cards: selected on dev
+        theirs = dict({"select_on": "dev"}, **as_trained(card.get("train_config", {})))   # older: selected on dev
         differ = [f"{k}: teacher {theirs.get(k)!r}, this run {getattr(cfg, k)!r}"
                   for k in HELDOUT_FIELDS if theirs.get(k) != getattr(cfg, k)]
         if differ:

@@ -6,8 +6,9 @@ import time
 
 import numpy as np
 
+from beexnp.calibration import calibrated
 from beexnp.checkpoint import Saved
-from beexnp.config import SoftRouting
+from beexnp.config import SoftRouting, as_trained
 from beexnp.criteria import NeverExit, threshold_for
 from beexnp.flops import input_lengths, model_flops
 from beexnp.glue import compute_metrics, encode_examples, load_split, subset
@@ -22,9 +23,10 @@ from beexnp.outputs import problem
 
 def open_for_inference(source):
     """``source`` (a checkpoint folder, a packed .npz, or either already opened) as a ``Saved`` whose card has the
-    task and the tokenizer: read and checked once (``beexnp.card``)."""
+    task and the tokenizer: read and checked once (``beexnp.card``); its ``model()`` carries the card's
+    calibration in its exit biases (DESIGN §9.3), for evaluate, predict, the sweep and early exit alike."""
     saved = source if isinstance(source, Saved) else open_saved(source)
-    return saved.require("task", "tokenizer")
+    return calibrated(saved.require("task", "tokenizer"))         # its model(): the calibration in (DESIGN §9.3)
 
 
 def load_for_inference(source):
@@ -73,11 +75,12 @@ def labelled_split(model, tokenizer, task, card, split=None, glue_dir=None, limi
 
 def heldout_of(card, glue_dir=None):
     """The held-out rows (``Examples``) of the run a checkpoint card describes; an error if it trained on them."""
-    cfg = card.get("train_config", {})
+    cfg = as_trained(card.get("train_config", {}))
     if cfg.get("select_on", "dev") != HELDOUT:
         raise problem("this checkpoint was selected on dev and trained on every training row: it has no "
                       "held-out slice", "--split heldout", "evaluate it on dev, or train with --select-on heldout")
-    return load_heldout(card["task"], glue_dir, cfg["heldout_fraction"], cfg["heldout_seed"], cfg.get("train_subset"))
+    return load_heldout(card["task"], glue_dir, cfg["heldout_fraction"], cfg["heldout_seed"], cfg.get("train_subset"),
+                        cfg["heldout_unit"])
 
 
 def seconds(run, repeats=3):

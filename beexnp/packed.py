@@ -48,7 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
-from beexnp.card import SELF_SUM, check_arrays, check_card, problem, type_name, with_self_sum
+from beexnp.calibration import as_packed
+from beexnp.card import CALIBRATION, SELF_SUM, check_arrays, check_card, problem, type_name, with_self_sum
 from beexnp.checkpoint import (CARD, NOT_A_CHECKPOINT, Saved, atomic_write, check_vocab_rows, interrupts_deferred,
                                json_error, npz_arrays, open_checkpoint)
 from beexnp.embedding import Embedding
@@ -149,7 +150,13 @@ def encode_meta(meta):
 
 
 def save_packed(path, model, card=None, real_dtype=np.float32):
-    """Write ``model`` bit-packed to ``path`` (atomic: temporary file, then rename).  Returns the arrays."""
+    """Write ``model`` bit-packed to ``path`` (atomic: temporary file, then rename).  Returns the arrays.
+
+    A card with a calibration (DESIGN §9.3) must say it is folded into ``model``'s exit biases
+    (``export_checkpoint`` folds it): a packed file always holds the shift there, once."""
+    if (card or {}).get(CALIBRATION) and not card[CALIBRATION].get("folded"):
+        raise ValueError("the card's calibration is not folded into the model: save a model and card made by "
+                         "calibration.as_packed(saved), as export_checkpoint does")
     arrays = pack_model(model, real_dtype)
     meta = encode_meta(packed_meta(model, card, real_dtype))
     with interrupts_deferred():
@@ -162,7 +169,7 @@ def export_checkpoint(folder, out, real_dtype=np.float32):
     saved = folder if isinstance(folder, Saved) else open_saved(folder)
     if saved.kind == "packed":
         raise problem(saved.path, "already a packed file", "export reads a checkpoint folder (OUT/best of a run)")
-    return save_packed(out, saved.model(), saved.raw, real_dtype)
+    return save_packed(out, *as_packed(saved), real_dtype)           # the calibration folded once (§9.3)
 
 
 def read_meta(f, path):

@@ -161,13 +161,12 @@ def load_encoder(trainer, saved):
     ValueError says what differs and what to do."""
     saved = saved if isinstance(saved, Saved) else open_init(saved)
     folder = saved.path
-    stored = saved.card.tokenizer.state_dict()["vocab"]
-    own = trainer.tokenizer.state_dict()["vocab"]
+    stored, own = saved.card.tokenizer.state_dict(), trainer.tokenizer.state_dict()   # a BPE one: its merges too
     if stored != own:
-        raise problem(f"--init {folder}", f"the checkpoint's vocabulary ({len(stored)} tokens) differs from this "
-                                          f"run's ({len(own)} tokens)",
+        raise problem(f"--init {folder}", f"the checkpoint's vocabulary ({len(stored['vocab'])} tokens) differs from "
+                                          f"this run's ({len(own['vocab'])} tokens)",
                       "pretrain on the same task with the same --select-on, --heldout-fraction, --heldout-seed, "
-                      "--train-subset, --min-freq and --max-vocab")
+                      "--heldout-unit, --train-subset, --tokenizer, --min-freq and --max-vocab")
     source = saved.model().state_dict()
     target = {name: p for name, p in trainer.model.parameters() if not name.startswith(EXITS)}
     given = {name: a for name, a in source.items() if not name.startswith(EXITS)}

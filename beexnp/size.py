@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from beexnp.calibration import as_packed
 from beexnp.checkpoint import Saved
 from beexnp.flops import slfn_width
 from beexnp.model import BEExformer
@@ -158,7 +159,8 @@ def checkpoint_size_report(folder, real_dtype=np.float32):
     float one its bits give (``beexnp.packed.unpacked_model``: the same bits and alphas once packed again)."""
     saved = folder if isinstance(folder, Saved) else open_saved(folder)
     packed = saved.kind == "packed"
-    report = size_report(saved.model(packed=False) if packed else saved.model(), saved.raw, real_dtype)
+    model, card = as_packed(saved, packed=False) if packed else as_packed(saved)        # as export writes it
+    report = size_report(model, card, real_dtype)
     report["checkpoint"] = str(saved.path)
     report["checkpoint_model_npz_bytes"] = None if packed else (saved.path / "model.npz").stat().st_size
     return report

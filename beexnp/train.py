@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from beexnp.calibration import CARD_KEY, choose_shift
 from beexnp.card import problem
 from beexnp.checkpoint import OPTIMIZER, Saved, has_checkpoint, open_checkpoint, output_lock, save_checkpoint
 from beexnp.config import ModelConfig, build_settings, model_config_for
@@ -41,8 +42,8 @@ from beexnp.glue import (Tokenizer, compute_metrics, encode_examples, get_task, 
 from beexnp.glue.batching import batch_order
 from beexnp.glue.heldout import SPLIT, split_heldout, training_rows
 from beexnp.glue.reader import nonempty
-from beexnp.glue.tokenizer import SPECIALS
-from beexnp.inference import evaluate_exits
+from beexnp.glue.tokenizer import SPECIALS, fit_tokenizer
+from beexnp.inference import evaluate_exits, exit_outputs
 from beexnp.model import BEExformer
 from beexnp.optim import OPTIMIZERS, clip_grad_norm
 from beexnp.runfolder import (RUN_FILES, StopRequest, check_data, checkpoint_note, data_checksums, older_history, prepare,
@@ -65,9 +66,9 @@ def load_task_data(task, cfg, glue_dir=None, tokenizer=None):
     train = training_rows(task, glue_dir, cfg.train_subset)
     heldout = None
     if cfg.select_on == "heldout":
-        train, heldout = split_heldout(train, cfg.heldout_fraction, cfg.heldout_seed)
+        train, heldout = split_heldout(train, cfg.heldout_fraction, cfg.heldout_seed, cfg.heldout_unit)
     if tokenizer is None:
-        tokenizer = Tokenizer.fit(train.text_a, train.text_b, min_freq=cfg.min_freq, max_size=cfg.max_vocab)
+        tokenizer = fit_tokenizer(cfg.tokenizer, train.text_a, train.text_b, cfg.min_freq, cfg.max_vocab)
         if len(tokenizer) <= len(SPECIALS):
             raise outputs.problem(f"no token occurs min_freq={cfg.min_freq} times in the training split "
                                   f"{train.path}, so the vocabulary would hold only the special tokens",
@@ -172,11 +173,12 @@ class Trainer:
                     init=self.init_source,
                     rng=dict(model=self.model_rng.bit_generator.state, data=self.data_rng.bit_generator.state))
 
-    def save(self, name, metrics=None):
-        """Write checkpoint ``OUT/name`` whole; if that fails, the previous one there is intact (and said so)."""
+    def save(self, name, metrics=None, **extra):
+        """Write checkpoint ``OUT/name`` whole (``extra``: more card keys); if that fails, the previous one there is
+        intact (and said so)."""
         opt = self.optimizer.state_dict()
         arrays = self.trainer_arrays(opt["arrays"])
-        meta = self.meta(metrics)
+        meta = dict(self.meta(metrics), **extra)
         meta["optimizer"] = {"step": opt["step"], "lr": opt["lr"]}
         try:
             return save_checkpoint(self.out / name, self.model, meta, trainer_arrays=arrays)
@@ -338,6 +340,14 @@ class Trainer:
         return evaluate_exits(self.model, encoded, lambda p: compute_metrics(self.task, p, encoded.labels),
                               self.task.regression)
 
+    def calibration(self):
+        """{"calibration": the shift chosen on the selection split (DESIGN §9.3)} with ``calibrate``, else {}."""
+        if not self.cfg.calibrate or self.task.regression:
+            return {}
+        encoded = next(iter(self.selection.values()))
+        with self.stop.at_once():
+            return {CARD_KEY: choose_shift(self.task, exit_outputs(self.model, encoded), encoded.labels)}
+
     def end_epoch(self, running, elapsed):
         st = self.state
         where = self.cfg.select_on                                 # the selection split (§9.1)
@@ -354,7 +364,7 @@ class Trainer:
         st["batch_in_epoch"] = 0
         if st["best_score"] is None or score > st["best_score"]:
             st.update(best_score=score, best_epoch=st["epoch"], epochs_without_gain=0)
-            self.save("best", metrics=scores)
+            self.save("best", metrics=scores, **self.calibration())
         else:
             st["epochs_without_gain"] += 1
         self.save("last", metrics=scores)

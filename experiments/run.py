@@ -4,6 +4,7 @@
     python experiments/run.py --only main ablation-sst2
     python experiments/run.py --only grid --tasks sst2 cola --seeds 0
     python experiments/run.py --fast               # the whole pipeline on tiny slices, in minutes (CI)
+    python experiments/run.py --jobs 2             # two runs side by side, one BLAS thread each
 
 Each run writes one record, ``results/experiments/<name>.json``: task, variant,
 seed, dev metrics at full depth (the last exit) and at the best exit, early
@@ -32,25 +33,38 @@ matched FLOPs, ``record["matched"]``), and across runs:
   it waits for that run.
 
 Dev is scored once per run, at the end, and never chooses anything.
+
+A record names the held-out slice it was selected on (``record["selection"]["unit"]``, see
+``selection.slice_of``).  A record (and its run folder) from a slice DESIGN §9.1 has since replaced is moved
+to ``<results>/old-slices/<unit>/`` and the run is done again on the current slice: the two never mix.
+
+``--jobs N`` runs N runs side by side, each a subprocess of this script (``--only NAME``) with one BLAS
+thread (OMP/OPENBLAS/MKL_NUM_THREADS=1) and its output in ``<results>/logs/NAME.log``; a run that waits for
+others (``from_best``, ``teacher``) starts as soon as they have their records, and every finished run prints
+one line: what it scored and how many runs are done, running, waiting and left.
 """
 import argparse
 import json
+import os
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from beexnp.checkpoint import has_checkpoint
-from beexnp.config import TrainConfig
+from beexnp.calibration import CARD_KEY
+from beexnp.checkpoint import has_checkpoint, read_card
+from beexnp.config import TrainConfig, as_trained
 from beexnp.evaluate import evaluate_checkpoint
 from beexnp.glue import get_task, selection_score
-from beexnp.glue.heldout import ensure_heldout_file
+from beexnp.glue.heldout import ensure_heldout_file, unit_name
 from beexnp.glue.location import find_glue_dir
 from beexnp.outputs import write_text
 from beexnp.sweep import run_sweep
 from beexnp.train import Trainer
-from selection import SELECTION_SEED, choose_point, grid_points, heldout_score
+from selection import SELECTION_SEED, choose_point, grid_points, heldout_score, slice_of
 
 HERE = Path(__file__).resolve().parent
 FAST_MODEL = dict(token_dim=24, position_dim=8, heads=2, blocks=3)
@@ -151,8 +165,8 @@ def run_one(run, out_root, glue_dir, fast):
     cfg = TrainConfig.from_dict(train)
     if cfg.select_on == "heldout":                  # the stored rows are those the trainer draws, or an error
         ensure_heldout_file(out_root / "heldout" if fast else HERE / "heldout", cfg.task, glue_dir,
-                            cfg.heldout_fraction, cfg.heldout_seed, cfg.train_subset)
-    folder = out_root / "runs" / run["name"]
+                            cfg.heldout_fraction, cfg.heldout_seed, cfg.train_subset, cfg.heldout_unit)
+    folder = out_root / "runs" / run["name"]                  # a checkpoint of another slice was set aside
     start = time.perf_counter()
     if has_checkpoint(folder / "last"):             # a previous attempt: resume it, or take it if it finished
         trainer = Trainer.resume(folder / "last", glue_dir=glue_dir, progress=False)
@@ -180,9 +194,10 @@ def run_one(run, out_root, glue_dir, fast):
                                   exit_histogram=report["exit_histogram"]),
                   flops=report["flops"], wall_clock=report.get("wall_clock"), sweep=sweep["rows"],
                   selection=dict(split=cfg.select_on, score=trainer.state["best_score"], best_epoch=best_epoch,
+                                 unit=unit_name(cfg.task, cfg.heldout_unit) if cfg.select_on == "heldout" else None,
                                  per_exit=history[best_epoch - 1][cfg.select_on] if best_epoch else None,
                                  sweep=sweep["selection_rows"] if cfg.select_on == "heldout" else None),
-                  matched=sweep["matched"],
+                  matched=sweep["matched"], calibration=read_card(best).get(CARD_KEY),
                   train_seconds=history[-1]["seconds"], epochs_run=len(history),
                   run_seconds=time.perf_counter() - start)
     record.update(size_record(best))
@@ -207,6 +222,144 @@ def size_record(folder):
     return dict(packed_bytes=own["total"], twin_bytes=own["twin_total"], size_ratio=own["ratio"])
 
 
+def run_slice(run):
+    """The held-out slice (``unit_name``) a declared run is selected on now; None for a run selected on dev."""
+    cfg = TrainConfig.from_dict(dict(run["train"], task=run["task"]))
+    return unit_name(cfg.task, cfg.heldout_unit) if cfg.select_on == "heldout" else None
+
+
+def set_aside(out_root, name, unit):
+    """Move run ``name``'s record and run folder, selected on the replaced slice ``unit``, to
+    ``old-slices/<unit>/``, where no table and no choice reads them."""
+    dest = out_root / "old-slices" / unit.replace(" ", "-")
+    for source in (out_root / f"{name}.json", out_root / "runs" / name):
+        if source.exists():
+            target = dest / source.relative_to(out_root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():                                     # a folder set aside before: replaced
+                shutil.rmtree(target, ignore_errors=True)
+            os.replace(source, target)
+    return dest
+
+
+def checkpoint_slice(folder, run):
+    """The slice an unfinished run's ``last`` checkpoint was trained on, or None (no checkpoint, selected on dev)."""
+    if not has_checkpoint(folder / "last"):
+        return None
+    stored = read_card(folder / "last")["train_config"]
+    return run_slice(dict(run, train=as_trained(stored)))
+
+
+def prepare(run, runs, out_root, glue_dir, records=None):
+    """(what to do, detail) for a run: ("done", its record path), ("not run", why: a grid point it does not
+    run), ("skipped", why: no data, or it waits for other runs), or ("ready", the run resolved)."""
+    record_path = out_root / f"{run['name']}.json"
+    now = run_slice(run)
+    if record_path.exists():
+        before, what = slice_of(json.loads(record_path.read_text())), "record was selected on"
+        if now is None or before == now:
+            return "done", record_path
+    else:
+        before, what = checkpoint_slice(out_root / "runs" / run["name"], run), "checkpoint was trained without"
+    if now is not None and before not in (None, now):
+        print(f"{run['name']}: its {what} the held-out {before}, now {now}: moved to "
+              f"{set_aside(out_root, run['name'], before)}, run again", flush=True)
+    reason = available(run["task"], glue_dir)
+    if reason:
+        return "skipped", reason
+    try:
+        return "ready", resolve(run, runs, read_records(out_root) if records is None else records, out_root)
+    except NotChosen as err:
+        return "not run", str(err)
+    except LookupError as err:
+        return "skipped", str(err)
+
+
+def result_line(record):
+    """One line: the run's dev metric at full depth and under early exit, FLOPs cut, training time."""
+    e, m = record["early_exit"], record["metric"]
+    return (f"{m} full depth {record['dev_full_depth'][m]:.4f}, early exit {e['metrics'][m]:.4f} (delta "
+            f"{e['delta']}, {100 * record['flops']['cut']:.1f}% FLOPs cut), {record['train_seconds']:.0f}s")
+
+
+def run_serially(selected, runs, out_root, args):
+    """Every selected run in turn, in this process; the runs that could not run, with why."""
+    skipped = {}
+    for run in selected:
+        status, detail = prepare(run, runs, out_root, args.glue_dir)
+        if status == "done":
+            print(f"{run['name']}: done already ({detail})")
+        elif status == "not run":
+            print(f"{run['name']}: not run, {detail}")
+        elif status == "skipped":
+            skipped[run["name"]] = detail
+            print(f"{run['name']}: skipped, {detail}")
+        else:
+            print(f"{run['name']}: training ...", flush=True)
+            record = run_one(detail, out_root, args.glue_dir, args.fast)
+            write_text(out_root / f"{run['name']}.json", json.dumps(record, indent=1))
+            print(f"{run['name']}: {result_line(record)}", flush=True)
+    return skipped, 0
+
+
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+def run_in_parallel(selected, runs, out_root, args):
+    """The selected runs, ``args.jobs`` at a time, each a subprocess with one BLAS thread; a run that waits for
+    others starts once they have their records.  (skipped runs with why, exit status: 1 if a run failed)."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--results", str(out_root), "--runs", args.runs]
+    command += ["--fast"] * args.fast + (["--glue-dir", args.glue_dir] if args.glue_dir else [])
+    logs = out_root / "logs"
+    logs.mkdir(exist_ok=True)
+    todo, running, failed, done, waiting = list(selected), {}, [], 0, {}
+    start = time.perf_counter()
+    while True:
+        waiting, records = {}, read_records(out_root)
+        for run in list(todo):
+            status, detail = prepare(run, runs, out_root, args.glue_dir, records)
+            if status in ("done", "not run"):
+                todo.remove(run)
+                done += status == "done"
+            elif status == "skipped":
+                waiting[run["name"]] = detail
+            elif len(running) < args.jobs:
+                todo.remove(run)
+                with open(logs / f"{run['name']}.log", "w") as log:
+                    running[run["name"]] = subprocess.Popen(command + ["--only", run["name"]], stdout=log,
+                                                            stderr=subprocess.STDOUT, env=dict(os.environ, **ONE_THREAD))
+        if not running:
+            return waiting, int(bool(failed))
+        while not (ended := [name for name, child in running.items() if child.poll() is not None]):
+            time.sleep(1)
+        for name in ended:
+            code = running.pop(name).returncode
+            path = out_root / f"{name}.json"
+            if code == 0 and path.exists():
+                done += 1
+                what = result_line(json.loads(path.read_text()))
+            else:
+                failed.append(name)
+                what = f"failed (exit status {code}), see {logs / (name + '.log')}"
+            print(f"[{done} done, {len(running)} running, {len(waiting)} waiting, {len(todo) - len(waiting)} to "
+                  f"start, {len(failed)} failed; {time.perf_counter() - start:.0f}s] {name}: {what}", flush=True)
+
+
+def level(run):
+    """How many runs a run waits for one after the other: 0, 1 (a grid's chosen point), 2 (its teacher too)."""
+    return 2 if run["teacher"] else int(bool(run["from_best"]) or (bool(run["point"]) and run["seed"] != SELECTION_SEED))
+
+
+def campaign_seconds(runs, records, jobs):
+    """An estimate of the wall time of ``runs`` at ``jobs`` side by side, from their records' run_seconds (runs
+    without a record are left out): the longer of the total over ``jobs`` and the chain of the longest run at each
+    level (a run starts once the runs it waits for are done)."""
+    seconds = {r["name"]: records[r["name"]]["run_seconds"] for r in runs if r["name"] in records}
+    chain = sum(max((seconds[r["name"]] for r in runs if r["name"] in seconds and level(r) == k), default=0)
+                for k in range(3))
+    return max(sum(seconds.values()) / jobs, chain)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", nargs="*", help="groups or run names to run (default: all)")
@@ -214,45 +367,32 @@ def main(argv=None):
     p.add_argument("--seeds", nargs="*", type=int, help="these seeds only (a grid point is chosen on seed "
                    f"{SELECTION_SEED}'s runs; other seeds run at the chosen point only)")
     p.add_argument("--fast", action="store_true", help="tiny slices and models: checks the pipeline end to end")
+    p.add_argument("--jobs", type=int, default=1, help="runs side by side, each a subprocess with one BLAS thread "
+                                                      "(default 1: one after the other, in this process)")
+    p.add_argument("--estimate", nargs="*", type=int, help="print how long the selected runs take at these --jobs "
+                                                          "(from their records' run_seconds) and run nothing")
     p.add_argument("--results", default=None, help="records folder (default: results/experiments, or "
                                                    "results/experiments-fast with --fast)")
     p.add_argument("--glue-dir", help="GLUE folder (default: $GLUE_DIR, then data/glue)")
     p.add_argument("--runs", default=str(HERE / "runs.json"), help="the experiment list")
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error(f"--jobs must be >= 1, got {args.jobs}")
     out_root = Path(args.results or ("results/experiments-fast" if args.fast else "results/experiments"))
     out_root.mkdir(parents=True, exist_ok=True)
     runs = [r for spec in json.loads(Path(args.runs).read_text()) for r in expand(spec)]     # what choices read
     selected = [r for r in runs if (not args.only or r["group"] in args.only or r["name"] in args.only)
                 and (not args.tasks or r["task"] in args.tasks) and (args.seeds is None or r["seed"] in args.seeds)]
-    skipped = {}
-    for run in selected:
-        record_path = out_root / f"{run['name']}.json"
-        if record_path.exists():
-            print(f"{run['name']}: done already ({record_path})")
-            continue
-        reason = available(run["task"], args.glue_dir)
-        if not reason:
-            try:
-                run = resolve(run, runs, read_records(out_root), out_root)
-            except NotChosen as err:
-                print(f"{run['name']}: not run, {err}")
-                continue
-            except LookupError as err:
-                reason = str(err)
-        if reason:
-            skipped[run["name"]] = reason
-            print(f"{run['name']}: skipped, {reason}")
-            continue
-        print(f"{run['name']}: training ...", flush=True)
-        record = run_one(run, out_root, args.glue_dir, args.fast)
-        write_text(record_path, json.dumps(record, indent=1))
-        e = record["early_exit"]
-        print(f"{run['name']}: {record['metric']} full depth {record['dev_full_depth'][record['metric']]:.4f}, "
-              f"early exit {e['metrics'][record['metric']]:.4f} (delta {e['delta']}, "
-              f"{100 * record['flops']['cut']:.1f}% FLOPs cut), {record['train_seconds']:.0f}s", flush=True)
+    if args.estimate is not None:
+        records = read_records(out_root)
+        for jobs in args.estimate or [1, 2, 16]:
+            print(f"--jobs {jobs}: about {campaign_seconds(selected, records, jobs) / 3600:.1f} hours for the "
+                  f"{sum(r['name'] in records for r in selected)} runs of {len(selected)} with a record")
+        return 0
+    skipped, status = (run_in_parallel if args.jobs > 1 else run_serially)(selected, runs, out_root, args)
     if skipped:
         write_text(out_root / "skipped.json", json.dumps(skipped, indent=1))
-    return 0
+    return status
 
 
 def read_records(folder):

@@ -11,6 +11,7 @@ import json
 from itertools import product
 from pathlib import Path
 
+from beexnp.glue.heldout import unit_name
 from beexnp.glue.metrics import selection_name, selection_score
 
 SELECTION_SEED = 0
@@ -32,6 +33,26 @@ def declared_points(group, variant, task, runs_file=None):
         if spec["group"] == group and variant in spec["variants"] and task in spec["tasks"]:
             return [name for name, _ in grid_points(spec.get("grid"))]
     return []
+
+
+def slice_of(record):
+    """The held-out slice (its ``unit_name``) a record's run was selected on; records before issue 25 say none:
+    single rows."""
+    return (record.get("selection") or {}).get("unit") or unit_name(record["task"], "rows")
+
+
+def current_slice(task):
+    """The slice every run selected on held-out rows is now trained with (DESIGN §9.1)."""
+    return unit_name(task, "groups")
+
+
+def one_slice(records, task):
+    """The records of ``task`` selected on the current slice if there is one among them, else those of the
+    slice before it; records selected on dev are kept either way (they have no slice)."""
+    honest = [r for r in records if (r.get("selection") or {}).get("split") == "heldout"]
+    slices = {slice_of(r) for r in honest}
+    keep = current_slice(task) if current_slice(task) in slices else min(slices, default=None)
+    return [r for r in records if r not in honest or slice_of(r) == keep]
 
 
 def heldout_score(record):
@@ -63,7 +84,8 @@ def chosen_records(records, group, variant, task, runs_file=None):
     """The records (one per seed) of the grid point of ``group``'s ``variant`` on ``task`` chosen on the held-out
     rows; [] when no selection-seed run of it was selected on held-out rows.  LookupError while a point that
     ``runs_file`` declares has no selection-seed record (the choice would be made on part of the grid)."""
-    own = [r for r in records if (r["group"], r["variant"], r["task"]) == (group, variant, task)]
+    own = one_slice([r for r in records if (r["group"], r["variant"], r["task"]) == (group, variant, task)
+                     and heldout_score(r) is not None], task)
     scores = {r.get("point", ""): heldout_score(r) for r in own if r["seed"] == SELECTION_SEED}
     scores = {p: s for p, s in scores.items() if s is not None}
     if not scores:

@@ -84,18 +84,22 @@ def json_paths(value, prefix=()):
 
 
 CHECKED = ("format_version", "model_config", "files", "task", "tokenizer", "train_config", "metrics", "state",
-           "history", "rng", "optimizer", "data", "command", "pretrain", "init", SELF_SUM)
+           "history", "rng", "optimizer", "data", "command", "pretrain", "init", "calibration", SELF_SUM)
 NESTED_CHECKED = ("model_config", "train_config", "state", "tokenizer", "optimizer", "rng", "files", "data",
-                  "pretrain")
+                  "pretrain", "calibration")
 
 
 def checked_paths(card):
-    """The paths of the card the schema types: its known entries, every field of the sections it checks."""
+    """The paths of the card the schema types: its known entries, every field of the sections it checks (a BPE
+    tokenizer's merges and a calibration's shift item by item too)."""
     paths = [(k,) for k in card if k in CHECKED]
     for section in NESTED_CHECKED:
         if isinstance(card.get(section), dict):
             paths += [(section, k) for k in card[section]]
     paths += [("tokenizer", "vocab", 0), ("tokenizer", "vocab", 7)]
+    paths += [("tokenizer", "merges", i) for i in (0, 3) if len(card.get("tokenizer", {}).get("merges", [])) > i]
+    paths += [("tokenizer", "merges", 0, j) for j in (0, 1) if card.get("tokenizer", {}).get("merges")]
+    paths += [("calibration", "shift", i) for i in (0, 1) if "calibration" in card]
     return paths
 
 
@@ -354,6 +358,125 @@ def test_a_damaged_packed_file_is_refused_in_one_line(world, tmp_path_factory, c
         assert_refused(status, out, err, names=[tmp / "pk" / "m.npz"])
         return
     check_command(world, name, tmp / "pk" / "m.npz", world / "m.npz", what, capsys, tmp)
+
+
+# ---- a BPE tokenizer and a calibration in the card (DESIGN §2.6, §9.3) ----------------------------------------
+@pytest.fixture(scope="module")
+def bpe_world(tmp_path_factory):
+    """A run with BPE tokens and a calibrated best checkpoint, and its packed export (the shift folded)."""
+    root = tmp_path_factory.mktemp("bpe-cards")
+    glue = sentiment_glue(root, train=96, dev=24)
+    cfg = TrainConfig(task="sst2", epochs=1, batch_size=16, min_freq=1, tokenizer="bpe", max_vocab=60, calibrate=True)
+    Trainer(cfg, TINY_MODEL, root / "run", glue_dir=glue, progress=False).fit()
+    assert main(["export", str(root / "run" / "best"), str(root / "m.npz")]) == 0
+    return root
+
+
+MORE_DAMAGES = {              # (path, change): values of the right type that the rest of the card contradicts
+    "shift one longer": (("calibration", "shift"), lambda v: v + [0.5]),
+    "shift one shorter": (("calibration", "shift"), lambda v: v[:-1]),
+    "a NaN shift": (("calibration", "shift"), lambda v: [v[0], float("nan")]),
+    "exit 0": (("calibration", "exit"), lambda v: 0),
+    "exit past the blocks": (("calibration", "exit"), lambda v: TINY_MODEL["blocks"] + 1),
+    "score a string": (("calibration", "score_after"), lambda v: str(v)),
+    "an unknown calibration field": (("calibration",), lambda v: dict(v, bias=[0, 1])),
+    "folded in a checkpoint": (("calibration",), lambda v: dict(v, folded=not v.get("folded", False))),
+    "folded not a bool": (("calibration",), lambda v: dict(v, folded="yes")),
+    "a merge of pieces not in the vocabulary": (("tokenizer", "merges"), lambda v: v + [["zq", "xj"]]),
+    "a merge of three pieces": (("tokenizer", "merges"), lambda v: [v[0] + ["e"]] + v[1:]),
+    "an empty piece": (("tokenizer", "merges"), lambda v: [["", v[0][0] + v[0][1]]] + v[1:]),
+    "merges a string": (("tokenizer", "merges"), lambda v: "ab"),
+    "a word tokenizer's format": (("tokenizer", "format"), lambda v: "beexnp.glue.Tokenizer/1"),
+    "vocab one longer": (("tokenizer", "vocab"), lambda v: v + ["zzz"]),
+}
+
+
+@st.composite
+def calibration_or_merges_damages(draw, card):
+    """(description, damaged card or None): a field of the calibration or of the BPE tokenizer dropped, retyped,
+    nulled (``card_damages`` on those paths only) or given a value the rest contradicts (``MORE_DAMAGES``)."""
+    card = json.loads(json.dumps(card))
+    paths = [p for p in checked_paths(card) if p[0] == "calibration" or p[:2] == ("tokenizer", "merges")]
+    kind = draw(st.sampled_from(["drop", "retype", "null", "contradict", "contradict"]))
+    renew = kind != "drop" and draw(st.booleans())
+    if kind == "contradict":
+        name = draw(st.sampled_from(sorted(MORE_DAMAGES)))
+        path, change = MORE_DAMAGES[name]
+        if name == "folded in a checkpoint" and get_at(card, path).get("folded"):
+            name, change = "folded dropped", lambda v: {k: x for k, x in v.items() if k != "folded"}
+        set_at(card, path, change(get_at(card, path)))
+        renew, what = True, f"contradict: {name}"        # renewed: the schema, not the checksum, must refuse it
+    else:
+        path = draw(st.sampled_from(paths))
+        {"drop": lambda: delete_at(card, path), "null": lambda: set_at(card, path, None),
+         "retype": lambda: set_at(card, path, wrong_type(get_at(card, path)))}[kind]()
+        what = f"{kind} {'.'.join(map(str, path))}"
+    if renew and SELF_SUM in card:
+        card = with_self_sum(card)
+    return what + (" (checksum renewed)" if renew else ""), card
+
+
+def write_damaged_card(draw, kind, source, target):
+    """Copy the checkpoint folder or packed file ``source`` to ``target``, its card damaged; the description."""
+    if kind == "checkpoint":
+        shutil.copytree(source, target)
+        what, damaged = draw(calibration_or_merges_damages(json.loads((target / "checkpoint.json").read_text())))
+        (target / "checkpoint.json").write_text(json.dumps(damaged, indent=2))
+        return what
+    with np.load(source) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(arrays[META_KEY].tobytes())
+    what, card = draw(calibration_or_merges_damages(meta["card"]))
+    meta = dict(meta, card=card)
+    if "renewed" in what:
+        meta = with_self_sum(meta)
+    arrays[META_KEY] = encode_meta(meta)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(npz_with(arrays))
+    return what
+
+
+@pytest.mark.parametrize("kind, name", [("checkpoint", n) for n in ("predict", "evaluate", "sweep", "size", "export")]
+                         + [("packed", n) for n in ("predict", "evaluate", "size")])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          derandomize=True)
+@given(data=st.data())
+def test_a_damaged_calibration_or_bpe_merges_list_is_refused_in_one_line(bpe_world, tmp_path_factory, capsys, kind,
+                                                                          name, data):
+    tmp = tmp_path_factory.mktemp("damaged")
+    source = bpe_world / "run" / "best" if kind == "checkpoint" else bpe_world / "m.npz"
+    target = tmp / "ck" / ("best" if kind == "checkpoint" else "m.npz")
+    what = write_damaged_card(data.draw, kind, source, target)
+    data.draw(st.just(what), label="damage")
+    before = tree_hashes(target.parent)
+    (tmp / "out").mkdir()
+    status, out, err = run_cli(commands(bpe_world, target, tmp / "out")[name], capsys)
+    assert tree_hashes(target.parent) == before, what
+    assert_refused(status, out, err, names=[target])                  # every damage drawn here changes the card
+
+
+def test_the_bpe_and_calibrated_cards_are_read_and_the_shift_is_folded_once(bpe_world, capsys, tmp_path):
+    from beexnp.calibration import CARD_KEY
+    from beexnp.glue.tokenizer import BPETokenizer
+    saved, packed = open_checkpoint(bpe_world / "run" / "best"), open_packed(bpe_world / "m.npz")
+    assert isinstance(saved.card.tokenizer, BPETokenizer) and saved.card.tokenizer.merges
+    assert packed.card.tokenizer.state_dict() == saved.card.tokenizer.state_dict()
+    assert CARD_KEY in saved.raw and "folded" not in saved.raw[CARD_KEY] and packed.raw[CARD_KEY]["folded"] is True
+    assert saved.card.train_config.tokenizer == "bpe" and saved.card.train_config.calibrate
+    reports = []
+    for source in (bpe_world / "run" / "best", bpe_world / "m.npz"):
+        status, out, err = run_cli(["evaluate", source, "--glue-dir", bpe_world / "glue", "--no-timing", "--json",
+                                    tmp_path / "r.json"], capsys)
+        assert status == 0, err
+        reports.append(json.loads((tmp_path / "r.json").read_text()))
+    assert reports[0]["per_exit"] == reports[1]["per_exit"]            # the packed file's biases hold it, once
+
+
+def test_a_card_written_before_heldout_unit_existed_reads_as_rows(world, tmp_path):
+    """LEGACY_TRAIN: a train_config without ``heldout_unit`` was trained on single held-out rows."""
+    folder = edited(world, tmp_path, lambda c: c["train_config"].pop("heldout_unit"))
+    assert open_checkpoint(folder).card.train_config.heldout_unit == "rows"
+    assert open_checkpoint(world / "run" / "best").card.train_config.heldout_unit == "groups"
 
 
 # ---- the cross-checks, each named ------------------------------------------------------------------------

@@ -86,3 +86,44 @@ def test_fast_honest_groups_choose_everything_on_the_heldout_rows(tmp_path):
     text = (out / "TABLES.md").read_text()
     assert "### Every choice on the held-out slice" in text and "| sst2 | blocks12 |" in text
     assert f"| sst2 | BEExformer | {point} |" in text
+
+
+def test_jobs_run_side_by_side_with_one_blas_thread_and_resume(tmp_path, capsys):
+    out = tmp_path / "results"
+    names = ["wnli-beexformer-seed0", "rte-beexformer-seed0", "wnli-full_precision-seed0"]
+    assert experiments.main(["--fast", "--jobs", "2", "--only", *names, "--results", str(out)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert len(lines) == 3 and lines[-1].startswith("[3 done, 0 running, 0 waiting, 0 to start, 0 failed;")
+    assert all(json.loads((out / f"{n}.json").read_text())["name"] == n for n in names)
+    log = (out / "logs" / "rte-beexformer-seed0.log").read_text()
+    assert "rte-beexformer-seed0: accuracy full depth" in log
+    assert experiments.ONE_THREAD == {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    assert experiments.main(["--fast", "--jobs", "2", "--only", *names, "--results", str(out)]) == 0
+    assert "[" not in capsys.readouterr().out                                   # all done: nothing started
+
+
+def test_a_record_of_the_replaced_slice_is_set_aside_and_run_again(tmp_path):
+    out = tmp_path / "results"
+    runs = list(experiments.expand(dict(group="grid", tasks=["cola"], variants={"beexformer": {}},
+                                        train={"select_on": "heldout"})))
+    old = dict(name=runs[0]["name"], task="cola", selection=dict(split="heldout", score=0.1))   # no unit: rows
+    out.mkdir()
+    (out / f"{old['name']}.json").write_text(json.dumps(old))
+    (out / "runs" / old["name"] / "last").mkdir(parents=True)
+    status, _ = experiments.prepare(runs[0], runs, out, GLUE_DIR)
+    assert status == "ready"
+    assert json.loads((out / "old-slices" / "rows" / f"{old['name']}.json").read_text()) == old
+    assert (out / "old-slices" / "rows" / "runs" / old["name"] / "last").is_dir()
+    assert not (out / "runs" / old["name"]).exists()
+    current = dict(old, selection=dict(old["selection"], unit="near-duplicate groups"))
+    (out / f"{old['name']}.json").write_text(json.dumps(current))
+    assert experiments.prepare(runs[0], runs, out, GLUE_DIR)[0] == "done"
+
+
+def test_the_campaign_estimate_is_the_total_over_jobs_or_the_longest_chain():
+    runs = [dict(name=n, teacher=t, from_best=f, point=p, seed=s) for n, t, f, p, s in
+            [("a", None, None, "x", 0), ("b", None, None, "y", 0), ("c", None, {"g": 1}, "", 0),
+             ("d", {"g": 1}, None, "", 0), ("e", None, None, "x", 1)]]
+    records = {n: dict(run_seconds=t) for n, t in zip("abcde", (10, 30, 5, 7, 2))}
+    assert experiments.campaign_seconds(runs, records, 1) == 54                           # one at a time
+    assert experiments.campaign_seconds(runs, records, 2) == 30 + 5 + 7                   # b, then c or e, then d

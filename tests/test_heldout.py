@@ -1,6 +1,9 @@
 """Honest selection (DESIGN §9.1): the held-out rows, their stored file, the trainer and the sweep choosing
 on them, dev scored at the end; and checkpoints from before these options still load and resume."""
 import json
+import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +15,13 @@ from beexnp.cli import main
 from beexnp.config import ModelConfig, TrainConfig
 from beexnp.evaluate import evaluate_checkpoint
 from beexnp.glue import Tokenizer, load_split
-from beexnp.glue.heldout import (HeldoutMismatch, ensure_heldout_file, heldout_rows, load_heldout, phrase_heldout,
-                                 split_heldout)
+from beexnp.glue.heldout import (HeldoutMismatch, ensure_heldout_file, grouped_heldout, held_and_dropped, heldout_rows,
+                                 load_heldout, near_duplicate_groups, phrase_heldout, split_heldout, unit_name)
 from beexnp.sweep import choose, run_sweep
 from beexnp.train import Trainer
 from conftest import TINY_MODEL, rewrite_card
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @settings(max_examples=60, deadline=None)
@@ -212,3 +217,77 @@ def test_a_run_whose_best_epoch_was_chosen_on_another_score_does_not_resume(glue
     assert card["state"]["selection_score"] == "f1"
     with pytest.raises(ValueError, match="chose its best epoch on f1, and sst2 now chooses on accuracy"):
         Trainer.resume(tmp_path / "run" / "last", glue_dir=glue_dir, progress=False, max_steps=5)
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.tuples(st.lists(st.sampled_from("abcd"), min_size=1, max_size=4).map(" ".join),
+                               st.lists(st.sampled_from("abcd"), min_size=1, max_size=4).map(" ".join)),
+                     min_size=2, max_size=14), fraction=st.floats(0.05, 0.9), seed=st.integers(0, 99))
+def test_grouped_heldout_leaves_no_sentence_nor_a_word_away_in_training(rows, fraction, seed):
+    """DESIGN §9.1 by brute force: two rows are linked when a sentence of one equals a sentence of the other or
+    is one word substitution, insertion or deletion from it; no held-out row is linked to a training row."""
+    def near(s, t):
+        s, t = s.split(), t.split()
+        if len(s) == len(t):                                    # a substitution, or two neighbours swapped
+            return sum(a != b for a, b in zip(s, t)) <= 1 or any(s[:i] + s[i + 1:] == t[:i] + t[i + 1:]
+                                                                   for i in range(len(s)))
+        short, long = sorted((s, t), key=len)
+        return len(long) - len(short) == 1 and any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+    texts = [list(r) for r in rows]
+    groups = near_duplicate_groups(texts)
+    if len(set(groups.tolist())) < 2:
+        with pytest.raises(ValueError, match="at least 2 groups"):
+            grouped_heldout(groups, "mrpc", fraction, seed)
+        return
+    held = grouped_heldout(groups, "mrpc", fraction, seed)
+    train = sorted(set(range(len(rows))) - set(held.tolist()))
+    assert 0 < len(held) and train and np.all(np.diff(held) > 0)
+    assert not any(near(a, b) for h in held for t in train for a in texts[h] for b in texts[t])
+    assert set(groups[held].tolist()).isdisjoint(groups[train].tolist())             # whole groups
+    np.testing.assert_array_equal(held, grouped_heldout(groups, "MRPC", fraction, seed))   # (task, seed) fix it
+    k = max(round(fraction * len(rows)), 1)
+    assert len(held) >= k or len(set(groups[train].tolist())) == 1                    # enough, or one group left
+
+
+def test_the_groups_link_minimal_pairs_and_shared_sentences():
+    texts = [["One more pseudo generalization and I'm giving up."], ["One more pseudo generalization or I'm giving up."],
+             ["The more we study verbs, the crazier they get."], ["Day by day the facts are getting murkier."],
+             ["Day by day the facts are getting murkier and murkier."]]
+    groups = near_duplicate_groups(texts)
+    assert groups.tolist() == [0, 0, 2, 3, 4]                        # two words added: not a word away
+    pairs = [["a b c", "x y"], ["d e f", "a b c"], ["g h", "i j"], ["x y z", "k l"]]
+    assert near_duplicate_groups(pairs).tolist() == [0, 0, 2, 0]     # shared "a b c"; "x y" -> "x y z"
+
+
+@pytest.mark.glue
+@pytest.mark.skipif(not (Path(os.environ.get("GLUE_DIR", "-")) / "CoLA").is_dir(), reason="needs GLUE_DIR with CoLA")
+def test_rows_unit_reproduces_the_slice_before_issue_25():
+    train = load_split("cola", "train", os.environ["GLUE_DIR"])
+    stored = json.loads((ROOT / "experiments" / "heldout" / "cola-rows.json").read_text())
+    held, _ = held_and_dropped(train, unit="rows")
+    assert held.tolist() == stored["rows"] and stored.get("unit", "rows") == "rows"
+    grouped = json.loads((ROOT / "experiments" / "heldout" / "cola.json").read_text())
+    assert grouped["unit"] == "near-duplicate groups" and grouped["rows"] == held_and_dropped(train)[0].tolist()
+    assert unit_name("sst2", "rows") == unit_name("sst2") == "sentences"
+    with pytest.raises(ValueError, match="held-out unit"):
+        unit_name("cola", "blocks")
+
+
+@pytest.mark.glue
+@pytest.mark.skipif(not (Path(os.environ.get("GLUE_DIR", "-")) / "CoLA").is_dir(), reason="needs GLUE_DIR")
+def test_design_quotes_the_measured_leaks():
+    """DESIGN §9.1's leak table and CoLA's twins are what experiments/heldout_leaks.py measures."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import heldout_leaks
+    design = (ROOT / "docs" / "DESIGN.md").read_text()
+    leaks = heldout_leaks.measure(os.environ["GLUE_DIR"], ("cola", "mrpc", "stsb", "rte", "wnli"))
+    for task, r in leaks.items():
+        assert r["groups"]["same"] == r["groups"]["near"] == 0                    # by construction
+        name = {"cola": "CoLA", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE", "wnli": "WNLI"}[task]
+        row = f"{name:<8} {100 * r['rows']['same']:.1f} % / {100 * r['rows']['near']:.1f} %"
+        assert row in design, row
+    t = leaks["cola"]["twins"]
+    for text in (f"{100 * t['adjacent']:.1f} % of\nadjacent rows", f"{100 * t['with_twin']:.1f} % of its rows",
+                 f"{100 * t['twin_adjacent']:.0f} % of those", f"{100 * t['twin_within_50']:.0f} % within",
+                 f"still leave {100 * t['other_block']:.1f} %", f"{t['groups']:,} groups, the largest {t['largest']}"):
+        assert text in design, text

@@ -184,6 +184,21 @@ def test_the_default_configs_training_times_are_the_records():
     assert list(said.groups()) == [f"{r['train_seconds'] / 60:.1f}" for r in records]
 
 
+def test_the_campaigns_duration_is_the_estimate_of_its_records(capsys):
+    """results/README.md's hours at --jobs 2 and 16 are what ``experiments/run.py --estimate 2 16`` prints."""
+    import run  # noqa: E402  (experiments/run.py)
+    said = re.search(r"about ([\d.]+) hours with `--jobs 2`, and about ([\d.]+) hours with `--jobs 16` on a 16-core "
+                     r"machine, for\s+the (\d+) of its (\d+) declared runs that have a record",
+                     RESULTS_README.read_text())
+    assert said, "results/README.md no longer states the campaign's duration at --jobs 2 and 16"
+    capsys.readouterr()
+    assert run.main(["--results", str(RECORDS), "--estimate", "2", "16"]) == 0
+    printed = re.findall(r"--jobs (\d+): about ([\d.]+) hours for the (\d+) runs of (\d+) with a record",
+                         capsys.readouterr().out)
+    assert [p[0] for p in printed] == ["2", "16"]
+    assert list(said.groups()) == [printed[0][1], printed[1][1], printed[0][2], printed[0][3]]
+
+
 def cited_tests(text):
     """The test names (`test_...`) a text cites in backquotes."""
     return set(re.findall(r"`(test_[a-z0-9_]+)`", text))

@@ -249,6 +249,37 @@ def test_the_point_is_chosen_on_seed_0_alone():
     assert [(r["point"], r["seed"]) for r in chosen] == [(CHOSEN, 0), (CHOSEN, 1), (CHOSEN, 2)]
 
 
+def test_records_of_the_replaced_slice_are_never_mixed_and_are_marked(monkeypatch):
+    monkeypatch.setattr(tables, "majority_baseline", lambda task: 0.5)
+    old = [make_record("cola", seed=s, point=p, heldout=h) for s, p, h in ((0, CHOSEN, 0.3), (0, OTHER, 0.2),
+                                                                              (1, CHOSEN, 0.3))]
+    assert [r["seed"] for r in tables.reported(old, "grid", "beexformer", "cola")] == [0, 1]
+    assert "lr0.001_dropout0.1; held-out: rows, before issue 25" in tables.honest_table(old)
+    new = [dict(make_record("cola", seed=0, point=p, heldout=h), selection=dict(split="heldout", score=h,
+                                                                                unit="near-duplicate groups"))
+           for p, h in ((CHOSEN, 0.1), (OTHER, 0.15))]
+    chosen = tables.reported(old + new, "grid", "beexformer", "cola")           # the new slice alone chooses
+    assert [(r["point"], r["seed"], r["selection"].get("unit")) for r in chosen] == [
+        (OTHER, 0, "near-duplicate groups")]
+    assert "before issue 25" not in tables.honest_table(old + new).split("| cola | BEExformer |")[1].split("\n")[0]
+
+
+def test_the_reference_table_holds_the_baseline_and_the_published_rows(monkeypatch):
+    monkeypatch.setattr(tables, "majority_baseline", lambda task: 0.68 if task == "mrpc" else None)
+    baseline = dict(task="mrpc", model="TF-IDF + logistic regression", point=dict(ngrams=2, strength=0.1),
+                    dev_full_depth=dict(f1=0.8429, accuracy=0.7598), selection=dict(unit="near-duplicate groups"))
+    rows = dict(baseline, point=dict(ngrams=1, strength=1.0), selection=dict(unit="rows"))   # the old slice: left out
+    text = tables.reference_table([make_record("mrpc", per_exit=(0.7, 0.8), others={"accuracy": 0.6})],
+                                  [baseline, rows])
+    assert "strength 1)" not in text
+    assert "| mrpc | TF-IDF + logistic regression (this project; n-grams 1..2, strength 0.1) | no | held-out slice | " \
+           "84.29 / 75.98 |" in text
+    assert "| mrpc | GLUE paper, single-task BiLSTM | yes (GloVe) | dev | 85.1 / 77.9 |" in text
+    assert "| mrpc | BEExformer (this project, mean of 1 seed) | no | held-out slice; held-out: rows, before issue 25 " \
+           "| 80.00 / 60.00 |" in text
+    assert "| cola | GPT-1 paper, Transformer w/o pre-training | no | dev | 18.9 |" in text
+
+
 # ---- README's summary and the two READMEs' blocks ------------------------------------------------------
 def summary_records():
     """SST-2: three seeds, 1.5× smaller, 30% FLOPs cut, early exit 0.05 below full depth; CoLA: two seeds, 3×,
