@@ -617,18 +617,31 @@ def grid_runs(records):
     return {task: runs for task, runs in found.items() if runs}
 
 
+OLD_SLICE_MARK = "†"
+OLD_SLICE_NOTE = ("† chosen on the held-out slice of single rows, before issue 25's groups of near-duplicate rows "
+                  "(DESIGN §9.1), and not yet run again on the groups.")
+
+
+def marked(cell, runs):
+    """``cell``, with OLD_SLICE_MARK when its runs were chosen on a held-out slice DESIGN §9.1 has since replaced."""
+    return cell + OLD_SLICE_MARK if runs and slice_note(runs[0]) else cell
+
+
 def summary_table(records):
     """Per task: the twin and the BEExformer at its held-out-chosen point, dev at full depth and under early
-    exit (mean ± std over seeds), the FLOPs cut and the size ratio."""
+    exit (mean ± std over seeds), the FLOPs cut and the size ratio; a cell chosen on an old slice is marked."""
     lines = ["| task | metric | majority class | full-precision twin | BEExformer, full depth | "
              "BEExformer, early exit | FLOPs cut | size ratio |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for task, runs in grid_runs(records).items():
         twin = reported(records, "twin", "twin", task)
-        twin_cell = mean_std(seed_stat(full_depth(twin))) if twin else "–"
+        twin_cell = marked(mean_std(seed_stat(full_depth(twin))), twin) if twin else "–"
         lines.append(f"| {task} | {runs[0]['metric']} | {majority_cell(task)} | {twin_cell} | "
-                     f"{mean_std(seed_stat(full_depth(runs)))} | {mean_std(seed_stat(early_exit(runs)))} | "
+                     f"{marked(mean_std(seed_stat(full_depth(runs))), runs)} | "
+                     f"{marked(mean_std(seed_stat(early_exit(runs))), runs)} | "
                      f"{100 * np.mean([r['flops']['cut'] for r in runs]):.1f}% | "
                      f"{np.mean([r['size_ratio'] for r in runs]):.2f}× |")
+    if any(OLD_SLICE_MARK in line for line in lines):
+        lines += ["", OLD_SLICE_NOTE]
     return "\n".join(lines)
 
 

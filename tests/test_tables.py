@@ -291,10 +291,22 @@ def summary_records():
         r.update(size_ratio=1.5, flops=dict(full=2e6, early_exit=1.4e6, cut=0.3))
     for r in cola:
         r.update(size_ratio=3.0, flops=dict(full=2e6, early_exit=0.8e6, cut=0.6))
+        r["selection"]["unit"] = tables.current_slice("cola")          # CoLA's runs on today's slice
     twin = [make_record("sst2", group="twin", variant="twin", seed=s, per_exit=(0.5, 0.79)) for s in range(3)]
     embeddings = make_record("sst2", group="ablation", variant="binarized_embeddings", point="", split="dev")
     embeddings["size_ratio"] = 22.5
     return sst2 + cola + twin + [embeddings]
+
+
+def test_a_summary_cell_chosen_on_an_old_slice_is_marked(tmp_path):
+    records = summary_records()
+    for r in records:
+        if r["task"] == "cola":
+            del r["selection"]["unit"]                                  # chosen on single rows, before issue 25
+    text = tables.summary(write(tmp_path / "results", records))
+    assert "| cola | mcc | 50.00 | – | 20.00 ± 14.14† | 25.00 ± 7.07† | 60.0% | 3.00× |" in text
+    assert tables.OLD_SLICE_NOTE in text
+    assert tables.OLD_SLICE_NOTE not in tables.summary(write(tmp_path / "now", summary_records()))
 
 
 def test_the_summary_is_the_records_and_the_claims_are_counted(tmp_path):
