@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from beexnp.card import (DAMAGED, SELF_SUM, Card, CheckpointError, check_arrays, check_card, check_finite, problem,
+from beexnp.card import (SELF_SUM, Card, CheckpointError, check_arrays, check_card, check_finite, problem,
                          type_name, with_self_sum)
 from beexnp.mlm import pretrain_layout
 from beexnp.model import BEExformer

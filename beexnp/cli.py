@@ -267,7 +267,7 @@ def check_output_folder(out, resume=None, overwrite=False, teacher=None):
         if source is not None and inside_run_files(source, out):
             doing = "--overwrite deletes" if overwrite else "the run replaces"
             raise problem(f"{flag} lies inside the run files of {out}, which {doing}", f"{flag} {source}",
-                                     f"copy it elsewhere first, or choose another --out")
+                          "copy it elsewhere first, or choose another --out")
     existing = [name for name in RUN_FILES if has_checkpoint(out / name) or (out / name).exists()]
     same = resume is not None and out.resolve() == Path(resume).parent.resolve()
     if same and overwrite:

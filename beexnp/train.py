@@ -37,7 +37,7 @@ from beexnp.checkpoint import OPTIMIZER, Saved, has_checkpoint, open_checkpoint,
 from beexnp.config import ModelConfig, build_settings, model_config_for
 from beexnp.distill import Teacher, load_teacher
 from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
-from beexnp.glue import (Tokenizer, compute_metrics, encode_examples, get_task, load_split, selection_name,
+from beexnp.glue import (compute_metrics, encode_examples, get_task, load_split, selection_name,
                         selection_score, subset)
 from beexnp.glue.batching import batch_order
 from beexnp.glue.heldout import SPLIT, split_heldout, training_rows
