@@ -44,6 +44,7 @@ others (``from_best``, ``teacher``) starts as soon as they have their records, a
 one line: what it scored and how many runs are done, running, waiting and left.
 """
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -62,6 +63,7 @@ from beexnp.glue import get_task, selection_score
 from beexnp.glue.heldout import ensure_heldout_file, unit_name
 from beexnp.glue.location import find_glue_dir
 from beexnp.outputs import write_text
+from beexnp.pretrain import Pretrainer, load_encoder
 from beexnp.sweep import run_sweep
 from beexnp.train import Trainer
 from selection import SELECTION_SEED, choose_point, grid_points, heldout_score, slice_of
@@ -93,7 +95,9 @@ def expand(spec):
                                model=dict(spec.get("model", {}), **overrides.get("model", {})),
                                train=dict(spec.get("train", {}), **spec.get("task_train", {}).get(task, {}),
                                           **overrides.get("train", {})),
-                               from_best=spec.get("from_best"), teacher=spec.get("teacher"))
+                               from_best=spec.get("from_best"), teacher=spec.get("teacher"),
+                               pretrain=spec.get("pretrain") and dict(spec["pretrain"],
+                                                                      **spec.get("task_pretrain", {}).get(task, {})))
                     yield with_settings(run, settings)
 
 
@@ -101,15 +105,24 @@ class NotChosen(LookupError):
     """A grid run of a seed other than the selection seed at a point that was not chosen: it is not run."""
 
 
+def current_record(records, run):
+    """``run``'s record if it has one selected on the slice the run is declared with now (``run_slice``), else
+    None.  The one guard of every choice: a record of a replaced slice, not yet set aside, never chooses a grid
+    point nor stands for a teacher."""
+    record = records.get(run["name"])
+    now = run_slice(run)
+    return record if record is not None and (now is None or slice_of(record) == now) else None
+
+
 def chosen_point(runs, records, group, variant, task):
     """(grid point, its settings) of ``group``'s ``variant`` on ``task`` with the best held-out score of its
-    selection-seed run; raises LookupError (why) while one of those runs has no record yet."""
+    selection-seed run; raises LookupError (why) while one of those runs has no record on the current slice."""
     grid = [r for r in runs if (r["group"], r["variant"], r["task"]) == (group, variant, task)
             and r["seed"] == SELECTION_SEED]
     if not grid:
         raise LookupError(f"no run of group {group!r}, variant {variant!r} on {task} with seed {SELECTION_SEED} "
                           "is declared")
-    missing = [r["name"] for r in grid if r["name"] not in records]
+    missing = [r["name"] for r in grid if current_record(records, r) is None]
     if missing:
         raise LookupError(f"waits for {len(missing)} run(s) of group {group!r} ({missing[0]}, ...)")
     scores = {}
@@ -139,8 +152,9 @@ def resolve(run, runs, records, out_root):
         if not theirs:
             raise LookupError(f"no teacher of group {g!r}, variant {v!r} with seed {run['seed']} is declared")
         point = chosen_point(runs, records, g, v, run["task"])[0] if len(theirs) > 1 else theirs[0]["point"]
-        name = next(r["name"] for r in theirs if r["point"] == point)
-        if name not in records:
+        teacher = next(r for r in theirs if r["point"] == point)
+        name = teacher["name"]
+        if current_record(records, teacher) is None:
             raise LookupError(f"waits for its teacher {name}")
         run = dict(run, train=dict(run["train"], teacher=str(out_root / "runs" / name / "best")))
     return run
@@ -168,10 +182,13 @@ def run_one(run, out_root, glue_dir, fast):
                             cfg.heldout_fraction, cfg.heldout_seed, cfg.train_subset, cfg.heldout_unit)
     folder = out_root / "runs" / run["name"]                  # a checkpoint of another slice was set aside
     start = time.perf_counter()
+    pretrained = pretrain_encoder(run, train, model, out_root, glue_dir, fast) if run.get("pretrain") else None
     if has_checkpoint(folder / "last"):             # a previous attempt: resume it, or take it if it finished
         trainer = Trainer.resume(folder / "last", glue_dir=glue_dir, progress=False)
     else:
         trainer = Trainer(cfg, model, folder, glue_dir=glue_dir, progress=False)
+        if pretrained:
+            load_encoder(trainer, pretrained["checkpoint"])
     if not trainer.state.get("finished"):
         trainer.fit()
     history = json.loads((folder / "history.json").read_text())
@@ -198,10 +215,35 @@ def run_one(run, out_root, glue_dir, fast):
                                  per_exit=history[best_epoch - 1][cfg.select_on] if best_epoch else None,
                                  sweep=sweep["selection_rows"] if cfg.select_on == "heldout" else None),
                   matched=sweep["matched"], calibration=read_card(best).get(CARD_KEY),
+                  pretrain=pretrained and dict(pretrained, checkpoint=pretrained["checkpoint"].relative_to(
+                      out_root).as_posix()),
                   train_seconds=history[-1]["seconds"], epochs_run=len(history),
                   run_seconds=time.perf_counter() - start)
     record.update(size_record(best))
     return record
+
+
+def pretrain_encoder(run, train, model, out_root, glue_dir, fast=False):
+    """Masked-LM pretraining (DESIGN §11) for a run of a group with ``"pretrain": {train settings}``: the run's own
+    data, vocabulary and model settings, those train settings over its own (epochs, lr).  Done once per (task,
+    seed, settings) in ``<results>/pretrain/<task>-seed<s>-<hash of the settings>/``, resumed if interrupted;
+    returns {"checkpoint": its ``last`` folder, "epochs", "masked_accuracy" on the selection split, "seconds"}.
+    ``--fast`` pretrains for FAST_TRAIN's epochs."""
+    settings = dict(train, **run["pretrain"])
+    if fast:
+        settings["epochs"] = FAST_TRAIN["epochs"]
+    key = hashlib.sha256(json.dumps([model, settings], sort_keys=True).encode()).hexdigest()[:10]
+    folder = out_root / "pretrain" / f"{run['task']}-seed{run['seed']}-{key}"
+    if has_checkpoint(folder / "last"):
+        trainer = Pretrainer.resume(folder / "last", glue_dir=glue_dir, progress=False)
+    else:
+        trainer = Pretrainer(TrainConfig.from_dict(settings), model, folder, glue_dir=glue_dir, progress=False)
+    if not trainer.state.get("finished"):
+        trainer.fit()
+    history = json.loads((folder / "history.json").read_text())
+    last = history[-1][trainer.cfg.select_on]
+    return dict(checkpoint=folder / "last", epochs=len(history), seconds=history[-1]["seconds"],
+                masked_accuracy=next(iter(last.values()))["accuracy"])
 
 
 def portable_teacher(train, out_root):
@@ -283,9 +325,10 @@ def result_line(record):
 
 
 def run_serially(selected, runs, out_root, args):
-    """Every selected run in turn, in this process; the runs that could not run, with why."""
+    """Every selected run in turn, in this process, those that wait for none first (``level``), so that one call
+    runs a grid, its chosen point's other seeds and what builds on it; the runs that could not run, with why."""
     skipped = {}
-    for run in selected:
+    for run in sorted(selected, key=level):
         status, detail = prepare(run, runs, out_root, args.glue_dir)
         if status == "done":
             print(f"{run['name']}: done already ({detail})")

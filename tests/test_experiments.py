@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "experiments"))
@@ -127,3 +129,46 @@ def test_the_campaign_estimate_is_the_total_over_jobs_or_the_longest_chain():
     records = {n: dict(run_seconds=t) for n, t in zip("abcde", (10, 30, 5, 7, 2))}
     assert experiments.campaign_seconds(runs, records, 1) == 54                           # one at a time
     assert experiments.campaign_seconds(runs, records, 2) == 30 + 5 + 7                   # b, then c or e, then d
+
+
+@settings(max_examples=40, deadline=None)
+@given(scores=st.lists(st.floats(0, 1), min_size=6, max_size=6),
+       current=st.lists(st.booleans(), min_size=6, max_size=6),
+       old_scores=st.lists(st.floats(0, 1), min_size=6, max_size=6))
+def test_no_choice_reads_a_record_of_a_replaced_slice(scores, current, old_scores):
+    """Seed 1 waits while any seed-0 point has only a record of the replaced slice (not yet set aside), and once
+    all are current it runs exactly the point the current records choose, whatever the old ones scored."""
+    spec = dict(group="grid", tasks=["cola"], variants={"beexformer": {}}, seeds=[0, 1],
+                grid={"train.lr": [1e-3, 2e-3, 3e-3], "model.dropout": [0.1, 0.3]}, train={"select_on": "heldout"})
+    runs = list(experiments.expand(spec))
+    grid = [r for r in runs if r["seed"] == 0]
+    records = {r["name"]: dict(name=r["name"], task="cola",
+                               selection=dict(split="heldout", score=s, unit="near-duplicate groups") if now
+                               else dict(split="heldout", score=o))                  # no unit: single rows
+               for r, s, o, now in zip(grid, scores, old_scores, current)}
+    best = max((r["point"] for r in grid), key=lambda p: (scores[[g["point"] for g in grid].index(p)], p))
+    for run in (r for r in runs if r["seed"] == 1):
+        if not all(current):
+            with pytest.raises(LookupError, match="waits for"):
+                experiments.resolve(run, runs, records, Path("unused"))
+        elif run["point"] == best:
+            assert experiments.resolve(run, runs, records, Path("unused"))["point"] == best
+        else:
+            with pytest.raises(experiments.NotChosen):
+                experiments.resolve(run, runs, records, Path("unused"))
+
+
+def test_one_serial_call_runs_a_grid_and_the_pretrained_and_bpe_runs_at_its_point(tmp_path):
+    out = tmp_path / "results"
+    assert experiments.main(["--fast", "--only", "grid", "pretrain", "bpe", "--tasks", "mrpc", "--seeds", "0",
+                             "--results", str(out)]) == 0
+    records = experiments.read_records(out)
+    declared = [r for s in json.loads((experiments.HERE / "runs.json").read_text()) for r in experiments.expand(s)]
+    point = experiments.chosen_point(declared, records, "grid", "beexformer", "mrpc")[0]
+    pretrained, bpe = records["mrpc-pretrained-seed0"], records["mrpc-bpe-seed0"]
+    assert pretrained["chosen_point"] == bpe["chosen_point"] == point
+    assert (out / pretrained["pretrain"]["checkpoint"] / "checkpoint.json").is_file()
+    assert pretrained["pretrain"]["epochs"] == experiments.FAST_TRAIN["epochs"]
+    assert 0 <= pretrained["pretrain"]["masked_accuracy"] <= 1
+    assert bpe["train_config"]["tokenizer"] == "bpe" and records["mrpc-beexformer-" + point + "-seed0"][
+        "train_config"].get("tokenizer", "word") == "word"
