@@ -297,11 +297,13 @@ def training_sizes(cfg, config):
                 classes=config.num_classes, position_mode=config.position_mode, exit_width=config.exit_width)
 
 
-def check_training_sizes(cfg, config):
-    """A run whose estimated memory exceeds the machine's: refused before the data is read."""
+def check_training_sizes(cfg, config, mlm=None):
+    """A run whose estimated memory exceeds the machine's: refused before the data is read.  ``mlm``: a pretrain
+    run's masking options ({"levels", "rate"}), its head's logits counted too."""
+    extra = dict(mlm_levels=config.blocks if mlm["levels"] == "all" else 1, mask_rate=mlm["rate"]) if mlm else {}
     defaults = dict(training_sizes(TrainConfig(), ModelConfig(vocab_size=5)), classes=config.num_classes,
-                    exit_width=config.exit_width)
-    check_sizes(training_sizes(cfg, config), defaults, SIZE_FLAGS)
+                    exit_width=config.exit_width, **extra)
+    check_sizes(dict(training_sizes(cfg, config), **extra), defaults, SIZE_FLAGS)
 
 
 def run_train(args):
@@ -318,7 +320,7 @@ def run_train(args):
     run = settings(args, resume)                               # every setting checked before anything is written
     options = pretrain_options(args, run, resume)
     if resume is None:
-        check_training_sizes(run.train, run.model)             # before the data is read
+        check_training_sizes(run.train, run.model, options)    # before the data is read
     out = Path(args.out if args.out is not None else (Path(args.resume).parent if resume
                                                       else f"runs/{get_task(run.train.task).name}"))
     task = run.train.task

@@ -8,6 +8,8 @@
     training:   P floats x 6 (weight, gradient, two moments, binarized copy, slack)
     activations: N blocks x (40 B L d + 4 B h L^2) floats (every intermediate kept for backward,
                 the attention scores and their softmax, dropout masks, gradients)
+    pretrain (DESIGN §11): the MLM head's d V + V parameters, and for each of the S blocks it reads
+                4 M V floats of logits, softmax, gradient and slack, M = (rate L + 1) B masked tokens at most
 
 ``check_sizes`` refuses settings whose estimate exceeds the machine's memory with one line naming the
 flag whose reduction to its default helps most.
@@ -21,15 +23,18 @@ BASE = 2 ** 23                  # 8 MiB: what a step allocates whatever the size
 
 
 def memory_estimate(token_dim, position_dim, heads, blocks, vocab, max_len, batch_size, classes=2,
-                    position_mode="concat", exit_width=None, training=True):
-    """Bytes a forward (and, ``training``, backward and optimizer step) at these sizes may need, generously."""
+                    position_mode="concat", exit_width=None, training=True, mlm_levels=0, mask_rate=0.0):
+    """Bytes a forward (and, ``training``, backward and optimizer step) at these sizes may need, generously;
+    ``mlm_levels`` > 0: pretraining, its head reading that many blocks' states, ``mask_rate`` of the words."""
     d = token_dim + (position_dim if position_mode == "concat" else 0)
     exit_width = exit_width or d
     params = vocab * token_dim + blocks * (10 * d * d + 10 * d) + blocks * exit_width * max(classes, 1)
+    params += (d * vocab + vocab) if mlm_levels else 0
     param_bytes = params * FLOAT * (6 if training else 2)
     table = max_len * position_dim * 8
     per_block = 40 * batch_size * max_len * d + 4 * batch_size * heads * max_len * max_len
-    return float(BASE + param_bytes + table + (blocks if training else 2) * per_block * FLOAT)
+    logits = mlm_levels * 4 * (mask_rate * max_len + 1) * batch_size * vocab
+    return float(BASE + param_bytes + table + ((blocks if training else 2) * per_block + logits) * FLOAT)
 
 
 def machine_memory():

@@ -197,6 +197,36 @@ def test_the_memory_estimate_is_above_the_measured_peak_of_training_steps(d, hea
     assert peak <= estimate <= 20 * peak, (peak, estimate)
 
 
+@pytest.mark.parametrize("levels", ["last", "all"])
+@pytest.mark.parametrize("d, blocks, max_len, batch, vocab", [(16, 2, 32, 16, 5000), (32, 3, 64, 8, 2000)])
+def test_the_memory_estimate_of_pretraining_counts_the_mlm_head(levels, d, blocks, max_len, batch, vocab):
+    """A pretraining step's peak (its head's logits over the vocabulary dominate at these sizes) is below the
+    estimate with ``mlm_levels``, and above the estimate of a classifier's step at the same sizes."""
+    from beexnp.mlm import MaskedLM, MLMHead
+    tracemalloc.start()
+    try:
+        config = ModelConfig(vocab_size=vocab, token_dim=d, position_dim=0, heads=2, blocks=blocks, max_len=max_len)
+        rng = np.random.default_rng(0)
+        model = BEExformer(config, rng)
+        head = MLMHead(d, vocab, rng)
+        objective = MaskedLM(model, head, levels=levels, rate=0.5)
+        optimizer = OPTIMIZERS["adamw"](list(model.parameters()) + list(head.parameters()), lr=1e-3)
+        ids = rng.integers(4, vocab, (batch, max_len))
+        for _ in range(2):
+            objective.rng = rng
+            objective.forward(ids, np.ones(ids.shape, np.float32))
+            objective.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    estimate = memory_estimate(d, 0, 2, blocks, vocab, max_len, batch,
+                               mlm_levels=blocks if levels == "all" else 1, mask_rate=0.5)
+    assert peak <= estimate <= 20 * peak, (peak, estimate)
+    assert memory_estimate(d, 0, 2, blocks, vocab, max_len, batch) < estimate
+
+
 def test_check_sizes_names_the_flag_that_helps_most():
     sizes = dict(token_dim=64, position_dim=0, heads=2, blocks=2, vocab=100, max_len=64, batch_size=16)
     defaults = dict(sizes)
