@@ -353,3 +353,25 @@ def test_a_readme_without_its_markers_is_a_one_line_error(tmp_path):
     message = str(exit_.value)
     assert message.startswith("error: ") and "\n" not in message and tables.SUMMARY_START in message
     assert readme.read_text() == f"{tables.START}\n{tables.END}\n"
+
+
+def test_the_targets_table_takes_three_seeds_on_the_current_slice_and_says_how_far_short():
+    def runs(group, variant, values, unit="sentences"):
+        out = [make_record("sst2", group=group, variant=variant, seed=s, point="", per_exit=(0.1, v))
+               for s, v in enumerate(values)]
+        for r in out:
+            r["selection"]["unit"] = unit
+        return out
+    records = (runs("grid", "beexformer", [0.80, 0.81, 0.82])
+               + runs("bpe", "bpe", [0.84, 0.84, 0.84])                    # met, but picked on dev: the closest row
+               + runs("distill", "distilled", [0.90, 0.90])                # two seeds: left out
+               + runs("pretrain", "pretrained", [0.95] * 3, unit="rows"))  # the replaced slice: left out
+    table = tables.targets_table(records)
+    assert "| sst2 | accuracy ≥ 83 | accuracy 81.00 | BEExformer, BPE subword tokens" in table
+    assert table.splitlines()[-1].endswith("| accuracy 84.00 | met |")
+    short = tables.targets_table(records[:3])
+    assert short.splitlines()[-1] == "| sst2 | accuracy ≥ 83 | accuracy 81.00 | BEExformer | accuracy 81.00 | 2.00 |"
+    mrpc = [make_record("mrpc", seed=s, point="", per_exit=(0.1, 0.80), others={"accuracy": 0.70}) for s in range(3)]
+    for r in mrpc:
+        r["selection"]["unit"] = tables.current_slice("mrpc")
+    assert tables.targets_table(mrpc).splitlines()[-1].endswith("| accuracy 70.00 / f1 80.00 | 1.20 |")
