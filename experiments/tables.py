@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import selection
-from beexnp.glue import get_task
+from beexnp.glue import get_task, selection_score
 from beexnp.outputs import save_figure, write_text
 from selection import chosen_records, current_slice, heldout_score, one_slice, slice_of
 
@@ -259,6 +259,39 @@ def honest_table(records):
                          f"{full_depth_cell(runs)} | {spread(early_exit(runs))} (δ={deltas}, {cut:.1f}%) | "
                          f"{majority_cell(task)} |")
     return "\n".join(lines)
+
+
+# ---- the held-out slice against dev, before and after issue 25's groups (DESIGN §9.1) ----------------------
+BEFORE = {"old-slices/rows": "single rows", "superseded/sst2-random-rows": "single rows (phrases)"}
+
+
+def slice_gap(runs):
+    """(held-out selection score, dev's selection score at full depth) × 100, means over the runs."""
+    return (100 * float(np.mean([heldout_score(r) for r in runs])),
+            100 * float(np.mean([selection_score(r["task"], r["dev_full_depth"]) for r in runs])))
+
+
+def gap_table(records, before):
+    """Per task, the grid's BEExformer at the point each slice chose: its held-out score, dev's same score at full
+    depth and the gap, on the slices of single rows (``before``: {label: the records set aside}) and today's."""
+    lines = ["| task | score | held-out slice | seeds | held-out | dev | held-out − dev |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    for task in TASK_ORDER:
+        rows = [(label, chosen_records([r for r in old if r["task"] == task], "grid", "beexformer", task))
+                for label, old in before.items()]
+        rows.append((current_slice(task), [r for r in reported(records, "grid", "beexformer", task)
+                                           if not slice_note(r)]))
+        for label, runs in rows:
+            if runs:
+                held, dev = slice_gap(runs)
+                lines.append(f"| {task} | {selection.selection_name(task)} | {label} | {len(runs)} | {held:.2f} | "
+                             f"{dev:.2f} | {held - dev:+.2f} |")
+    return "\n".join(lines)
+
+
+def load_before(folder):
+    """{label: records} of the slices of single rows, set aside in the folders ``BEFORE`` names under ``folder``."""
+    return {label: load_records(Path(folder) / sub) for sub, label in BEFORE.items() if (Path(folder) / sub).is_dir()}
 
 
 # ---- issue 25's targets: dev, mean over three seeds, every choice on the held-out slice ---------------------
@@ -627,6 +660,9 @@ def build(folder, links=None):
         parts += [
             "### Every choice on the held-out slice (epoch, grid point, δ), dev scored once (metric × 100)",
             honest_table(honest),
+            "### The held-out slice against dev: single rows before issue 25, groups of near-duplicate rows (SST-2: "
+            "sentences) after (the grid's BEExformer, each slice's chosen point; the selection score, × 100)",
+            gap_table(honest, load_before(folder)),
             "### Issue 25's targets: the BEExformer, and the closest of the rows above with three seeds on the "
             "current slice (picked on dev, so optimistic; full depth)", targets_table(honest),
             "### Depth (SST-2; the grid's chosen BEExformer has 6 blocks)", study_table(honest, **DEPTH),

@@ -375,3 +375,15 @@ def test_the_targets_table_takes_three_seeds_on_the_current_slice_and_says_how_f
     for r in mrpc:
         r["selection"]["unit"] = tables.current_slice("mrpc")
     assert tables.targets_table(mrpc).splitlines()[-1].endswith("| accuracy 70.00 / f1 80.00 | 1.20 |")
+
+
+def test_the_gap_table_sets_each_slice_held_out_score_beside_dev(monkeypatch):
+    old = [make_record("cola", seed=s, point=p, per_exit=(0.1, d), heldout=h)            # no unit: single rows
+           for s, p, h, d in ((0, CHOSEN, 0.30, 0.10), (0, OTHER, 0.20, 0.50), (1, CHOSEN, 0.34, 0.12))]
+    new = [make_record("cola", seed=s, point=CHOSEN, per_exit=(0.1, d), heldout=h) for s, h, d in ((0, 0.1, 0.2),)]
+    for r in new:
+        r["selection"]["unit"] = tables.current_slice("cola")
+    table = tables.gap_table(new + old, {"single rows": old})
+    assert "| cola | mcc | single rows | 2 | 32.00 | 11.00 | +21.00 |" in table       # seeds 0 and 1 at CHOSEN
+    assert "| cola | mcc | near-duplicate groups | 1 | 10.00 | 20.00 | -10.00 |" in table
+    assert tables.gap_table(old, {}).count("| cola |") == 0                           # an old slice alone: not today's
