@@ -300,7 +300,8 @@ def training_sizes(cfg, config):
 def check_training_sizes(cfg, config, mlm=None):
     """A run whose estimated memory exceeds the machine's: refused before the data is read.  ``mlm``: a pretrain
     run's masking options ({"levels", "rate"}), its head's logits counted too."""
-    extra = dict(mlm_levels=config.blocks if mlm["levels"] == "all" else 1, mask_rate=mlm["rate"]) if mlm else {}
+    # "all" stays a word, so that it follows --blocks when check_sizes tries --blocks at its default
+    extra = dict(mlm_levels="all" if mlm["levels"] == "all" else 1, mask_rate=mlm["rate"]) if mlm else {}
     defaults = dict(training_sizes(TrainConfig(), ModelConfig(vocab_size=5)), classes=config.num_classes,
                     exit_width=config.exit_width, **extra)
     check_sizes(dict(training_sizes(cfg, config), **extra), defaults, SIZE_FLAGS)

@@ -25,7 +25,9 @@ BASE = 2 ** 23                  # 8 MiB: what a step allocates whatever the size
 def memory_estimate(token_dim, position_dim, heads, blocks, vocab, max_len, batch_size, classes=2,
                     position_mode="concat", exit_width=None, training=True, mlm_levels=0, mask_rate=0.0):
     """Bytes a forward (and, ``training``, backward and optimizer step) at these sizes may need, generously;
-    ``mlm_levels`` > 0: pretraining, its head reading that many blocks' states, ``mask_rate`` of the words."""
+    ``mlm_levels`` > 0 (or "all": every block): pretraining, its head reading that many blocks' states,
+    ``mask_rate`` of the words.  (The end of an epoch scores the masked tokens ``batch_size`` rows at a time too.)"""
+    mlm_levels = blocks if mlm_levels == "all" else mlm_levels
     d = token_dim + (position_dim if position_mode == "concat" else 0)
     exit_width = exit_width or d
     params = vocab * token_dim + blocks * (10 * d * d + 10 * d) + blocks * exit_width * max(classes, 1)

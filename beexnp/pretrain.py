@@ -124,7 +124,8 @@ class Pretrainer(Trainer):
         st = self.state
         where = self.cfg.select_on
         with self.stop.at_once():
-            scores = {split: self.masked_metrics(enc) for split, enc in self.selection.items()}
+            scores = {split: self.masked_metrics(enc, self.cfg.batch_size)       # the logits of a batch:
+                      for split, enc in self.selection.items()}                  # what limits counts
         record = dict(epoch=st["epoch"] + 1, step=st["step"], train_loss=running.mean_loss(),
                       train_accuracy=running.accuracy(), **{where: scores}, seconds=elapsed)
         self.history.append(record)

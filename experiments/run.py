@@ -51,18 +51,20 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from beexnp.calibration import CARD_KEY
 from beexnp.checkpoint import has_checkpoint, read_card
-from beexnp.config import TrainConfig, as_trained
+from beexnp.config import TrainConfig, as_trained, model_config_for
 from beexnp.evaluate import evaluate_checkpoint
 from beexnp.glue import get_task, selection_score
 from beexnp.glue.heldout import ensure_heldout_file, unit_name
 from beexnp.glue.location import find_glue_dir
 from beexnp.outputs import write_text
+from beexnp.mlm import MASK_RATE
 from beexnp.pretrain import Pretrainer, load_encoder
 from beexnp.sweep import run_sweep
 from beexnp.train import Trainer
@@ -96,8 +98,8 @@ def expand(spec):
                                train=dict(spec.get("train", {}), **spec.get("task_train", {}).get(task, {}),
                                           **overrides.get("train", {})),
                                from_best=spec.get("from_best"), teacher=spec.get("teacher"),
-                               pretrain=spec.get("pretrain") and dict(spec["pretrain"],
-                                                                      **spec.get("task_pretrain", {}).get(task, {})))
+                               pretrain=dict(spec["pretrain"], **spec.get("task_pretrain", {}).get(task, {}))
+                               if "pretrain" in spec else None)             # {}: pretrain with the run's settings
                     yield with_settings(run, settings)
 
 
@@ -182,10 +184,14 @@ def run_one(run, out_root, glue_dir, fast):
                             cfg.heldout_fraction, cfg.heldout_seed, cfg.train_subset, cfg.heldout_unit)
     folder = out_root / "runs" / run["name"]                  # a checkpoint of another slice was set aside
     start = time.perf_counter()
-    pretrained = pretrain_encoder(run, train, model, out_root, glue_dir, fast) if run.get("pretrain") else None
+    pretrained = None
     if has_checkpoint(folder / "last"):             # a previous attempt: resume it, or take it if it finished
         trainer = Trainer.resume(folder / "last", glue_dir=glue_dir, progress=False)
+        if run.get("pretrain") is not None:         # the encoder it really started from (its card), not redone
+            pretrained = pretrain_summary(out_root / "pretrain" / Path(trainer.init_source["checkpoint"]).parent.name)
     else:
+        if run.get("pretrain") is not None:
+            pretrained = pretrain_encoder(run, train, model, out_root, glue_dir, fast)
         trainer = Trainer(cfg, model, folder, glue_dir=glue_dir, progress=False)
         if pretrained:
             load_encoder(trainer, pretrained["checkpoint"])
@@ -232,16 +238,33 @@ def pretrain_encoder(run, train, model, out_root, glue_dir, fast=False):
     settings = dict(train, **run["pretrain"])
     if fast:
         settings["epochs"] = FAST_TRAIN["epochs"]
-    key = hashlib.sha256(json.dumps([model, settings], sort_keys=True).encode()).hexdigest()[:10]
-    folder = out_root / "pretrain" / f"{run['task']}-seed{run['seed']}-{key}"
+    cfg = TrainConfig.from_dict(settings)
+    folder = out_root / "pretrain" / f"{run['task']}-seed{run['seed']}-{pretrain_key(cfg, model)}"
     if has_checkpoint(folder / "last"):
         trainer = Pretrainer.resume(folder / "last", glue_dir=glue_dir, progress=False)
     else:
-        trainer = Pretrainer(TrainConfig.from_dict(settings), model, folder, glue_dir=glue_dir, progress=False)
+        trainer = Pretrainer(cfg, model, folder, glue_dir=glue_dir, progress=False)
     if not trainer.state.get("finished"):
         trainer.fit()
+    return pretrain_summary(folder)
+
+
+# TrainConfig fields a pretraining never reads: a change of them is no reason to pretrain again
+NOT_READ_BY_PRETRAINING = ("patience", "calibrate", "save_every", "dev_subset")
+
+
+def pretrain_key(cfg, model):
+    """The hash naming a pretraining's folder: every setting it is trained with, defaults included (a default
+    that changes, such as the held-out unit of DESIGN §9.1, names another folder), and none it does not read."""
+    train = {k: v for k, v in asdict(cfg).items() if k not in NOT_READ_BY_PRETRAINING}
+    what = dict(train=train, model=asdict(model_config_for(cfg, model)), mlm=dict(levels="last", rate=MASK_RATE))
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def pretrain_summary(folder):
+    """{"checkpoint", "epochs", "masked_accuracy", "seconds"} of the finished pretraining in ``folder``."""
     history = json.loads((folder / "history.json").read_text())
-    last = history[-1][trainer.cfg.select_on]
+    last = history[-1][json.loads((folder / "last" / "checkpoint.json").read_text())["train_config"]["select_on"]]
     return dict(checkpoint=folder / "last", epochs=len(history), seconds=history[-1]["seconds"],
                 masked_accuracy=next(iter(last.values()))["accuracy"])
 

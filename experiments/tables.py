@@ -301,18 +301,18 @@ TARGETS = dict(sst2=[("accuracy", 83.0)], cola=[("mcc", 17.5)], mrpc=[("accuracy
 
 def target_rows(records, task):
     """(label, runs, {metric: mean dev × 100 at full depth}) of every HONEST_ROWS model of ``task`` with three
-    seeds chosen on the current slice."""
+    seeds (or more) chosen on the current slice."""
     rows = []
     for group, variant, label in HONEST_ROWS:
         runs = reported(records, group, variant, task)
-        if len(runs) == 3 and not slice_note(runs[0]):
+        if len(runs) >= 3 and not slice_note(runs[0]):
             rows.append((label, runs, {m: 100 * float(np.mean(full_depth(runs, m))) for m, _ in TARGETS[task]}))
     return rows
 
 
 def shortfall(means, task):
     """How far a row is below its targets: the largest gap (0 when every target is met)."""
-    return max(max(0.0, target - means[m]) for m, target in TARGETS[task])
+    return max(max(0.0, target - means[m]) if np.isfinite(means[m]) else np.inf for m, target in TARGETS[task])
 
 
 def targets_table(records):

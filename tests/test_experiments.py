@@ -1,4 +1,5 @@
 """The experiment pipeline end to end on real GLUE, in its fast variant (tiny slices and models)."""
+import argparse
 import json
 import os
 import sys
@@ -172,3 +173,16 @@ def test_one_serial_call_runs_a_grid_and_the_pretrained_and_bpe_runs_at_its_poin
     assert 0 <= pretrained["pretrain"]["masked_accuracy"] <= 1
     assert bpe["train_config"]["tokenizer"] == "bpe" and records["mrpc-beexformer-" + point + "-seed0"][
         "train_config"].get("tokenizer", "word") == "word"
+
+
+def test_a_serial_call_runs_what_waits_for_none_first(tmp_path, monkeypatch):
+    """The declared order interleaves a grid's seeds (point 1 seed 0, point 1 seed 1, point 2 seed 0, ...): run in
+    that order, seed 1 would wait for a point not run yet."""
+    spec = dict(group="grid", tasks=["rte"], variants={"beexformer": {}}, seeds=[0, 1], grid={"train.lr": [1e-3, 2e-3]})
+    runs = list(experiments.expand(spec))
+    assert [experiments.level(r) for r in runs] == [0, 1, 0, 1]
+    order = []
+    monkeypatch.setattr(experiments, "prepare", lambda run, *a, **k: (order.append(experiments.level(run)),
+                                                                       ("not run", "-"))[1])
+    experiments.run_serially(runs, runs, tmp_path, argparse.Namespace(glue_dir=None, fast=True))
+    assert order == [0, 0, 1, 1]
