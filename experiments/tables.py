@@ -289,9 +289,13 @@ def gap_table(records, before):
     return "\n".join(lines)
 
 
-def load_before(folder):
-    """{label: records} of the slices of single rows, set aside in the folders ``BEFORE`` names under ``folder``."""
-    return {label: load_records(Path(folder) / sub) for sub, label in BEFORE.items() if (Path(folder) / sub).is_dir()}
+def load_before(folder, records):
+    """{label: records} of the slices of single rows: those set aside in the folders ``BEFORE`` names under
+    ``folder``, and those of ``records`` not yet run again on today's slice (with the first label)."""
+    before = {label: load_records(Path(folder) / sub) for sub, label in BEFORE.items() if (Path(folder) / sub).is_dir()}
+    first = next(iter(BEFORE.values()))
+    before[first] = before.get(first, []) + [r for r in records if slice_note(r)]
+    return before
 
 
 # ---- issue 25's targets: dev, mean over three seeds, every choice on the held-out slice ---------------------
@@ -662,7 +666,7 @@ def build(folder, links=None):
             honest_table(honest),
             "### The held-out slice against dev: single rows before issue 25, groups of near-duplicate rows (SST-2: "
             "sentences) after (the grid's BEExformer, each slice's chosen point; the selection score, × 100)",
-            gap_table(honest, load_before(folder)),
+            gap_table(honest, load_before(folder, honest)),
             "### Issue 25's targets: the BEExformer, and the closest of the rows above with three seeds on the "
             "current slice (picked on dev, so optimistic; full depth)", targets_table(honest),
             "### Depth (SST-2; the grid's chosen BEExformer has 6 blocks)", study_table(honest, **DEPTH),
