@@ -173,24 +173,30 @@ def test_leftovers_of_dead_processes_go_and_a_live_ones_stay(tmp_path):
 
 
 # ---- sizes -------------------------------------------------------------------------------------
+def peak_of_steps(objective, parameters, ids, *labels):
+    """The peak bytes tracemalloc (started by the caller, before the model was built) has seen after two training
+    steps of ``objective`` on ``ids`` (and ``labels``)."""
+    optimizer = OPTIMIZERS["adamw"](list(parameters), lr=1e-3)
+    for _ in range(2):
+        objective.forward(ids, np.ones(ids.shape, np.float32), *labels)
+        objective.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return tracemalloc.get_traced_memory()[1]
+
+
 @pytest.mark.parametrize("d, heads, blocks, max_len, batch, vocab", [
     (16, 2, 2, 32, 8, 200), (64, 4, 3, 64, 16, 1000), (32, 2, 2, 128, 32, 500), (8, 1, 4, 16, 64, 50)])
 def test_the_memory_estimate_is_above_the_measured_peak_of_training_steps(d, heads, blocks, max_len, batch, vocab):
-    tracemalloc.start()
+    tracemalloc.start()                       # the model's weights count too: measured from before it is built
     try:
         config = ModelConfig(vocab_size=vocab, token_dim=d, position_dim=0, heads=heads, blocks=blocks,
                              max_len=max_len)
         model = BEExformer(config, np.random.default_rng(0))
-        objective = ModelWithLoss(model, MultiExitLoss(blocks))
-        optimizer = OPTIMIZERS["adamw"](list(model.parameters()), lr=1e-3)
         rng = np.random.default_rng(0)
         ids = rng.integers(4, vocab, (batch, max_len))
-        for _ in range(2):
-            objective.forward(ids, np.ones(ids.shape, np.float32), rng.integers(0, 2, batch))
-            objective.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-        peak = tracemalloc.get_traced_memory()[1]
+        peak = peak_of_steps(ModelWithLoss(model, MultiExitLoss(blocks)), model.parameters(), ids,
+                             rng.integers(0, 2, batch))
     finally:
         tracemalloc.stop()
     estimate = memory_estimate(d, 0, heads, blocks, vocab, max_len, batch)
@@ -210,15 +216,9 @@ def test_the_memory_estimate_of_pretraining_counts_the_mlm_head(levels, d, block
         model = BEExformer(config, rng)
         head = MLMHead(d, vocab, rng)
         objective = MaskedLM(model, head, levels=levels, rate=0.5)
-        optimizer = OPTIMIZERS["adamw"](list(model.parameters()) + list(head.parameters()), lr=1e-3)
-        ids = rng.integers(4, vocab, (batch, max_len))
-        for _ in range(2):
-            objective.rng = rng
-            objective.forward(ids, np.ones(ids.shape, np.float32))
-            objective.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-        peak = tracemalloc.get_traced_memory()[1]
+        objective.rng = rng                                        # the masking of every step: one Generator
+        peak = peak_of_steps(objective, list(model.parameters()) + list(head.parameters()),
+                             rng.integers(4, vocab, (batch, max_len)))
     finally:
         tracemalloc.stop()
     estimate = memory_estimate(d, 0, 2, blocks, vocab, max_len, batch,
