@@ -157,6 +157,7 @@ HONEST_ROWS = [("twin", "twin", "full-precision twin (at the BEExformer's point)
                ("bpe", "bpe", "BEExformer, BPE subword tokens (at the BEExformer's point)"),
                ("pretrain", "pretrained", "BEExformer, self-pretrained: masked LM on the task's text (at the "
                                           "BEExformer's point)"),
+               ("pretrain_long", "pretrained40", "BEExformer, self-pretrained for 40 epochs (CoLA)"),
                ("width", "beexformer", "BEExformer, width 128 or 256 in the grid")]
 DEPTH = dict(group="depth", tasks=["sst2"], variants=["blocks2", "blocks4", "blocks8", "blocks12"],
              base_label="blocks6")                              # the grid's chosen BEExformer has 6 blocks
