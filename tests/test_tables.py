@@ -387,3 +387,14 @@ def test_the_gap_table_sets_each_slice_held_out_score_beside_dev(monkeypatch):
     assert "| cola | mcc | single rows | 2 | 32.00 | 11.00 | +21.00 |" in table       # seeds 0 and 1 at CHOSEN
     assert "| cola | mcc | near-duplicate groups | 1 | 10.00 | 20.00 | -10.00 |" in table
     assert tables.gap_table(old, {}).count("| cola |") == 0                           # an old slice alone: not today's
+
+
+def test_the_calibration_table_is_the_seeds_shifts_and_held_out_scores():
+    runs = [make_record("sst2", seed=s, point="") for s in range(3)]
+    for r, shift, before, after in zip(runs, (0.1, 0.3, 0.5), (0.50, 0.52, 0.54), (0.60, 0.62, 0.64)):
+        r["calibration"] = dict(exit=2, shift=[0.0, shift], score_before=before, score_after=after)
+    assert tables.calibration_table(runs).splitlines()[-1] == "| sst2 | 3 | 0.30 ± 0.20 | 52.00 | 62.00 |"
+    assert tables.calibration_table(runs[:1]).splitlines()[-1] == "| sst2 | 1 | 0.10 | 50.00 | 60.00 |"
+    for r in runs:
+        del r["calibration"]
+    assert len(tables.calibration_table(runs).splitlines()) == 2                        # none calibrated: no row
