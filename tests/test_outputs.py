@@ -33,7 +33,7 @@ from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
 from beexnp.limits import check_sizes, memory_estimate
 from beexnp.model import BEExformer
 from beexnp.optim import OPTIMIZERS
-from beexnp.outputs import OutputRefused, Terminated, atomic_write, clean_leftovers, guard_file, guard_folder
+from beexnp.outputs import OutputRefused, Terminated, atomic_write, clean_leftovers, guard_folder
 from beexnp.train import Trainer
 from conftest import TINY_MODEL, sentiment_glue
 
