@@ -272,21 +272,28 @@ def slice_gap(runs):
             100 * float(np.mean([selection_score(r["task"], r["dev_full_depth"]) for r in runs])))
 
 
+GAP_MODELS = [("grid", "beexformer", "BEExformer"),                # every task
+              ("pairs", "siamese", "BEExformer, siamese pairs")]  # where it has been run on today's slice too (STS-B)
+
+
 def gap_table(records, before):
-    """Per task, the grid's BEExformer at the point each slice chose: its held-out score, dev's same score at full
-    depth and the gap, on the slices of single rows (``before``: {label: the records set aside}) and today's."""
-    lines = ["| task | score | held-out slice | seeds | held-out | dev | held-out − dev |",
-             "|---|---|---|---:|---:|---:|---:|"]
+    """Per task and model of ``GAP_MODELS``, the runs at the point each slice chose: their held-out score, dev's same
+    score at full depth and the gap, on the slices of single rows (``before``: {label: the records set aside}) and
+    today's.  The grid's BEExformer is always shown; another model only once it has runs on today's slice."""
+    lines = ["| task | model | score | held-out slice | seeds | held-out | dev | held-out − dev |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
     for task in TASK_ORDER:
-        rows = [(label, chosen_records([r for r in old if r["task"] == task], "grid", "beexformer", task))
-                for label, old in before.items()]
-        rows.append((current_slice(task), [r for r in reported(records, "grid", "beexformer", task)
-                                           if not slice_note(r)]))
-        for label, runs in rows:
-            if runs:
-                held, dev = slice_gap(runs)
-                lines.append(f"| {task} | {selection.selection_name(task)} | {label} | {len(runs)} | {held:.2f} | "
-                             f"{dev:.2f} | {held - dev:+.2f} |")
+        for n, (group, variant, name) in enumerate(GAP_MODELS):
+            today = [r for r in reported(records, group, variant, task) if not slice_note(r)]
+            if n and not today:
+                continue
+            rows = [(label, chosen_records([r for r in old if r["task"] == task], group, variant, task))
+                    for label, old in before.items()] + [(current_slice(task), today)]
+            for label, runs in rows:
+                if runs:
+                    held, dev = slice_gap(runs)
+                    lines.append(f"| {task} | {name} | {selection.selection_name(task)} | {label} | {len(runs)} | "
+                                 f"{held:.2f} | {dev:.2f} | {held - dev:+.2f} |")
     return "\n".join(lines)
 
 

@@ -384,9 +384,25 @@ def test_the_gap_table_sets_each_slice_held_out_score_beside_dev(monkeypatch):
     for r in new:
         r["selection"]["unit"] = tables.current_slice("cola")
     table = tables.gap_table(new + old, {"single rows": old})
-    assert "| cola | mcc | single rows | 2 | 32.00 | 11.00 | +21.00 |" in table       # seeds 0 and 1 at CHOSEN
-    assert "| cola | mcc | near-duplicate groups | 1 | 10.00 | 20.00 | -10.00 |" in table
+    assert "| cola | BEExformer | mcc | single rows | 2 | 32.00 | 11.00 | +21.00 |" in table  # seeds 0, 1 at CHOSEN
+    assert "| cola | BEExformer | mcc | near-duplicate groups | 1 | 10.00 | 20.00 | -10.00 |" in table
     assert tables.gap_table(old, {}).count("| cola |") == 0                           # an old slice alone: not today's
+    assert "siamese" not in table                                                   # no siamese run: no siamese row
+
+
+def test_the_gap_table_shows_a_second_model_once_it_has_runs_on_today_slice():
+    def siamese(seed, heldout, dev, today):
+        r = make_record("stsb", group="pairs", variant="siamese", seed=seed, point=CHOSEN, per_exit=(0.1, dev),
+                        heldout=heldout)
+        if today:
+            r["selection"]["unit"] = tables.current_slice("stsb")
+        return r
+    old = [siamese(0, 0.30, 0.20, False)]
+    assert "siamese" not in tables.gap_table(old, {"single rows": old})                 # before alone: not shown
+    table = tables.gap_table(old + [siamese(0, 0.55, 0.61, True)], {"single rows": old})
+    assert "| stsb | BEExformer, siamese pairs | pearson | single rows | 1 | 30.00 | 20.00 | +10.00 |" in table
+    assert f"| stsb | BEExformer, siamese pairs | pearson | {tables.current_slice('stsb')} | 1 | 55.00 | 61.00 | " \
+           "-6.00 |" in table
 
 
 def test_the_calibration_table_is_the_seeds_shifts_and_held_out_scores():
