@@ -426,6 +426,32 @@ def campaign_seconds(runs, records, jobs):
     return max(sum(seconds.values()) / jobs, chain)
 
 
+def at_least_one(text):
+    """argparse type of --jobs and --estimate: an int >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def select(runs, only, tasks, seeds):
+    """The runs of ``runs`` that --only (groups or run names), --tasks and --seeds select; ValueError (one line)
+    for a name no run has, or a selection with no run in it."""
+    groups, names, known_tasks = ({r[key] for r in runs} for key in ("group", "name", "task"))
+    for flag, asked, known, noun, choices in (("--only", only, groups | names, "group or run", groups),
+                                              ("--tasks", tasks, known_tasks, "task", known_tasks)):
+        unknown = sorted(set(asked or ()) - known)
+        if unknown:
+            raise ValueError(f"{flag} {unknown[0]!r}: no such {noun} (choose from {', '.join(sorted(choices))})")
+    selected = [r for r in runs if (not only or r["group"] in only or r["name"] in only)
+                and (not tasks or r["task"] in tasks) and (seeds is None or r["seed"] in seeds)]
+    if not selected:
+        raise ValueError("no declared run matches " + " ".join(
+            f"{flag} {' '.join(map(str, value))}" for flag, value in (("--only", only), ("--tasks", tasks),
+                                                                     ("--seeds", seeds)) if value is not None))
+    return selected
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", nargs="*", help="groups or run names to run (default: all)")
@@ -433,22 +459,22 @@ def main(argv=None):
     p.add_argument("--seeds", nargs="*", type=int, help="these seeds only (a grid point is chosen on seed "
                    f"{SELECTION_SEED}'s runs; other seeds run at the chosen point only)")
     p.add_argument("--fast", action="store_true", help="tiny slices and models: checks the pipeline end to end")
-    p.add_argument("--jobs", type=int, default=1, help="runs side by side, each a subprocess with one BLAS thread "
+    p.add_argument("--jobs", type=at_least_one, default=1, help="runs side by side, each a subprocess with one BLAS thread "
                                                       "(default 1: one after the other, in this process)")
-    p.add_argument("--estimate", nargs="*", type=int, help="print how long the selected runs take at these --jobs "
+    p.add_argument("--estimate", nargs="*", type=at_least_one, help="print how long the selected runs take at these --jobs "
                                                           "(from their records' run_seconds) and run nothing")
     p.add_argument("--results", default=None, help="records folder (default: results/experiments, or "
                                                    "results/experiments-fast with --fast)")
     p.add_argument("--glue-dir", help="GLUE folder (default: $GLUE_DIR, then data/glue)")
     p.add_argument("--runs", default=str(HERE / "runs.json"), help="the experiment list")
     args = p.parse_args(argv)
-    if args.jobs < 1:
-        p.error(f"--jobs must be >= 1, got {args.jobs}")
+    runs = [r for spec in json.loads(Path(args.runs).read_text()) for r in expand(spec)]     # what choices read
+    try:
+        selected = select(runs, args.only, args.tasks, args.seeds)
+    except ValueError as err:
+        p.error(str(err))
     out_root = Path(args.results or ("results/experiments-fast" if args.fast else "results/experiments"))
     out_root.mkdir(parents=True, exist_ok=True)
-    runs = [r for spec in json.loads(Path(args.runs).read_text()) for r in expand(spec)]     # what choices read
-    selected = [r for r in runs if (not args.only or r["group"] in args.only or r["name"] in args.only)
-                and (not args.tasks or r["task"] in args.tasks) and (args.seeds is None or r["seed"] in args.seeds)]
     if args.estimate is not None:
         records = read_records(out_root)
         for jobs in args.estimate or [1, 2, 16]:
