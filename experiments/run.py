@@ -459,10 +459,10 @@ def main(argv=None):
     p.add_argument("--seeds", nargs="*", type=int, help="these seeds only (a grid point is chosen on seed "
                    f"{SELECTION_SEED}'s runs; other seeds run at the chosen point only)")
     p.add_argument("--fast", action="store_true", help="tiny slices and models: checks the pipeline end to end")
-    p.add_argument("--jobs", type=at_least_one, default=1, help="runs side by side, each a subprocess with one BLAS thread "
-                                                      "(default 1: one after the other, in this process)")
-    p.add_argument("--estimate", nargs="*", type=at_least_one, help="print how long the selected runs take at these --jobs "
-                                                          "(from their records' run_seconds) and run nothing")
+    p.add_argument("--jobs", type=at_least_one, default=1, help="runs side by side, each a subprocess with one "
+                   "BLAS thread (default 1: one after the other, in this process)")
+    p.add_argument("--estimate", nargs="*", type=at_least_one, help="print how long the selected runs take at "
+                   "these --jobs (from their records' run_seconds) and run nothing")
     p.add_argument("--results", default=None, help="records folder (default: results/experiments, or "
                                                    "results/experiments-fast with --fast)")
     p.add_argument("--glue-dir", help="GLUE folder (default: $GLUE_DIR, then data/glue)")

@@ -14,7 +14,8 @@ sys.path.insert(0, str(ROOT / "experiments"))
 import run as experiments  # noqa: E402  (experiments/run.py)
 
 
-DECLARED = [r for spec in json.loads((ROOT / "experiments" / "runs.json").read_text()) for r in experiments.expand(spec)]
+DECLARED = [r for spec in json.loads((ROOT / "experiments" / "runs.json").read_text())
+            for r in experiments.expand(spec)]
 GROUPS, TASKS = sorted({r["group"] for r in DECLARED}), sorted({r["task"] for r in DECLARED})
 names = st.one_of(st.sampled_from(GROUPS), st.sampled_from([r["name"] for r in DECLARED]), st.text(min_size=1))
 
