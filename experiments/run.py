@@ -58,6 +58,7 @@ import numpy as np
 
 from beexnp.calibration import CARD_KEY
 from beexnp.checkpoint import has_checkpoint, read_card
+from beexnp.cli import positive_int
 from beexnp.config import TrainConfig, as_trained, model_config_for
 from beexnp.evaluate import evaluate_checkpoint
 from beexnp.glue import get_task, selection_score
@@ -426,14 +427,6 @@ def campaign_seconds(runs, records, jobs):
     return max(sum(seconds.values()) / jobs, chain)
 
 
-def at_least_one(text):
-    """argparse type of --jobs and --estimate: an int >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def select(runs, only, tasks, seeds):
     """The runs of ``runs`` that --only (groups or run names), --tasks and --seeds select; ValueError (one line)
     for a name no run has, or a selection with no run in it."""
@@ -459,9 +452,9 @@ def main(argv=None):
     p.add_argument("--seeds", nargs="*", type=int, help="these seeds only (a grid point is chosen on seed "
                    f"{SELECTION_SEED}'s runs; other seeds run at the chosen point only)")
     p.add_argument("--fast", action="store_true", help="tiny slices and models: checks the pipeline end to end")
-    p.add_argument("--jobs", type=at_least_one, default=1, help="runs side by side, each a subprocess with one "
+    p.add_argument("--jobs", type=positive_int, default=1, help="runs side by side, each a subprocess with one "
                    "BLAS thread (default 1: one after the other, in this process)")
-    p.add_argument("--estimate", nargs="*", type=at_least_one, help="print how long the selected runs take at "
+    p.add_argument("--estimate", nargs="*", type=positive_int, help="print how long the selected runs take at "
                    "these --jobs (from their records' run_seconds) and run nothing")
     p.add_argument("--results", default=None, help="records folder (default: results/experiments, or "
                                                    "results/experiments-fast with --fast)")
