@@ -254,6 +254,26 @@ def _sst2_chosen_best_epochs():
             budget.pop() if len(budget) == 1 else None)
 
 
+def _campaign_group(name):
+    """The group ``name`` of experiments/runs.json."""
+    return next(g for g in json.loads((ROOT / "experiments" / "runs.json").read_text()) if g["group"] == name)
+
+
+def _pretrain_epochs():
+    """(the pretrain group's epochs, its SST-2 epochs, the pretrain_long group's epochs)."""
+    pretrain = _campaign_group("pretrain")
+    return (pretrain["pretrain"]["epochs"], pretrain["task_pretrain"]["sst2"]["epochs"],
+            _campaign_group("pretrain_long")["pretrain"]["epochs"])
+
+
+def _width_group():
+    """(width, token width, position width) of the width group's model."""
+    from beexnp.config import ModelConfig
+    token = _campaign_group("width")["variants"]["width256"]["model"]["token_dim"]
+    position = ModelConfig(vocab_size=1).position_dim
+    return token + position, token, position
+
+
 def _flops_units():
     """(times the forward's MACs a training step does, FLOPs per MAC, the qkv and SLFN coefficients of L·d²), or
     None in place of the coefficients when another row is not the README's equation."""
@@ -306,6 +326,10 @@ DOC_CLAIMS = [
                              r"operations per MAC", lambda: _flops_units()[:2]),
     ("benchmarks/README.md", r"\(qkv (\d)·L·d², scores and P V L²·d each, out L·d², SLFN\s+(\d)·L·d², "
                              r"exit L·d \+ d·C\)", lambda: _flops_units()[2:]),
+    ("docs/DESIGN.md", r"vocabulary\), (\d+) epochs \((\d+) on SST-2, the largest training split; (\d+) on\s+"
+                       r"CoLA in group `pretrain_long`\)", _pretrain_epochs),
+    ("results/README.md", r"`width` \(width (\d+), token (\d+) \+ position (\d+),", _width_group),
+    ("results/experiments/TABLES.md", r"BEExformer, width (\d+) \(token (\d+) \+ position (\d+);", _width_group),
     ("results/README.md", r"had its best held-out epoch\s+at the last allowed one \((\d+)\) on all three seeds",
      lambda: (_sst2_chosen_best_epochs()[0] if len(set(_sst2_chosen_best_epochs())) == 1 else None,)),
 ]
