@@ -56,9 +56,10 @@ class CheckpointError(UserError):
     """A saved model that cannot be used: one line naming the file and what is wrong with it."""
 
 
-def problem(path, what, hint=DAMAGED, kind=CheckpointError):
-    """``beexnp.outputs.problem`` for a saved model's file: a ``CheckpointError`` (the fix: by default, ``DAMAGED``)."""
-    return outputs.problem(what, path, hint, kind)
+def unusable(what, where, fix=DAMAGED, kind=CheckpointError):
+    """``beexnp.outputs.problem`` for a saved model that cannot be used, its arguments in that order: a
+    ``CheckpointError`` (the fix: by default, ``DAMAGED``)."""
+    return outputs.problem(what, where, fix, kind)
 
 
 def canonical(d):
@@ -90,24 +91,24 @@ def config_section(cls, values, name, path, defaulted):
     """``cls`` built from the card's section ``name``; the fields it lacks that have a default go into
     ``defaulted`` (named if the card's own checksum then fails).  Every problem is one line naming the field."""
     if not isinstance(values, dict):
-        raise problem(path, f"{name} must be a JSON object, got {type_name(values)}")
+        raise unusable(f"{name} must be a JSON object, got {type_name(values)}", path)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(map(str, set(values) - set(fields)))
     if unknown:
-        raise problem(path, f"{name}.{unknown[0]} is not a {cls.__name__} field")
+        raise unusable(f"{name}.{unknown[0]} is not a {cls.__name__} field", path)
     for f in fields.values():
         if f.name not in values:
             if f.default is dataclasses.MISSING:
-                raise problem(path, f"{name}.{f.name} is missing")
+                raise unusable(f"{name}.{f.name} is missing", path)
             defaulted.append(f"{name}.{f.name}")
     for _, what, _ in value_problems(cls, values):
-        raise problem(path, f"{name}.{what}")
+        raise unusable(f"{name}.{what}", path)
     try:
         config = cls(**(as_trained(values) if cls is TrainConfig else values))
         if cls is ModelConfig:
             config.validate()
     except (ValueError, TypeError) as err:
-        raise problem(path, f"{name}.{getattr(err, 'what', err)}") from None
+        raise unusable(f"{name}.{getattr(err, 'what', err)}", path) from None
     return config
 
 
@@ -115,38 +116,38 @@ def config_section(cls, values, name, path, defaulted):
 def tokenizer_of(state, path):
     """The ``Tokenizer`` (or ``BPETokenizer``, DESIGN §2.6) a card's ``tokenizer`` entry describes."""
     if not isinstance(state, dict):
-        raise problem(path, f"tokenizer must be a JSON object, got {type_name(state)}")
+        raise unusable(f"tokenizer must be a JSON object, got {type_name(state)}", path)
     if state.get("format") not in (STATE_FORMAT, BPE_FORMAT):
-        raise problem(path, f"tokenizer.format is {state.get('format')!r}, this beexnp reads {STATE_FORMAT!r} or "
-                            f"{BPE_FORMAT!r}")
+        raise unusable(f"tokenizer.format is {state.get('format')!r}, this beexnp reads {STATE_FORMAT!r} or "
+                       f"{BPE_FORMAT!r}", path)
     if state.get("pattern") != TOKEN_PATTERN.pattern:
-        raise problem(path, f"tokenizer.pattern is {state.get('pattern')!r}, this beexnp reads "
-                            f"{TOKEN_PATTERN.pattern!r}")
+        raise unusable(f"tokenizer.pattern is {state.get('pattern')!r}, this beexnp reads "
+                       f"{TOKEN_PATTERN.pattern!r}", path)
     unknown = sorted(map(str, set(state) - {"format", "pattern", "vocab"} - ({"merges"} if state["format"] == BPE_FORMAT
                                                                                  else set())))
     if unknown:
-        raise problem(path, f"tokenizer.{unknown[0]} is not a field of a {state['format']} tokenizer")
+        raise unusable(f"tokenizer.{unknown[0]} is not a field of a {state['format']} tokenizer", path)
     vocab = state.get("vocab")
     if not isinstance(vocab, list):
-        raise problem(path, f"tokenizer.vocab must be a list of tokens, got {type_name(vocab)}")
+        raise unusable(f"tokenizer.vocab must be a list of tokens, got {type_name(vocab)}", path)
     bad = next((i for i, t in enumerate(vocab) if not isinstance(t, str) or not t), None)
     if bad is not None:
-        raise problem(path, f"tokenizer.vocab[{bad}] must be a non-empty string, got {vocab[bad]!r}")
+        raise unusable(f"tokenizer.vocab[{bad}] must be a non-empty string, got {vocab[bad]!r}", path)
     if tuple(vocab[:len(SPECIALS)]) != SPECIALS:
-        raise problem(path, f"tokenizer.vocab must start with {list(SPECIALS)}, got {vocab[:len(SPECIALS)]}")
+        raise unusable(f"tokenizer.vocab must start with {list(SPECIALS)}, got {vocab[:len(SPECIALS)]}", path)
     if len(set(vocab)) != len(vocab):
         twice = next(t for i, t in enumerate(vocab) if t in vocab[:i])
-        raise problem(path, f"tokenizer.vocab holds {twice!r} twice")
+        raise unusable(f"tokenizer.vocab holds {twice!r} twice", path)
     if state["format"] == STATE_FORMAT:
         return Tokenizer(vocab)
     merges, known = state.get("merges"), set(vocab)
     if not isinstance(merges, list):
-        raise problem(path, f"tokenizer.merges must be a list of pairs of pieces, got {type_name(merges)}")
+        raise unusable(f"tokenizer.merges must be a list of pairs of pieces, got {type_name(merges)}", path)
     for i, m in enumerate(merges):
         if not (isinstance(m, list) and len(m) == 2 and all(isinstance(x, str) and x for x in m)):
-            raise problem(path, f"tokenizer.merges[{i}] must be a pair of non-empty strings, got {m!r}")
+            raise unusable(f"tokenizer.merges[{i}] must be a pair of non-empty strings, got {m!r}", path)
         if m[0] + m[1] not in known:
-            raise problem(path, f"tokenizer.merges[{i}] makes {m[0] + m[1]!r}, a piece not in tokenizer.vocab")
+            raise unusable(f"tokenizer.merges[{i}] makes {m[0] + m[1]!r}, a piece not in tokenizer.vocab", path)
     return BPETokenizer(vocab, merges)
 
 
@@ -156,46 +157,46 @@ def check_calibration(card, config, path, packed):
     a packed file, which folds it at export, and never in a checkpoint."""
     stored = card[CALIBRATION]
     if not isinstance(stored, dict):
-        raise problem(path, f"{CALIBRATION} must be a JSON object, got {type_name(stored)}")
+        raise unusable(f"{CALIBRATION} must be a JSON object, got {type_name(stored)}", path)
     if config.regression:
-        raise problem(path, f"{CALIBRATION} is for classifiers, but model_config.regression is true")
+        raise unusable(f"{CALIBRATION} is for classifiers, but model_config.regression is true", path)
     allowed = {"shift", "exit", "score_before", "score_after"} | ({"folded"} if packed else set())
     unknown = sorted(map(str, set(stored) - allowed))
     if unknown:
-        raise problem(path, f"{CALIBRATION}.{unknown[0]} is not a field of the calibration"
-                            + ("" if packed else " (a checkpoint's exit biases never hold the shift)"))
+        raise unusable(f"{CALIBRATION}.{unknown[0]} is not a field of the calibration"
+                       + ("" if packed else " (a checkpoint's exit biases never hold the shift)"), path)
     shift = stored.get("shift")
     if not (isinstance(shift, list) and len(shift) == config.num_classes and all(map(is_number, shift))):
-        raise problem(path, f"{CALIBRATION}.shift must be a list of model_config.num_classes = {config.num_classes} "
-                            f"finite numbers, got {shift!r}")
+        raise unusable(f"{CALIBRATION}.shift must be a list of model_config.num_classes = {config.num_classes} "
+                       f"finite numbers, got {shift!r}", path)
     if not (is_int(stored.get("exit")) and 1 <= stored["exit"] <= config.blocks):
-        raise problem(path, f"{CALIBRATION}.exit must be an exit in 1..{config.blocks}, got "
-                            f"{stored.get('exit', 'nothing')!r}")
+        raise unusable(f"{CALIBRATION}.exit must be an exit in 1..{config.blocks}, got "
+                       f"{stored.get('exit', 'nothing')!r}", path)
     for key in ("score_before", "score_after"):
         if not is_number(stored.get(key)):
-            raise problem(path, f"{CALIBRATION}.{key} must be a finite number, got {stored.get(key, 'nothing')!r}")
+            raise unusable(f"{CALIBRATION}.{key} must be a finite number, got {stored.get(key, 'nothing')!r}", path)
     if packed and stored.get("folded") is not True:
-        raise problem(path, f"{CALIBRATION}.folded must be true in a packed file (export folds the shift into its "
-                            f"exit biases), got {stored.get('folded', 'nothing')!r}")
+        raise unusable(f"{CALIBRATION}.folded must be true in a packed file (export folds the shift into its "
+                       f"exit biases), got {stored.get('folded', 'nothing')!r}", path)
 
 
 def task_of(name, path, field="task"):
     if not isinstance(name, str):
-        raise problem(path, f"{field} must be a task name, got {type_name(name)}")
+        raise unusable(f"{field} must be a task name, got {type_name(name)}", path)
     try:
         return get_task(name)
     except ValueError as err:
-        raise problem(path, f"{field}: {err}") from None
+        raise unusable(f"{field}: {err}", path) from None
 
 
 def check_state(state, path):
     """A training run's ``state``: counters, the best score, the epoch's Generator state."""
     if not isinstance(state, dict):
-        raise problem(path, f"state must be a JSON object, got {type_name(state)}")
+        raise unusable(f"state must be a JSON object, got {type_name(state)}", path)
     counts = ("step", "epoch", "batch_in_epoch", "epochs_without_gain")
     for key in counts:
         if not is_int(state.get(key)) or state[key] < 0:
-            raise problem(path, f"state.{key} must be an integer >= 0, got {state.get(key, 'nothing')!r}")
+            raise unusable(f"state.{key} must be an integer >= 0, got {state.get(key, 'nothing')!r}", path)
     kinds = dict(best_score=lambda v: v is None or is_number(v),
                  best_epoch=lambda v: v is None or (is_int(v) and v >= 1),
                  finished=lambda v: isinstance(v, bool), seconds=lambda v: is_number(v) and v >= 0,
@@ -203,7 +204,7 @@ def check_state(state, path):
                  epoch_rng_state=lambda v: v is None or isinstance(v, dict), running=lambda v: isinstance(v, dict))
     for key, ok in kinds.items():
         if key in state and not ok(state[key]):
-            raise problem(path, f"state.{key} has the wrong type or value: {state[key]!r}")
+            raise unusable(f"state.{key} has the wrong type or value: {state[key]!r}", path)
     if state.get("epoch_rng_state") is not None:
         check_rng(state["epoch_rng_state"], path, "state.epoch_rng_state")
     running = state.get("running")
@@ -211,7 +212,7 @@ def check_state(state, path):
         sums = ("loss", "n_loss", "correct", "seen", "n_inputs")
         if not all(is_number(running.get(k)) for k in sums) or not isinstance(running.get("exit_weights"), list) \
                 or not all(is_number(w) for w in running["exit_weights"]):
-            raise problem(path, f"state.running must hold the numbers {', '.join(sums)} and a list exit_weights")
+            raise unusable(f"state.running must hold the numbers {', '.join(sums)} and a list exit_weights", path)
 
 
 def check_rng(value, path, field):
@@ -219,7 +220,7 @@ def check_rng(value, path, field):
     try:
         np.random.default_rng(0).bit_generator.state = value
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
-        raise problem(path, f"{field} is not a NumPy generator state") from None
+        raise unusable(f"{field} is not a NumPy generator state", path) from None
 
 
 def check_training(card, path):
@@ -229,36 +230,36 @@ def check_training(card, path):
     if "rng" in card:
         rng = card["rng"]
         if not isinstance(rng, dict) or set(rng) != {"model", "data"}:
-            raise problem(path, "rng must be a JSON object with 'model' and 'data'")
+            raise unusable("rng must be a JSON object with 'model' and 'data'", path)
         for key in ("model", "data"):
             check_rng(rng[key], path, f"rng.{key}")
     if "optimizer" in card:
         opt = card["optimizer"]
         if not isinstance(opt, dict) or not is_int(opt.get("step")) or opt["step"] < 0 \
                 or not is_number(opt.get("lr")):
-            raise problem(path, f"optimizer must be {{'step': an integer >= 0, 'lr': a number}}, got {opt!r}")
+            raise unusable(f"optimizer must be {{'step': an integer >= 0, 'lr': a number}}, got {opt!r}", path)
     if "history" in card and not (isinstance(card["history"], list)
                                   and all(isinstance(r, dict) for r in card["history"])):
-        raise problem(path, "history must be a list of JSON objects (one per epoch)")
+        raise unusable("history must be a list of JSON objects (one per epoch)", path)
     if "history" in card and "state" in card and len(card["history"]) != card["state"]["epoch"]:
-        raise problem(path, f"history holds {len(card['history'])} epochs, state.epoch is {card['state']['epoch']}")
+        raise unusable(f"history holds {len(card['history'])} epochs, state.epoch is {card['state']['epoch']}", path)
     if "metrics" in card and not (card["metrics"] is None or isinstance(card["metrics"], dict)):
-        raise problem(path, f"metrics must be a JSON object or null, got {type_name(card['metrics'])}")
+        raise unusable(f"metrics must be a JSON object or null, got {type_name(card['metrics'])}", path)
     check_run_kind(card, path)
     if "data" in card:
         data = card["data"]
         if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and HEX64.fullmatch(v)
                                                  for k, v in data.items()):
-            raise problem(path, "data must map each data file the run read to its sha256 (64 hex digits)")
+            raise unusable("data must map each data file the run read to its sha256 (64 hex digits)", path)
 
 
 def check_masking(value, path, field):
     """A pretrain run's masking settings (``beexnp.mlm``): {"levels": one of LEVELS, "rate": in (0, 1)}."""
     if not isinstance(value, dict) or set(value) != {"levels", "rate"}:
-        raise problem(path, f"{field} must be a JSON object with 'levels' and 'rate', got {value!r}")
+        raise unusable(f"{field} must be a JSON object with 'levels' and 'rate', got {value!r}", path)
     what = masking_problem(value["levels"], value["rate"])
     if what:
-        raise problem(path, f"{field}.{what}")
+        raise unusable(f"{field}.{what}", path)
 
 
 def check_run_kind(card, path):
@@ -266,17 +267,17 @@ def check_run_kind(card, path):
     ``init`` (train --init: the checkpoint the encoder came from, or null)."""
     command = card.get("command", "train")
     if command not in COMMANDS:
-        raise problem(path, f"command must be one of {', '.join(COMMANDS)}, got {command!r}")
+        raise unusable(f"command must be one of {', '.join(COMMANDS)}, got {command!r}", path)
     if command == "pretrain" or "pretrain" in card:
         check_masking(card.get("pretrain"), path, "pretrain")
     init = card.get("init")
     if init is None:
         return
     if not isinstance(init, dict) or set(init) != {"checkpoint", "command", "step", "pretrain"}:
-        raise problem(path, "init must be null or a JSON object with 'checkpoint', 'command', 'step' and 'pretrain'")
+        raise unusable("init must be null or a JSON object with 'checkpoint', 'command', 'step' and 'pretrain'", path)
     if not isinstance(init["checkpoint"], str) or init["command"] not in COMMANDS \
             or not (init["step"] is None or (is_int(init["step"]) and init["step"] >= 0)):
-        raise problem(path, f"init must name a checkpoint, its command ({', '.join(COMMANDS)}) and step, got {init!r}")
+        raise unusable(f"init must name a checkpoint, its command ({', '.join(COMMANDS)}) and step, got {init!r}", path)
     if init["pretrain"] is not None:
         check_masking(init["pretrain"], path, "init.pretrain")
 
@@ -298,38 +299,38 @@ def check_card(card, path, training_fields=True):
     ``training_fields``: also type the entries of a training checkpoint (state, rng, optimizer...); without
     them the card is a packed file's, whose calibration may be marked folded."""
     if not isinstance(card, dict):
-        raise problem(path, f"the card must be a JSON object, got {type_name(card)}")
+        raise unusable(f"the card must be a JSON object, got {type_name(card)}", path)
     defaulted = []
     if "model_config" not in card:
-        raise problem(path, "model_config is missing")
+        raise unusable("model_config is missing", path)
     config = config_section(ModelConfig, card["model_config"], "model_config", path, defaulted)
     out = Card(card, config)
     if "task" in card:
         out.task = task_of(card["task"], path)
         if config.num_classes != out.task.num_labels or config.regression != out.task.regression:
-            raise problem(path, f"model_config.num_classes is {config.num_classes} (regression {config.regression}), "
-                                f"but task {out.task.name} has {out.task.num_labels} label(s) "
-                                f"(regression {out.task.regression})")
+            raise unusable(f"model_config.num_classes is {config.num_classes} (regression {config.regression}), "
+                           f"but task {out.task.name} has {out.task.num_labels} label(s) "
+                           f"(regression {out.task.regression})", path)
     if "tokenizer" in card:
         out.tokenizer = tokenizer_of(card["tokenizer"], path)
         if len(out.tokenizer) != config.vocab_size:
-            raise problem(path, f"tokenizer.vocab holds {len(out.tokenizer)} tokens, model_config.vocab_size is "
-                                f"{config.vocab_size}")
+            raise unusable(f"tokenizer.vocab holds {len(out.tokenizer)} tokens, model_config.vocab_size is "
+                           f"{config.vocab_size}", path)
     if "train_config" in card:
         train = card["train_config"]
         out.train_config = config_section(TrainConfig, train, "train_config", path, defaulted)
         if out.task is not None and get_task(out.train_config.task) != out.task:
-            raise problem(path, f"train_config.task is {out.train_config.task!r}, the card's task {out.task.name!r}")
+            raise unusable(f"train_config.task is {out.train_config.task!r}, the card's task {out.task.name!r}", path)
         if out.train_config.max_len != config.max_len:
-            raise problem(path, f"train_config.max_len is {out.train_config.max_len}, model_config.max_len "
-                                f"{config.max_len}")
+            raise unusable(f"train_config.max_len is {out.train_config.max_len}, model_config.max_len "
+                           f"{config.max_len}", path)
     if CALIBRATION in card:
         check_calibration(card, config, path, packed=not training_fields)
     if training_fields:
         check_training(card, path)
     if SELF_SUM in card and with_self_sum(card)[SELF_SUM] != card[SELF_SUM]:
         dropped = f" ({', '.join(defaulted)} missing)" if defaulted else ""
-        raise problem(path, f"the card does not match its own checksum {SELF_SUM}{dropped}")
+        raise unusable(f"the card does not match its own checksum {SELF_SUM}{dropped}", path)
     return out
 
 
@@ -339,21 +340,22 @@ def check_arrays(arrays, expected, path, what="array"):
     ``arrays``, none more, each of its shape and kind and (floating) finite."""
     missing = sorted(set(expected) - set(arrays))
     if missing:
-        raise problem(path, f"{what} {missing[0]} is missing" + (f" (and {len(missing) - 1} more)" if missing[1:] else ""))
+        more = f" (and {len(missing) - 1} more)" if missing[1:] else ""
+        raise unusable(f"{what} {missing[0]} is missing{more}", path)
     extra = sorted(set(arrays) - set(expected))
     if extra:
-        raise problem(path, f"{what} {extra[0]} is not one this model has")
+        raise unusable(f"{what} {extra[0]} is not one this model has", path)
     for name, (shape, kind) in expected.items():
         a = arrays[name]
         if tuple(a.shape) != tuple(shape):
-            raise problem(path, f"{what} {name} has shape {tuple(a.shape)}, the config gives {tuple(shape)}")
+            raise unusable(f"{what} {name} has shape {tuple(a.shape)}, the config gives {tuple(shape)}", path)
         if kind == "u1" and a.dtype != np.uint8:
-            raise problem(path, f"{what} {name} must be uint8 bits, got {a.dtype}")
+            raise unusable(f"{what} {name} must be uint8 bits, got {a.dtype}", path)
         if kind == "f":
             if not np.issubdtype(a.dtype, np.floating):
-                raise problem(path, f"{what} {name} must hold floating-point numbers, got {a.dtype}")
+                raise unusable(f"{what} {name} must hold floating-point numbers, got {a.dtype}", path)
             if not np.all(np.isfinite(a)):
-                raise problem(path, f"{what} {name} holds {int(np.sum(~np.isfinite(a)))} NaN or infinite values")
+                raise unusable(f"{what} {name} holds {int(np.sum(~np.isfinite(a)))} NaN or infinite values", path)
 
 
 def check_finite(arrays, path, what="array"):

@@ -55,8 +55,8 @@ from pathlib import Path
 
 import numpy as np
 
-from beexnp.card import (SELF_SUM, Card, CheckpointError, check_arrays, check_card, check_finite, problem,
-                         type_name, with_self_sum)
+from beexnp.card import (SELF_SUM, Card, CheckpointError, check_arrays, check_card, check_finite, type_name,
+                         unusable, with_self_sum)
 from beexnp.mlm import pretrain_layout
 from beexnp.model import BEExformer
 from beexnp.optim import OPTIMIZERS
@@ -208,32 +208,32 @@ def _read_checkpoint(folder):
             what = "a file, not a checkpoint folder"
         else:
             what = f"the folder has no {CARD}"
-        raise problem(folder, f"not a checkpoint: {what}", NOT_A_CHECKPOINT)
+        raise unusable(f"not a checkpoint: {what}", folder, NOT_A_CHECKPOINT)
     try:
         card = json.loads(card_path.read_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise problem(card_path, f"not valid JSON: {json_error(err)}") from None
+        raise unusable(f"not valid JSON: {json_error(err)}", card_path) from None
     except OSError as err:
-        raise problem(card_path, f"cannot be read ({err.strerror or err})", NOT_A_CHECKPOINT) from None
+        raise unusable(f"cannot be read ({err.strerror or err})", card_path, NOT_A_CHECKPOINT) from None
     if not isinstance(card, dict):
-        raise problem(card_path, f"the card must be a JSON object, got {type_name(card)}")
+        raise unusable(f"the card must be a JSON object, got {type_name(card)}", card_path)
     version = card.get("format_version")
     if version not in READS or isinstance(version, bool):
-        raise problem(card_path, f"format_version is {version!r}, this beexnp reads {', '.join(map(str, READS))}",
+        raise unusable(f"format_version is {version!r}, this beexnp reads {', '.join(map(str, READS))}", card_path,
                       "the checkpoint was written by another version of beexnp, or the card was edited")
     if version >= 2 and SELF_SUM not in card:
-        raise problem(card_path, f"{SELF_SUM} is missing (every card of format {version} has it)")
+        raise unusable(f"{SELF_SUM} is missing (every card of format {version} has it)", card_path)
     files = card.get("files")
     if not isinstance(files, dict) or "model.npz" not in files or not set(files) <= set(NPZ_FILES) \
             or not all(isinstance(v, str) for v in files.values()):
-        raise problem(card_path, f"files must map model.npz (and trainer.npz) to their sha256, got {files!r}")
+        raise unusable(f"files must map model.npz (and trainer.npz) to their sha256, got {files!r}", card_path)
     blobs = {}
     for name, digest in files.items():
         if not (where / name).is_file():
-            raise problem(where, f"{name} is missing", kind=CheckpointMismatch)
+            raise unusable(f"{name} is missing", where, kind=CheckpointMismatch)
         blobs[name] = (where / name).read_bytes()
         if _sha256(blobs[name]) != digest:
-            raise problem(where, f"{name} does not match its checksum in {CARD}", kind=CheckpointMismatch)
+            raise unusable(f"{name} does not match its checksum in {CARD}", where, kind=CheckpointMismatch)
     return card, blobs
 
 
@@ -253,13 +253,13 @@ def npz_arrays(data, path):
             return {k: f[k] for k in f.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError, TypeError) as err:
         why = "neither a zip archive nor an array" if "pickle" in str(err) else f"{type(err).__name__}: {err}"
-        raise problem(path, f"not a readable .npz archive ({why})") from None
+        raise unusable(f"not a readable .npz archive ({why})", path) from None
 
 
 def arrays_from(blobs, name, folder):
     """{key: array} of the .npz file ``name`` among a checkpoint's ``blobs``."""
     if name not in blobs:
-        raise problem(Path(folder) / CARD, f"files lists no {name}")
+        raise unusable(f"files lists no {name}", Path(folder) / CARD)
     return npz_arrays(blobs[name], Path(folder) / name)
 
 
@@ -296,7 +296,7 @@ class Saved:
         """Refuse (one line) a saved model whose card lacks one of ``fields`` (e.g. "task", "tokenizer")."""
         missing = [f for f in fields if self.raw.get(f) is None]
         if missing:
-            raise problem(self.card_path, f"the card has no {' or '.join(missing)}", hint)
+            raise unusable(f"the card has no {' or '.join(missing)}", self.card_path, hint)
         return self
 
     @property
@@ -315,8 +315,8 @@ def model_shapes(model):
 def check_vocab_rows(config, rows, path):
     """The embedding's rows against the config's (and hence the tokenizer's) vocabulary size."""
     if rows is not None and rows != config.vocab_size:
-        raise problem(path, f"the embedding has {rows} rows, model_config.vocab_size (the vocabulary) is "
-                            f"{config.vocab_size}")
+        raise unusable(f"the embedding has {rows} rows, model_config.vocab_size (the vocabulary) is "
+                       f"{config.vocab_size}", path)
 
 
 def float_model(saved, config=None, dtype=np.float32, model=None):
@@ -325,7 +325,7 @@ def float_model(saved, config=None, dtype=np.float32, model=None):
     stored = saved.config
     if config is not None and config != stored:
         diff = {k: (v, getattr(stored, k)) for k, v in config.to_dict().items() if getattr(stored, k) != v}
-        raise problem(saved.card_path, f"model_config differs from the requested one (requested, stored): {diff}",
+        raise unusable(f"model_config differs from the requested one (requested, stored): {diff}", saved.card_path,
                       "give the checkpoint of this model")
     model = model if model is not None else BEExformer(stored, np.random.default_rng(0), dtype=dtype)
     shapes = model_shapes(model)
@@ -363,7 +363,7 @@ def open_checkpoint(folder, resume=False):
     saved = Saved(Path(folder), "checkpoint", checked, arrays, trainer, float_model)
     if resume:
         if trainer is None or "optimizer" not in card:
-            raise problem(folder, "the checkpoint holds no trainer state",
+            raise unusable("the checkpoint holds no trainer state", folder,
                           "resume from OUT/last of a run (an exported or best-only checkpoint cannot be resumed)")
         saved.require("task", "tokenizer", "train_config", "state", "rng", "optimizer",
                       hint="a training checkpoint's card has them: resume from OUT/last of a run")

@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from beexnp.calibration import as_packed
-from beexnp.card import CALIBRATION, SELF_SUM, check_arrays, check_card, problem, type_name, with_self_sum
+from beexnp.card import CALIBRATION, SELF_SUM, check_arrays, check_card, type_name, unusable, with_self_sum
 from beexnp.checkpoint import (CARD, NOT_A_CHECKPOINT, Saved, atomic_write, check_vocab_rows, interrupts_deferred,
                                json_error, npz_arrays, open_checkpoint)
 from beexnp.embedding import Embedding
@@ -168,7 +168,7 @@ def export_checkpoint(folder, out, real_dtype=np.float32):
     """Checkpoint folder (or an opened ``Saved`` checkpoint) -> packed .npz file; returns the arrays written."""
     saved = folder if isinstance(folder, Saved) else open_saved(folder)
     if saved.kind == "packed":
-        raise problem(saved.path, "already a packed file", "export reads a checkpoint folder (OUT/best of a run)")
+        raise unusable("already a packed file", saved.path, "export reads a checkpoint folder (OUT/best of a run)")
     return save_packed(out, *as_packed(saved), real_dtype)           # the calibration folded once (§9.3)
 
 
@@ -177,23 +177,23 @@ def read_meta(f, path):
     if META_KEY not in f:
         hint = (f"it is a checkpoint's weights: give its folder {path.parent}" if (path.parent / CARD).is_file()
                 else "make one with: python -m beexnp export CHECKPOINT OUT.npz")
-        raise problem(path, f"not a packed beexnp model (no {META_KEY} entry)", hint)
+        raise unusable(f"not a packed beexnp model (no {META_KEY} entry)", path, hint)
     raw = f[META_KEY]
     if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise problem(path, f"{META_KEY} must be the bytes of a JSON object (uint8), got {raw.dtype} {raw.shape}")
+        raise unusable(f"{META_KEY} must be the bytes of a JSON object (uint8), got {raw.dtype} {raw.shape}", path)
     try:
         meta = json.loads(raw.tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise problem(path, f"{META_KEY} is not valid JSON: {json_error(err)}") from None
+        raise unusable(f"{META_KEY} is not valid JSON: {json_error(err)}", path) from None
     if not isinstance(meta, dict):
-        raise problem(path, f"{META_KEY} must be a JSON object, got {type_name(meta)}")
+        raise unusable(f"{META_KEY} must be a JSON object, got {type_name(meta)}", path)
     if meta.get("format") not in READS:
-        raise problem(path, f"packed format {meta.get('format')!r}, this beexnp reads {', '.join(map(repr, READS))}",
+        raise unusable(f"packed format {meta.get('format')!r}, this beexnp reads {', '.join(map(repr, READS))}", path,
                       "export the checkpoint again with this beexnp")
     if meta["format"] != READS[0] and SELF_SUM not in meta:
-        raise problem(path, f"{SELF_SUM} is missing (every file of format {meta['format']} has it)")
+        raise unusable(f"{SELF_SUM} is missing (every file of format {meta['format']} has it)", path)
     if SELF_SUM in meta and with_self_sum(meta)[SELF_SUM] != meta[SELF_SUM]:
-        raise problem(path, f"the metadata does not match its own checksum {SELF_SUM}")
+        raise unusable(f"the metadata does not match its own checksum {SELF_SUM}", path)
     return meta
 
 
@@ -201,10 +201,10 @@ def read_packed(path):
     """(arrays, meta) of a packed file, after checking its format and its metadata's own checksum."""
     path = Path(path)
     if path.is_dir():
-        raise problem(path, f"not a packed file: a folder with no {CARD}", NOT_A_CHECKPOINT)
+        raise unusable(f"not a packed file: a folder with no {CARD}", path, NOT_A_CHECKPOINT)
     if not path.is_file():
         what = "nothing there" if not path.exists() else "not a regular file"
-        raise problem(path, f"not a packed file: {what}", NOT_A_CHECKPOINT)
+        raise unusable(f"not a packed file: {what}", path, NOT_A_CHECKPOINT)
     arrays = npz_arrays(path, path)
     meta = read_meta(arrays, path)
     return {k: v for k, v in arrays.items() if k != META_KEY}, meta
@@ -227,18 +227,18 @@ def expected_packed(model):
 def check_packed(arrays, meta, path):
     """The ``Card`` of a packed file's metadata, every field checked and every array against the config."""
     if not isinstance(meta.get("card"), dict):
-        raise problem(path, f"card must be a JSON object, got {type_name(meta.get('card'))}")
+        raise unusable(f"card must be a JSON object, got {type_name(meta.get('card'))}", path)
     inner = dict(meta["card"], model_config=meta.get("model_config"))
     if "model_config" not in meta:
-        raise problem(path, "model_config is missing")
+        raise unusable("model_config is missing", path)
     card = check_card({k: v for k, v in inner.items() if k != SELF_SUM}, path, training_fields=False)
     if meta.get("real_dtype") not in ("float32", "float16"):
-        raise problem(path, f"real_dtype must be 'float32' or 'float16', got {meta.get('real_dtype')!r}")
+        raise unusable(f"real_dtype must be 'float32' or 'float16', got {meta.get('real_dtype')!r}", path)
     if meta.get("bitorder") != "little":
-        raise problem(path, f"bitorder must be 'little', got {meta.get('bitorder')!r}")
+        raise unusable(f"bitorder must be 'little', got {meta.get('bitorder')!r}", path)
     skeleton = BEExformer(card.config, np.random.default_rng(0))
     if meta.get("binary") != binary_layout(skeleton):
-        raise problem(path, "binary (each binarized matrix's shape and axis) does not fit model_config")
+        raise unusable("binary (each binarized matrix's shape and axis) does not fit model_config", path)
     embedding = arrays.get("embedding.weight.alpha", arrays.get("embedding.weight"))
     check_vocab_rows(card.config, embedding.shape[0] if embedding is not None and embedding.ndim >= 1 else None, path)
     check_arrays(arrays, expected_packed(skeleton), path)
@@ -265,7 +265,7 @@ def open_saved(path, resume=False):
     path = Path(path)
     if path.is_file() or (not path.exists() and path.suffix == ".npz"):
         if resume:
-            raise problem(path, "a packed file holds no trainer state", "resume from OUT/last of a run")
+            raise unusable("a packed file holds no trainer state", path, "resume from OUT/last of a run")
         return open_packed(path)
     return open_checkpoint(path, resume=resume)
 

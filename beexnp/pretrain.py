@@ -18,7 +18,7 @@ the shapes agree (one-line errors otherwise).
 """
 import numpy as np
 
-from beexnp.card import problem
+from beexnp.card import unusable
 from beexnp.checkpoint import Saved
 from beexnp.inference import batches
 from beexnp.mlm import EXITS, HEAD, MASK_RATE, MaskedLM, MLMHead, mask_tokens, masking_problem
@@ -148,8 +148,8 @@ def open_init(path):
     not a packed file (it holds the binarized weights, not the float encoder to start from)."""
     saved = open_saved(path)
     if saved.kind == "packed":
-        raise problem(f"--init {path}", "a packed file holds the binarized weights only, not the float encoder to "
-                                        "start from", INIT_HINT)
+        raise unusable("a packed file holds the binarized weights only, not the float encoder to "
+                       "start from", f"--init {path}", INIT_HINT)
     return saved.require("tokenizer", hint=INIT_HINT)
 
 
@@ -164,8 +164,8 @@ def load_encoder(trainer, saved):
     folder = saved.path
     stored, own = saved.card.tokenizer.state_dict(), trainer.tokenizer.state_dict()   # a BPE one: its merges too
     if stored != own:
-        raise problem(f"--init {folder}", f"the checkpoint's vocabulary ({len(stored['vocab'])} tokens) differs from "
-                                          f"this run's ({len(own['vocab'])} tokens)",
+        raise unusable(f"the checkpoint's vocabulary ({len(stored['vocab'])} tokens) differs from "
+                       f"this run's ({len(own['vocab'])} tokens)", f"--init {folder}",
                       "pretrain on the same task with the same --select-on, --heldout-fraction, --heldout-seed, "
                       "--heldout-unit, --train-subset, --tokenizer, --min-freq and --max-vocab")
     source = saved.model().state_dict()
@@ -174,7 +174,7 @@ def load_encoder(trainer, saved):
     problems = mismatches({name: p.shape for name, p in target.items()}, given, "parameters")
     if problems:
         first = problems[0] if len(problems[0]) <= 160 else problems[0][:157] + "..."
-        raise problem(f"--init {folder}", f"the checkpoint's encoder does not fit this model ({first})",
+        raise unusable(f"the checkpoint's encoder does not fit this model ({first})", f"--init {folder}",
                       "give the model settings the checkpoint was pretrained with")
     for name, p in target.items():
         p.data[...] = given[name]

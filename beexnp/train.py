@@ -32,7 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from beexnp.calibration import CARD_KEY, choose_shift
-from beexnp.card import problem
+from beexnp.card import unusable
 from beexnp.checkpoint import OPTIMIZER, Saved, has_checkpoint, open_checkpoint, output_lock, save_checkpoint
 from beexnp.config import ModelConfig, build_settings, model_config_for
 from beexnp.distill import Teacher, load_teacher
@@ -152,14 +152,14 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(dict(saved.raw["optimizer"], arrays=arrays))
         except ValueError as err:
-            raise problem(saved.path / "trainer.npz", str(err).replace(":\n  ", ": ").replace("\n  ", "; ")) from None
+            raise unusable(str(err).replace(":\n  ", ": ").replace("\n  ", "; "), saved.path / "trainer.npz") from None
 
     @classmethod
     def check_kind(cls, saved):
         """Refuse (one line) to resume another command's run: a pretrain run with train, or back."""
         kind = saved.raw.get("command", "train")
         if kind != cls.command:
-            raise problem(f"--resume {saved.path}", f"the checkpoint is a '{kind}' run's, not a '{cls.command}' run's",
+            raise unusable(f"the checkpoint is a '{kind}' run's, not a '{cls.command}' run's", f"--resume {saved.path}",
                           f"continue it with python -m beexnp {kind} --resume {saved.path}")
         return saved
 
@@ -214,8 +214,8 @@ class Trainer:
         self.data_rng.bit_generator.state = card["rng"]["data"]
         self.state = dict(card["state"])
         if self.state["batch_in_epoch"] > self.steps_per_epoch:
-            raise problem(saved.card_path, f"state.batch_in_epoch is {self.state['batch_in_epoch']}, an epoch of "
-                                           f"this data has {self.steps_per_epoch} batches")
+            raise unusable(f"state.batch_in_epoch is {self.state['batch_in_epoch']}, an epoch of "
+                           f"this data has {self.steps_per_epoch} batches", saved.card_path)
         scored_on = self.state.setdefault("selection_score", self.task.main_metric)   # older cards: the main metric
         if scored_on != selection_name(self.task) and self.state["best_score"] is not None:
             raise outputs.problem(f"the run chose its best epoch on {scored_on}, and {self.task.name} now chooses on "
