@@ -5,7 +5,9 @@ they are fresh). The prose around them is written by hand, so this test reads it
 (a table row, a list item and a paragraph each count as one) and requires every number in it to be
 
 * a number of that section's sources (the rendered tables, the ``results/sst2/`` files the section cites,
-  what a command the section quotes computes from the records: ``COMPUTED``),
+  what a command the section quotes computes from the records: ``COMPUTED``), where a paragraph that names
+  tasks (CoLA, MRPC, ...) draws from the table rows of those tasks only (``task_rows``): a CoLA sentence
+  cannot borrow an MRPC figure,
   at the precision the prose shows it, directly or in a unit the prose uses (a fraction as a percentage,
   seconds as milliseconds or minutes, bytes as KB or MB, FLOPs as MFLOPs or GFLOPs);
 * derived from two numbers of the same paragraph: their difference, ratio or percentage cut (``a`` is
@@ -124,12 +126,28 @@ def sections(text):
     return out
 
 
-def source_values(patterns, rendered):
-    values = [v for _, v, _ in numbers_in(rendered, ANY_NUMBER)]
-    for pattern in patterns:
-        for path in sorted(ROOT.glob(pattern)):
-            values += [v for _, v, _ in numbers_in(path.read_text(), ANY_NUMBER)]
-    return sorted(set(values))
+def tasks_named(text):
+    """The canonical names of the GLUE tasks ``text`` names by their folder names (CoLA, SST-2, ...)."""
+    from beexnp.glue.tasks import TASKS
+    return {t.name for t in TASKS.values() if re.search(rf"(?<![\w-]){re.escape(t.dir)}(?![\w-])", text)}
+
+
+def task_rows(rendered, tasks):
+    """The rendered tables with the rows of other tasks than ``tasks`` left out (a row's task is its first
+    cell); everything else (headings, rows of no task) is kept.  No task named: every row."""
+    if not tasks:
+        return rendered
+    from beexnp.glue.tasks import TASKS
+    def kept(line):
+        first = line.split("|")[1].strip() if line.startswith("|") else ""
+        return first not in TASKS or first in tasks
+    return "\n".join(line for line in rendered.splitlines() if kept(line))
+
+
+def source_values(patterns):
+    """Every number of the files ``patterns`` (globs under the repository) match."""
+    return [v for pattern in patterns for path in sorted(ROOT.glob(pattern))
+            for _, v, _ in numbers_in(path.read_text(), ANY_NUMBER)]
 
 
 def shown(x, decimals, value):
@@ -157,9 +175,12 @@ def unexplained(text):
     body, rendered = prose(text)
     bad = []
     for heading, paragraphs in sections(body).items():
-        values = source_values(SECTIONS[heading], rendered + (COMPUTED[heading]() if heading in COMPUTED else ""))
-        scaled = [v * s for v in values for s in SCALES]
+        files = source_values(SECTIONS[heading])
+        computed = COMPUTED[heading]() if heading in COMPUTED else ""
         for paragraph in paragraphs:
+            tables = task_rows(rendered, tasks_named(paragraph)) + computed
+            values = set(files + [v for _, v, _ in numbers_in(tables, ANY_NUMBER)])
+            scaled = [v * s for v in values for s in SCALES]
             found = numbers_in(paragraph)
             local = [v for _, v, _ in found]
             for s, x, decimals in found:
@@ -181,6 +202,10 @@ def test_a_changed_digit_is_caught():
     assert sentence in text
     assert unexplained(text.replace(sentence, "the blocks shrink 27.3×"))
     assert unexplained(text.replace("reached 83.22 ±", "reached 84.17 ±"))
+    depth = "blocks give 81.04 ±"                   # SST-2's depth sentence, given MRPC's F1: in the tables, not SST-2's
+    rendered = prose(text)[1]
+    assert depth in text and "77.01" in task_rows(rendered, {"mrpc"}) and "77.01" not in task_rows(rendered, {"sst2"})
+    assert unexplained(text.replace(depth, "blocks give 77.01 ±"))
 
 
 # ---- docs/, benchmarks/, data/: each number of a sentence against the constant or file it describes -------
