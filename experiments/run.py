@@ -69,39 +69,12 @@ from beexnp.mlm import MASK_RATE
 from beexnp.pretrain import Pretrainer, load_encoder
 from beexnp.sweep import run_sweep
 from beexnp.train import Trainer
-from selection import SELECTION_SEED, choose_point, grid_points, heldout_score, slice_of
+from declarations import load_runs, with_settings
+from selection import SELECTION_SEED, choose_point, heldout_score, slice_of
 
 HERE = Path(__file__).resolve().parent
 FAST_MODEL = dict(token_dim=24, position_dim=8, heads=2, blocks=3)
 FAST_TRAIN = dict(epochs=1, train_subset=300, dev_subset=100, batch_size=32)
-
-
-def with_settings(run, settings):
-    """``run`` with dotted settings ({"train.lr": 1e-3, "model.dropout": 0.3}) written into its sections."""
-    run = dict(run, model=dict(run["model"]), train=dict(run["train"]))
-    for key, value in settings.items():
-        section, name = key.split(".")
-        if section not in ("model", "train"):
-            raise ValueError(f"grid key {key!r} must start with 'model.' or 'train.'")
-        run[section][name] = value
-    return run
-
-
-def expand(spec):
-    """The runs of one group in runs.json: one per task x variant x grid point x seed."""
-    for task in spec["tasks"]:
-        for variant, overrides in spec["variants"].items():
-            for point, settings in grid_points(spec.get("grid")):
-                for seed in spec.get("seeds", [SELECTION_SEED]):
-                    run = dict(name=f"{task}-{variant}{'-' + point if point else ''}-seed{seed}", group=spec["group"],
-                               task=task, variant=variant, point=point, settings=settings, seed=seed,
-                               model=dict(spec.get("model", {}), **overrides.get("model", {})),
-                               train=dict(spec.get("train", {}), **spec.get("task_train", {}).get(task, {}),
-                                          **overrides.get("train", {})),
-                               from_best=spec.get("from_best"), teacher=spec.get("teacher"),
-                               pretrain=dict(spec["pretrain"], **spec.get("task_pretrain", {}).get(task, {}))
-                               if "pretrain" in spec else None)             # {}: pretrain with the run's settings
-                    yield with_settings(run, settings)
 
 
 class NotChosen(LookupError):
@@ -461,7 +434,7 @@ def main(argv=None):
     p.add_argument("--glue-dir", help="GLUE folder (default: $GLUE_DIR, then data/glue)")
     p.add_argument("--runs", default=str(HERE / "runs.json"), help="the experiment list")
     args = p.parse_args(argv)
-    runs = [r for spec in json.loads(Path(args.runs).read_text()) for r in expand(spec)]     # what choices read
+    runs = load_runs(args.runs)                                                         # what choices read
     try:
         selected = select(runs, args.only, args.tasks, args.seeds)
     except ValueError as err:

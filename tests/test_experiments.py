@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "experiments"))
 
+import declarations  # noqa: E402  (experiments/declarations.py)
 import run as experiments  # noqa: E402  (experiments/run.py)
 import tables  # noqa: E402  (experiments/tables.py)
 from beexnp.sweep import choose  # noqa: E402
@@ -107,7 +108,7 @@ def test_jobs_run_side_by_side_with_one_blas_thread_and_resume(tmp_path, capsys)
 
 def test_a_record_of_the_replaced_slice_is_set_aside_and_run_again(tmp_path):
     out = tmp_path / "results"
-    runs = list(experiments.expand(dict(group="grid", tasks=["cola"], variants={"beexformer": {}},
+    runs = list(declarations.expand(dict(group="grid", tasks=["cola"], variants={"beexformer": {}},
                                         train={"select_on": "heldout"})))
     old = dict(name=runs[0]["name"], task="cola", selection=dict(split="heldout", score=0.1))   # no unit: rows
     out.mkdir()
@@ -141,7 +142,7 @@ def test_no_choice_reads_a_record_of_a_replaced_slice(scores, current, old_score
     all are current it runs exactly the point the current records choose, whatever the old ones scored."""
     spec = dict(group="grid", tasks=["cola"], variants={"beexformer": {}}, seeds=[0, 1],
                 grid={"train.lr": [1e-3, 2e-3, 3e-3], "model.dropout": [0.1, 0.3]}, train={"select_on": "heldout"})
-    runs = list(experiments.expand(spec))
+    runs = list(declarations.expand(spec))
     grid = [r for r in runs if r["seed"] == 0]
     records = {r["name"]: dict(name=r["name"], task="cola",
                                selection=dict(split="heldout", score=s, unit="near-duplicate groups") if now
@@ -164,7 +165,7 @@ def test_one_serial_call_runs_a_grid_and_the_pretrained_and_bpe_runs_at_its_poin
     assert experiments.main(["--fast", "--only", "grid", "pretrain", "bpe", "--tasks", "mrpc", "--seeds", "0",
                              "--results", str(out)]) == 0
     records = experiments.read_records(out)
-    declared = [r for s in json.loads((experiments.HERE / "runs.json").read_text()) for r in experiments.expand(s)]
+    declared = declarations.load_runs(experiments.HERE / "runs.json")
     point = experiments.chosen_point(declared, records, "grid", "beexformer", "mrpc")[0]
     pretrained, bpe = records["mrpc-pretrained-seed0"], records["mrpc-bpe-seed0"]
     assert pretrained["chosen_point"] == bpe["chosen_point"] == point
@@ -179,7 +180,7 @@ def test_a_serial_call_runs_what_waits_for_none_first(tmp_path, monkeypatch):
     """The declared order interleaves a grid's seeds (point 1 seed 0, point 1 seed 1, point 2 seed 0, ...): run in
     that order, seed 1 would wait for a point not run yet."""
     spec = dict(group="grid", tasks=["rte"], variants={"beexformer": {}}, seeds=[0, 1], grid={"train.lr": [1e-3, 2e-3]})
-    runs = list(experiments.expand(spec))
+    runs = list(declarations.expand(spec))
     assert [experiments.level(r) for r in runs] == [0, 1, 0, 1]
     order = []
     monkeypatch.setattr(experiments, "prepare", lambda run, *a, **k: (order.append(experiments.level(run)),

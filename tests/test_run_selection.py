@@ -1,6 +1,5 @@
 """experiments/run.py's selection (--only, --tasks, --seeds) and counts (--jobs, --estimate): what a command line
 selects, or one error line; no GLUE data needed."""
-import json
 import sys
 from pathlib import Path
 
@@ -11,11 +10,11 @@ from hypothesis import strategies as st
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "experiments"))
 
+import declarations  # noqa: E402  (experiments/declarations.py)
 import run as experiments  # noqa: E402  (experiments/run.py)
 
 
-DECLARED = [r for spec in json.loads((ROOT / "experiments" / "runs.json").read_text())
-            for r in experiments.expand(spec)]
+DECLARED = declarations.load_runs(ROOT / "experiments" / "runs.json")
 GROUPS, TASKS = sorted({r["group"] for r in DECLARED}), sorted({r["task"] for r in DECLARED})
 names = st.one_of(st.sampled_from(GROUPS), st.sampled_from([r["name"] for r in DECLARED]), st.text(min_size=1))
 
