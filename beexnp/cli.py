@@ -166,9 +166,8 @@ def add_config_options(parser, cls, skip=()):
         if kind is bool:
             extra = dict(action=argparse.BooleanOptionalAction)
         else:
-            kind = seed_int if f.name.endswith("seed") else kind            # numpy takes no negative seed
-            extra = dict(type=finite_float if kind is float else kind, choices=choices,
-                         metavar=None if choices else kind.__name__.upper())
+            parse = seed_int if f.name.endswith("seed") else finite_float if kind is float else kind  # no negative seed
+            extra = dict(type=parse, choices=choices, metavar=None if choices else kind.__name__.upper())
         default = "" if f.default is None else f" (default: {f.default})"
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
                             help=f.metadata["help"] + default, **extra)
@@ -216,6 +215,9 @@ def pretrain_options(args, run, resume=None):
         return {}
     options = dict(dict(levels="last", rate=MASK_RATE), **typed)
     check_settings(**options, teacher=run.train.teacher)
+    if getattr(args, "calibrate", None):
+        raise ValueError("pretraining makes no decision to calibrate (--calibrate): leave --calibrate out, and give "
+                         "it to the train --init run that fine-tunes")
     if resume is not None:
         stored = resume.raw.get("pretrain") or {}
         differ = [f"{k}: {v} (checkpoint: {stored.get(k)})" for k, v in typed.items() if stored.get(k) != v]
@@ -607,14 +609,22 @@ def build_parser():
 
 
 def main(argv=None):
-    """Run a command; a user's mistake ends with ``error: <message>`` and status 1, not a traceback.
+    """Run a command (``guarded``)."""
+    def command():
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    return guarded(command)
+
+
+def guarded(command):
+    """``command()``'s status, run as every entry point runs (``main``, experiments/run.py, experiments/tables.py):
+    a user's mistake ends with ``error: <message>`` and status 1, not a traceback.
 
     SIGTERM and SIGHUP end a command as Ctrl-C does (``Terminated``): every writer removes its temporary
     file, ``train`` saves ``last``; the status is 128 + the signal's number."""
     with terminations_raise():
         try:
-            args = build_parser().parse_args(argv)
-            return args.func(args) or 0
+            return command() or 0
         except KeyboardInterrupt as err:
             signum = getattr(err, "signum", STOP_SIGNALS[0])
             print(f"\ninterrupted ({signal_name(signum)}); no partial file was left", file=sys.stderr)

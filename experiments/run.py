@@ -10,8 +10,13 @@ Each run writes one record, ``results/experiments/<name>.json``: task, variant,
 seed, dev metrics at full depth (the last exit) and at the best exit, early
 exit at the chosen delta (metric, mean exit block, FLOPs full / early),
 packed size and ratio to the full-precision twin, training wall time.  A run
-whose record exists is skipped (delete the record to redo it); an interrupted
-training resumes from its last checkpoint.  ``experiments/tables.py`` turns the
+whose record exists is skipped; delete the record to evaluate its finished
+training again, and its run folder ``runs/<name>`` too to train it again.  An
+interrupted training resumes from its last checkpoint, and a run folder trained
+with other settings than the run declares now is refused, never reported under
+the new ones.  ``experiments/runs.json`` and the records are checked before
+anything runs (``declarations.load_runs``, ``records.read_records``): a mistake
+in either is one ``error:`` line.  ``experiments/tables.py`` turns the
 records into the tables of results/README.md and README's summary.
 
 Honest selection (DESIGN §9.1).  A group whose ``train`` sets
@@ -57,19 +62,20 @@ from pathlib import Path
 import numpy as np
 
 from beexnp.calibration import CARD_KEY
-from beexnp.checkpoint import has_checkpoint, read_card
-from beexnp.cli import positive_int
-from beexnp.config import TrainConfig, as_trained, model_config_for
+from beexnp.checkpoint import OutputInUse, has_checkpoint, read_card
+from beexnp.cli import guarded, positive_int
+from beexnp.config import TrainConfig, as_trained, model_config_for, resume_conflicts
 from beexnp.evaluate import evaluate_checkpoint
 from beexnp.glue import get_task, selection_score
 from beexnp.glue.heldout import ensure_heldout_file, unit_name
 from beexnp.glue.location import find_glue_dir
-from beexnp.outputs import write_text
+from beexnp.outputs import problem, write_text
 from beexnp.mlm import MASK_RATE
 from beexnp.pretrain import Pretrainer, load_encoder
 from beexnp.sweep import run_sweep
 from beexnp.train import Trainer
 from declarations import load_runs, with_settings
+from records import read_records, write_skipped
 from selection import SELECTION_SEED, choose_point, heldout_score, slice_of
 
 HERE = Path(__file__).resolve().parent
@@ -137,12 +143,13 @@ def resolve(run, runs, records, out_root):
 
 
 def available(task, glue_dir):
-    """None if the task's training split is here, else the reason it is not."""
+    """None if the task's training split is here, else the reason it is not (a task whose files are not on this
+    machine is skipped; ``check_glue_dir`` has made sure the GLUE folder itself is there)."""
     t = get_task(task)
     try:
         folder = find_glue_dir(glue_dir, task)
-    except (FileNotFoundError, ValueError):
-        return f"no {t.dir} folder in the GLUE directory"
+    except FileNotFoundError:
+        return f"no {t.dir} folder in the GLUE directory"          # no path: the tables quote it
     if not (Path(folder) / t.dir / t.splits["train"]).exists():
         return f"{t.dir}/{t.splits['train']} is not in the GLUE directory used"
     return None
@@ -157,9 +164,9 @@ def run_one(run, out_root, glue_dir, fast):
         ensure_heldout_file(out_root / "heldout" if fast else HERE / "heldout", cfg.task, glue_dir,
                             cfg.heldout_fraction, cfg.heldout_seed, cfg.train_subset, cfg.heldout_unit)
     folder = out_root / "runs" / run["name"]                  # a checkpoint of another slice was set aside
-    start = time.perf_counter()
     pretrained = None
     if has_checkpoint(folder / "last"):             # a previous attempt: resume it, or take it if it finished
+        check_trained_as_declared(folder / "last", model, train, out_root)
         trainer = Trainer.resume(folder / "last", glue_dir=glue_dir, progress=False)
         if run.get("pretrain") is not None:         # the encoder it really started from (its card), not redone
             pretrained = pretrain_summary(out_root / "pretrain" / Path(trainer.init_source["checkpoint"]).parent.name)
@@ -171,6 +178,7 @@ def run_one(run, out_root, glue_dir, fast):
             load_encoder(trainer, pretrained["checkpoint"])
     if not trainer.state.get("finished"):
         trainer.fit()
+    start = time.perf_counter()                     # the evaluation's time: training's is in the history
     history = json.loads((folder / "history.json").read_text())
     best = folder / "best"
     limit = train.get("dev_subset")
@@ -198,9 +206,26 @@ def run_one(run, out_root, glue_dir, fast):
                   pretrain=pretrained and dict(pretrained, checkpoint=pretrained["checkpoint"].relative_to(
                       out_root).as_posix()),
                   train_seconds=history[-1]["seconds"], epochs_run=len(history),
-                  run_seconds=time.perf_counter() - start)
+                  run_seconds=(pretrained or {}).get("seconds", 0) + history[-1]["seconds"]
+                  + time.perf_counter() - start)
     record.update(size_record(best))
     return record
+
+
+def check_trained_as_declared(checkpoint, model, train, out_root):
+    """Refuse a run folder whose checkpoint was trained with other settings than the run declares now (a record
+    says what trained it); those a resumed run may change (epochs, patience, ...) aside.  A teacher is compared
+    by its place in the records folder, which may have moved."""
+    card = read_card(checkpoint)
+    stored = as_trained(card["train_config"])
+    if stored.get("teacher") and train.get("teacher"):
+        stored = dict(stored, teacher=Path(*Path(stored["teacher"]).parts[-3:]).as_posix())
+        train = dict(train, teacher=Path(train["teacher"]).relative_to(out_root).as_posix())
+    conflicts = resume_conflicts(card["model_config"], stored, model, train)
+    if conflicts:
+        raise problem(f"the run folder was trained with other settings than the run declares ({'; '.join(conflicts)})",
+                      checkpoint.parent, "delete the run folder (and the run's record) to train it with the declared "
+                      "ones, or declare the settings it was trained with")
 
 
 def pretrain_encoder(run, train, model, out_root, glue_dir, fast=False):
@@ -289,13 +314,14 @@ def checkpoint_slice(folder, run):
     return run_slice(dict(run, train=as_trained(stored)))
 
 
-def prepare(run, runs, out_root, glue_dir, records=None):
+def prepare(run, runs, out_root, glue_dir, records):
     """(what to do, detail) for a run: ("done", its record path), ("not run", why: a grid point it does not
-    run), ("skipped", why: no data, or it waits for other runs), or ("ready", the run resolved)."""
+    run), ("skipped", why: no data, or it waits for other runs), or ("ready", the run resolved).  ``records``:
+    the records folder's (``read_records``)."""
     record_path = out_root / f"{run['name']}.json"
     now = run_slice(run)
-    if record_path.exists():
-        before, what = slice_of(json.loads(record_path.read_text())), "record was selected on"
+    if run["name"] in records:
+        before, what = slice_of(records[run["name"]]), "record was selected on"
         if now is None or before == now:
             return "done", record_path
     else:
@@ -307,7 +333,7 @@ def prepare(run, runs, out_root, glue_dir, records=None):
     if reason:
         return "skipped", reason
     try:
-        return "ready", resolve(run, runs, read_records(out_root) if records is None else records, out_root)
+        return "ready", resolve(run, runs, records, out_root)
     except NotChosen as err:
         return "not run", str(err)
     except LookupError as err:
@@ -326,7 +352,7 @@ def run_serially(selected, runs, out_root, args):
     runs a grid, its chosen point's other seeds and what builds on it; the runs that could not run, with why."""
     skipped = {}
     for run in sorted(selected, key=level):
-        status, detail = prepare(run, runs, out_root, args.glue_dir)
+        status, detail = prepare(run, runs, out_root, args.glue_dir, read_records(out_root, args.fast))
         if status == "done":
             print(f"{run['name']}: done already ({detail})")
         elif status == "not run":
@@ -336,7 +362,11 @@ def run_serially(selected, runs, out_root, args):
             print(f"{run['name']}: skipped, {detail}")
         else:
             print(f"{run['name']}: training ...", flush=True)
-            record = run_one(detail, out_root, args.glue_dir, args.fast)
+            try:
+                record = run_one(detail, out_root, args.glue_dir, args.fast)
+            except OutputInUse:
+                raise problem("another run.py is running this run now", out_root / "runs" / run["name"],
+                              "wait for it to finish, or stop it, and run this again") from None
             write_text(out_root / f"{run['name']}.json", json.dumps(record, indent=1))
             print(f"{run['name']}: {result_line(record)}", flush=True)
     return skipped, 0
@@ -354,35 +384,54 @@ def run_in_parallel(selected, runs, out_root, args):
     logs.mkdir(exist_ok=True)
     todo, running, failed, done, waiting = list(selected), {}, [], 0, {}
     start = time.perf_counter()
-    while True:
-        waiting, records = {}, read_records(out_root)
-        for run in list(todo):
-            status, detail = prepare(run, runs, out_root, args.glue_dir, records)
-            if status in ("done", "not run"):
-                todo.remove(run)
-                done += status == "done"
-            elif status == "skipped":
-                waiting[run["name"]] = detail
-            elif len(running) < args.jobs:
-                todo.remove(run)
-                with open(logs / f"{run['name']}.log", "w") as log:
-                    running[run["name"]] = subprocess.Popen(command + ["--only", run["name"]], stdout=log,
-                                                            stderr=subprocess.STDOUT, env=dict(os.environ, **ONE_THREAD))
-        if not running:
-            return waiting, int(bool(failed))
-        while not (ended := [name for name, child in running.items() if child.poll() is not None]):
-            time.sleep(1)
-        for name in ended:
-            code = running.pop(name).returncode
-            path = out_root / f"{name}.json"
-            if code == 0 and path.exists():
-                done += 1
-                what = result_line(json.loads(path.read_text()))
-            else:
-                failed.append(name)
-                what = f"failed (exit status {code}), see {logs / (name + '.log')}"
-            print(f"[{done} done, {len(running)} running, {len(waiting)} waiting, {len(todo) - len(waiting)} to "
-                  f"start, {len(failed)} failed; {time.perf_counter() - start:.0f}s] {name}: {what}", flush=True)
+    try:
+        while True:
+            waiting, records = {}, read_records(out_root, args.fast)
+            for run in list(todo):
+                status, detail = prepare(run, runs, out_root, args.glue_dir, records)
+                if status in ("done", "not run"):
+                    todo.remove(run)
+                    done += status == "done"
+                elif status == "skipped":
+                    waiting[run["name"]] = detail
+                elif len(running) < args.jobs:
+                    todo.remove(run)
+                    with open(logs / f"{run['name']}.log", "w") as log:
+                        running[run["name"]] = subprocess.Popen(command + ["--only", run["name"]], stdout=log,
+                                                                stderr=subprocess.STDOUT,
+                                                                env=dict(os.environ, **ONE_THREAD))
+            if not running:
+                return waiting, int(bool(failed))
+            while not (ended := [name for name, child in running.items() if child.poll() is not None]):
+                time.sleep(1)
+            for name in ended:
+                code = running.pop(name).returncode
+                path = out_root / f"{name}.json"
+                if code == 0 and path.exists():
+                    done += 1
+                    what = result_line(json.loads(path.read_text()))
+                else:
+                    failed.append(name)
+                    what = f"failed (exit status {code}), see {logs / (name + '.log')}"
+                print(f"[{done} done, {len(running)} running, {len(waiting)} waiting, {len(todo) - len(waiting)} to "
+                      f"start, {len(failed)} failed; {time.perf_counter() - start:.0f}s] {name}: {what}", flush=True)
+    finally:
+        stop(running)
+
+
+def stop(children, grace=120):
+    """Stop the runs still going (a signal or an error ended the parent): SIGTERM, as the parent had, so that each
+    saves its ``last`` checkpoint and leaves no partial file; then wait for them, killing those still running
+    after ``grace`` seconds.  None is left running on its own, writing records nobody waits for."""
+    for child in children.values():
+        if child.poll() is None:
+            child.terminate()
+    for child in children.values():
+        try:
+            child.wait(grace)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def level(run):
@@ -394,16 +443,31 @@ def campaign_seconds(runs, records, jobs):
     """An estimate of the wall time of ``runs`` at ``jobs`` side by side, from their records' run_seconds (runs
     without a record are left out): the longer of the total over ``jobs`` and the chain of the longest run at each
     level (a run starts once the runs it waits for are done)."""
-    seconds = {r["name"]: records[r["name"]]["run_seconds"] for r in runs if r["name"] in records}
+    seconds = {r["name"]: run_seconds(records[r["name"]]) for r in runs if r["name"] in records}
     chain = sum(max((seconds[r["name"]] for r in runs if r["name"] in seconds and level(r) == k), default=0)
                 for k in range(3))
     return max(sum(seconds.values()) / jobs, chain)
+
+
+def run_seconds(record):
+    """How long a run took: its record's ``run_seconds``, at least its training's time (records written before
+    ``run_seconds`` counted every attempt hold the last attempt's only)."""
+    return max(record.get("run_seconds", 0), record.get("train_seconds", 0))
+
+
+def canonical_task(name):
+    """A task's canonical name (sst2 for SST-2), or ``name`` unchanged if it names no task."""
+    try:
+        return get_task(name).name
+    except ValueError:
+        return name
 
 
 def select(runs, only, tasks, seeds):
     """The runs of ``runs`` that --only (groups or run names), --tasks and --seeds select; ValueError (one line)
     for a name no run has, or a selection with no run in it."""
     groups, names, known_tasks = ({r[key] for r in runs} for key in ("group", "name", "task"))
+    tasks = tasks and [canonical_task(t) for t in tasks]                      # SST-2, sst_2: as the CLI's --task
     for flag, asked, known, noun, choices in (("--only", only, groups | names, "group or run", groups),
                                               ("--tasks", tasks, known_tasks, "task", known_tasks)):
         unknown = sorted(set(asked or ()) - known)
@@ -419,6 +483,12 @@ def select(runs, only, tasks, seeds):
 
 
 def main(argv=None):
+    """Run the selected runs; a mistake in the command, runs.json or a record is one ``error:`` line and status 1,
+    Ctrl-C or SIGTERM stops every run (each saves its ``last``), status 128 + the signal (``beexnp.cli.guarded``)."""
+    return guarded(lambda: campaign(argv))
+
+
+def campaign(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", nargs="*", help="groups or run names to run (default: all)")
     p.add_argument("--tasks", nargs="*", help="these tasks only (default: every task of the groups)")
@@ -439,24 +509,35 @@ def main(argv=None):
         selected = select(runs, args.only, args.tasks, args.seeds)
     except ValueError as err:
         p.error(str(err))
-    out_root = Path(args.results or ("results/experiments-fast" if args.fast else "results/experiments"))
-    out_root.mkdir(parents=True, exist_ok=True)
+    out_root = results_folder(args.results or ("results/experiments-fast" if args.fast else "results/experiments"),
+                              create=args.estimate is None)
+    if args.estimate is None:
+        find_glue_dir(args.glue_dir)                # no GLUE folder at all: an error, not every run skipped
     if args.estimate is not None:
-        records = read_records(out_root)
+        records = read_records(out_root, args.fast)
         for jobs in args.estimate or [1, 2, 16]:
             print(f"--jobs {jobs}: about {campaign_seconds(selected, records, jobs) / 3600:.1f} hours for the "
                   f"{sum(r['name'] in records for r in selected)} runs of {len(selected)} with a record")
         return 0
     skipped, status = (run_in_parallel if args.jobs > 1 else run_serially)(selected, runs, out_root, args)
-    if skipped:
-        write_text(out_root / "skipped.json", json.dumps(skipped, indent=1))
+    write_skipped(out_root, {r["name"] for r in selected}, skipped)
     return status
 
 
-def read_records(folder):
-    """{run name: record} of every record in ``folder``."""
-    return {r["name"]: r for r in (json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))
-                                   if p.name != "skipped.json")}
+def results_folder(path, create):
+    """``path`` as the records folder: a folder (made if ``create``; an estimate reads and writes nothing), or
+    one error line."""
+    path, fix = Path(path), "give --results a folder for the run records"
+    if path.exists() and not path.is_dir():
+        raise problem("not a folder", f"--results {path}", fix)
+    if not path.exists():
+        if not create:
+            raise problem("no such folder: no records to estimate from", f"--results {path}", fix)
+        try:
+            path.mkdir(parents=True)
+        except OSError as err:
+            raise problem(f"cannot make the folder ({err.strerror or err})", f"--results {path}", fix) from None
+    return path
 
 
 if __name__ == "__main__":

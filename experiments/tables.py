@@ -19,16 +19,18 @@ from pathlib import Path
 import numpy as np
 
 import selection
+from records import read_records, read_skipped
+from beexnp.cli import guarded
 from beexnp.glue import get_task, selection_score
-from beexnp.outputs import save_figure, write_text
+from beexnp.outputs import problem, save_figure, write_text
 from selection import chosen_records, current_slice, heldout_score, one_slice, slice_of
 
 TASK_ORDER = ["sst2", "cola", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
 
 
 def load_records(folder):
-    return [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))
-            if p.name not in ("skipped.json",)]
+    """The records of ``folder``, each checked (``records.read_records``: a damaged one is one error line)."""
+    return list(read_records(folder).values())
 
 
 def pct(x):
@@ -679,8 +681,7 @@ def build(folder, links=None):
     """The tables as markdown; ``links`` ({figure name: link}, those drawn) puts each figure under its table."""
     folder, links = Path(folder), links or {}
     honest, records = selected(load_records(folder))                   # held-out first, then the runs chosen on dev
-    skipped_path = folder / "skipped.json"
-    skipped = json.loads(skipped_path.read_text()) if skipped_path.exists() else {}
+    skipped = read_skipped(folder)
     parts = []
     baselines = load_records(folder / "baselines") if (folder / "baselines").is_dir() else []
     if honest or baselines:
@@ -822,13 +823,25 @@ def between_markers(text, start, end):
     return text.split(start, 1)[1].split(end, 1)[0].removeprefix("\n")
 
 
-def refresh_readme(path, text, start=START, end=END, flag="--readme"):
-    """Replace what stands between the ``start`` and ``end`` markers of ``path`` with ``text`` (``flag``: the
-    option that named ``path``, for the error of a write that fails)."""
-    readme = Path(path).read_text()
-    if between_markers(readme, start, end) is None:
-        raise SystemExit(f"error: the markers {start} and {end} are missing ({path}): add both lines where the "
-                         "block goes")
+def readme_text(path, start, end, flag):
+    """The text of the README ``path``, which must hold the ``start`` marker and after it the ``end`` marker; one
+    error line (naming ``flag``) otherwise.  Read before anything is written, so that a bad README leaves every
+    file as it was."""
+    where = f"{flag} {path}"
+    try:
+        readme = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise problem(f"cannot read the README ({getattr(err, 'strerror', None) or err})", where,
+                      "give a README file that holds the markers") from None
+    if start not in readme or end not in readme.split(start, 1)[1]:
+        raise problem(f"the markers {start} and, after it, {end} are missing", where,
+                      "add both lines where the block goes")
+    return readme
+
+
+def refresh_readme(path, readme, text, start=START, end=END, flag="--readme"):
+    """``readme`` (the text of ``path``, ``readme_text``) with what stands between its ``start`` and ``end``
+    markers replaced by ``text``, written to ``path`` (``flag``: the option that named it)."""
     head, rest = readme.split(start, 1)
     write_text(path, head + start + "\n" + text + rest[rest.index(end):], flag)
 
@@ -847,15 +860,29 @@ def main(argv=None):
     p.add_argument("--results-readme", help="also write the full tables into this file (results/README.md), "
                                             "between its results markers")
     args = p.parse_args(argv)
+    return guarded(lambda: render(args))
+
+
+def render(args):
+    """Check every input (the records, each README's markers), build every text, then write: a wrong input
+    writes nothing, and an empty or mistyped records folder never replaces tables with empty ones."""
     folder = Path(args.results)
+    if not folder.is_dir():
+        raise problem("not a folder of run records", f"--results {folder}", "give the folder run.py wrote")
+    if not load_records(folder):
+        raise problem("no run records in the folder", f"--results {folder}",
+                      "give the folder run.py wrote its records to (results/experiments)")
+    results = args.results_readme and readme_text(args.results_readme, START, END, "--results-readme")
+    short = args.readme and readme_text(args.readme, SUMMARY_START, SUMMARY_END, "--readme")
+    short_text = summary(folder) if args.readme else None
     written = draw_figures(folder)
     text = build(folder, {name: path.name for name, path in written.items()})
+    results_text = build(folder, relative_links(written, args.results_readme)) if args.results_readme else None
     write_text(folder / "TABLES.md", text, "--results")
     if args.results_readme:
-        refresh_readme(args.results_readme, build(folder, relative_links(written, args.results_readme)),
-                       flag="--results-readme")
+        refresh_readme(args.results_readme, results, results_text, flag="--results-readme")
     if args.readme:
-        refresh_readme(args.readme, summary(folder), SUMMARY_START, SUMMARY_END, "--readme")
+        refresh_readme(args.readme, short, short_text, SUMMARY_START, SUMMARY_END, "--readme")
     print(text)
     return 0
 

@@ -114,14 +114,14 @@ def test_a_record_of_the_replaced_slice_is_set_aside_and_run_again(tmp_path):
     out.mkdir()
     (out / f"{old['name']}.json").write_text(json.dumps(old))
     (out / "runs" / old["name"] / "last").mkdir(parents=True)
-    status, _ = experiments.prepare(runs[0], runs, out, GLUE_DIR)
+    status, _ = experiments.prepare(runs[0], runs, out, GLUE_DIR, {old["name"]: old})
     assert status == "ready"
     assert json.loads((out / "old-slices" / "rows" / f"{old['name']}.json").read_text()) == old
     assert (out / "old-slices" / "rows" / "runs" / old["name"] / "last").is_dir()
     assert not (out / "runs" / old["name"]).exists()
     current = dict(old, selection=dict(old["selection"], unit="near-duplicate groups"))
     (out / f"{old['name']}.json").write_text(json.dumps(current))
-    assert experiments.prepare(runs[0], runs, out, GLUE_DIR)[0] == "done"
+    assert experiments.prepare(runs[0], runs, out, GLUE_DIR, {old["name"]: current})[0] == "done"
 
 
 def test_the_campaign_estimate_is_the_total_over_jobs_or_the_longest_chain():
@@ -187,3 +187,22 @@ def test_a_serial_call_runs_what_waits_for_none_first(tmp_path, monkeypatch):
                                                                        ("not run", "-"))[1])
     experiments.run_serially(runs, runs, tmp_path, argparse.Namespace(glue_dir=None, fast=True))
     assert order == [0, 0, 1, 1]
+
+
+def test_a_run_folder_trained_with_other_settings_is_refused_not_reported_under_the_new_ones(tmp_path, capsys):
+    out, name = tmp_path / "results", "sst2-beexformer-seed1"
+    assert experiments.main(["--fast", "--only", name, "--results", str(out)]) == 0
+    first = json.loads((out / f"{name}.json").read_text())
+    assert first["run_seconds"] >= first["train_seconds"]                  # every attempt's time counted
+    seeds = next(s for s in json.loads((experiments.HERE / "runs.json").read_text()) if s["group"] == "seeds")
+    changed = tmp_path / "runs.json"
+    changed.write_text(json.dumps([dict(seeds, train=dict(seeds["train"], lr=0.005))]))
+    (out / f"{name}.json").unlink()                                         # redo it, now declared with lr 0.005
+    capsys.readouterr()
+    assert experiments.main(["--fast", "--runs", str(changed), "--only", name, "--results", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: the run folder was trained with other settings") and "lr: checkpoint" in err
+    assert "\n" not in err and not (out / f"{name}.json").exists()
+    assert experiments.main(["--fast", "--only", name, "--results", str(out)]) == 0   # as trained: evaluated again
+    again = json.loads((out / f"{name}.json").read_text())
+    assert again["train_seconds"] == first["train_seconds"] and again["dev_full_depth"] == first["dev_full_depth"]

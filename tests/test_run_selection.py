@@ -12,26 +12,36 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 import declarations  # noqa: E402  (experiments/declarations.py)
 import run as experiments  # noqa: E402  (experiments/run.py)
+from beexnp.glue import get_task  # noqa: E402
 
 
 DECLARED = declarations.load_runs(ROOT / "experiments" / "runs.json")
 GROUPS, TASKS = sorted({r["group"] for r in DECLARED}), sorted({r["task"] for r in DECLARED})
+SPELLED = sorted(get_task(t).dir for t in TASKS)             # SST-2, CoLA, ...: folder names, also accepted
+
+
+def spelled(name):
+    """The task ``name`` means with case, '-' and '_' ignored (as the CLI's --task), else ``name``."""
+    plain = name.lower().replace("-", "").replace("_", "")
+    return plain if plain in TASKS else name
 names = st.one_of(st.sampled_from(GROUPS), st.sampled_from([r["name"] for r in DECLARED]), st.text(min_size=1))
 
 
 def matches(run, only, tasks, seeds):
     """What --only, --tasks and --seeds mean for one run (the oracle of the test below)."""
+    tasks = tasks and [spelled(t) for t in tasks]
     return ((not only or run["group"] in only or run["name"] in only) and (not tasks or run["task"] in tasks)
             and (seeds is None or run["seed"] in seeds))
 
 
 @settings(max_examples=200, deadline=None)
 @given(only=st.none() | st.lists(names, max_size=3),
-       tasks=st.none() | st.lists(st.sampled_from(TASKS) | st.text(min_size=1), max_size=3),
+       tasks=st.none() | st.lists(st.sampled_from(TASKS) | st.sampled_from(SPELLED) | st.text(min_size=1),
+                                  max_size=3),
        seeds=st.none() | st.lists(st.integers(-2, 9), max_size=3))
 def test_a_selection_is_the_runs_it_names_or_one_line_saying_why_not(only, tasks, seeds):
     unknown = sorted(n for n in only or () if n not in GROUPS and all(r["name"] != n for r in DECLARED))
-    unknown_tasks = sorted(t for t in tasks or () if t not in TASKS)
+    unknown_tasks = sorted(t for t in tasks or () if spelled(t) not in TASKS)
     wanted = [r for r in DECLARED if matches(r, only, tasks, seeds)]
     try:
         selected = experiments.select(DECLARED, only, tasks, seeds)
