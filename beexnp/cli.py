@@ -605,13 +605,17 @@ def build_parser():
     sub.required = True
     for add in COMMANDS:
         add(sub)
+    parser.commands = sub.choices                   # {name: its parser}: a stray argument is named with its command
     return parser
 
 
 def main(argv=None):
     """Run a command (``guarded``)."""
     def command():
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, stray = parser.parse_known_args(argv)
+        if stray:
+            parser.commands[args.command].error(f"unrecognized arguments: {' '.join(stray)}")
         return args.func(args)
     return guarded(command)
 

@@ -51,6 +51,11 @@ def problem(what, where, fix, kind=UserError):
     return kind(what, where, fix)
 
 
+def reason(err):
+    """Why an error happened, in words: an OSError's strerror (no path: the message names it), else its text."""
+    return getattr(err, "strerror", None) or str(err)
+
+
 def one_line(text):
     """``text`` with every run of whitespace (newlines included) made one space: a message on one line."""
     return " ".join(str(text).split())

@@ -8,19 +8,20 @@ a declared group's variant).  A mistake is one line, ``error: <what> (--runs FIL
 first run trains, not when its run is reached hours later.
 """
 import json
-import math
 import re
 from pathlib import Path
 
+from beexnp.card import is_int, is_number
 from beexnp.config import TrainConfig, model_config_for
 from beexnp.glue import get_task
-from beexnp.outputs import UserError, problem
+from beexnp.outputs import UserError, problem, reason
 from selection import SELECTION_SEED, grid_points
 
 SPEC_KEYS = {"group", "tasks", "variants", "grid", "seeds", "model", "train", "task_train", "from_best", "teacher",
              "pretrain", "task_pretrain"}
 NAME = re.compile(r"[A-Za-z0-9_]+")             # a group's or variant's name: part of file names, so no / . - or space
 SET_BY_RUN = ("task", "seed")                   # train settings every run sets itself (its task and seed)
+SET_BY_GROUP = SET_BY_RUN + ("teacher",)        # ... and the one the group's "teacher" sets
 
 
 def with_settings(run, settings):
@@ -42,11 +43,11 @@ def expand(spec):
                 for seed in spec.get("seeds", [SELECTION_SEED]):
                     run = dict(name=f"{task}-{variant}{'-' + point if point else ''}-seed{seed}", group=spec["group"],
                                task=task, variant=variant, point=point, settings=settings, seed=seed,
-                               model=dict(spec.get("model", {}), **overrides.get("model", {})),
-                               train=dict(spec.get("train", {}), **spec.get("task_train", {}).get(task, {}),
-                                          **overrides.get("train", {})),
+                               model={**spec.get("model", {}), **overrides.get("model", {})},
+                               train={**spec.get("train", {}), **spec.get("task_train", {}).get(task, {}),
+                                      **overrides.get("train", {})},                 # the variant's wins
                                from_best=spec.get("from_best"), teacher=spec.get("teacher"),
-                               pretrain=dict(spec["pretrain"], **spec.get("task_pretrain", {}).get(task, {}))
+                               pretrain={**spec["pretrain"], **spec.get("task_pretrain", {}).get(task, {})}
                                if "pretrain" in spec else None)             # {}: pretrain with the run's settings
                     yield with_settings(run, settings)
 
@@ -58,7 +59,7 @@ def load_runs(path):
     try:
         specs = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError) as err:
-        raise problem(f"cannot read the experiment list ({getattr(err, 'strerror', None) or err})", where,
+        raise problem(f"cannot read the experiment list ({reason(err)})", where,
                       "give --runs a JSON file such as experiments/runs.json") from None
     except json.JSONDecodeError as err:
         raise problem(f"not valid JSON ({err.msg}, line {err.lineno})", where, "fix the file") from None
@@ -109,7 +110,7 @@ def spec_problem(spec):
             if get_task(task).name != task:
                 return f"task {task!r} must be written as {get_task(task).name!r}"
         except ValueError as err:
-            return str(err)
+            return getattr(err, "what", str(err))
     if len(set(tasks)) != len(tasks):
         return "tasks names a task twice"
     variants = spec.get("variants")
@@ -134,7 +135,7 @@ def spec_problem(spec):
     if "task_pretrain" in spec and "pretrain" not in spec:
         return "task_pretrain needs pretrain"
     seeds = spec.get("seeds", [SELECTION_SEED])
-    if not (isinstance(seeds, list) and seeds and all(type(x) is int and x >= 0 for x in seeds)) \
+    if not (isinstance(seeds, list) and seeds and all(is_int(x) and x >= 0 for x in seeds)) \
             or len(set(seeds)) != len(seeds):
         return f"seeds must be a non-empty list of distinct integers >= 0, got {seeds!r}"
     for key in ("from_best", "teacher"):
@@ -181,8 +182,7 @@ def grid_problem(grid):
             return f"grid key {key!r} must be 'model.<setting>' or 'train.<setting>'"
         if section == "train" and name in SET_BY_RUN:
             return f"grid key {key!r}: every run sets its own {name} (use the group's tasks or seeds)"
-        if not (isinstance(values, list) and values and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
+        if not (isinstance(values, list) and values and all(map(is_number, values))):
             return f"grid {key} must be a non-empty list of finite numbers, got {values!r}"
         shown = [f"{v:g}" for v in values]
         if len(set(shown)) != len(shown):
@@ -199,14 +199,33 @@ def runs_problem(runs, specs):
             return (f"run {run['name']} is declared twice (groups {seen[run['name']]} and {run['group']})",
                     "give one of the groups another variant name")
         seen[run["name"]] = run["group"]
-        for key in ("from_best", "teacher"):
+        for key, seed in (("from_best", SELECTION_SEED), ("teacher", run["seed"])):
             ref = run[key]
-            if ref and ref["variant"] not in variants.get(ref["group"], ()):
+            if not ref:
+                continue
+            if ref["variant"] not in variants.get(ref["group"], ()) or ref["group"] == run["group"]:
                 return (f"group {run['group']}: {key} names variant {ref['variant']!r} of group {ref['group']!r}, "
-                        "which is not declared", "name a group and one of its variants declared in the file")
-        if run["train"].keys() & set(SET_BY_RUN):
-            return (f"group {run['group']}: train sets {sorted(run['train'].keys() & set(SET_BY_RUN))[0]}, which "
-                    "every run sets itself", "use the group's tasks and seeds")
+                        "which is not declared (or is the group itself)", "name another group declared in the file "
+                        "and one of its variants")
+            if not any((r["group"], r["variant"], r["task"], r["seed"]) == (ref["group"], ref["variant"], run["task"],
+                                                                            seed) for r in runs):
+                return (f"run {run['name']} (group {run['group']}): its {key} group {ref['group']} declares no "
+                        f"{ref['variant']} run on {run['task']} with seed {seed}",
+                        f"add the task (and seed) to group {ref['group']}")
+            target = next(s for s in specs if s["group"] == ref["group"])
+            if key == "from_best":
+                chooses = target.get("grid") and target.get("train", {}).get("select_on") == "heldout"
+                if not chooses:
+                    return (f"group {run['group']}: from_best names group {ref['group']}, which has no grid chosen "
+                            "on the held-out rows", "name a group with a grid and select_on heldout")
+                for swept in target["grid"]:
+                    section, name = swept.split(".")
+                    if name in run[section]:
+                        return (f"group {run['group']} sets {swept}, which its from_best point ({ref['group']}) "
+                                "sets: the point's value wins", f"leave {swept} out of group {run['group']}")
+        if run["train"].keys() & set(SET_BY_GROUP):
+            return (f"group {run['group']}: train sets {sorted(run['train'].keys() & set(SET_BY_GROUP))[0]}, which "
+                    "every run sets itself", "use the group's tasks, seeds and teacher")
         try:
             cfg = TrainConfig.from_dict(dict(run["train"], task=run["task"], seed=run["seed"]))
             model_config_for(cfg, run["model"])

@@ -9,19 +9,15 @@ table shows.  A folder holds the records of one kind of run only: ``--fast`` run
 real ones, never both, so that a pipeline check can never stand in for a measurement.
 """
 import json
-import math
 from pathlib import Path
 
+from beexnp.card import is_int, is_number
 from beexnp.glue import get_task
-from beexnp.outputs import problem, write_text
+from beexnp.outputs import problem, reason, write_text
 
 SKIPPED = "skipped.json"            # what run.py writes beside its records: the runs it could not run, with why
 NOT_RECORDS = (SKIPPED,)
 FIX = "move the file out of the records folder (or delete it) and run that run again"
-
-
-def is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def record_problem(record, stem):
@@ -38,7 +34,7 @@ def record_problem(record, stem):
     except ValueError:
         return f"task {record['task']!r} is not a GLUE task"
     seed = record.get("seed")
-    if not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
+    if not (is_int(seed) and seed >= 0):
         return f"seed must be an integer >= 0, got {seed!r}"
     if not isinstance(record.get("fast", False), bool):
         return f"fast must be true or false, got {record['fast']!r}"
@@ -59,13 +55,13 @@ def read_records(folder, fast=None):
     try:
         paths = sorted(p for p in Path(folder).iterdir() if p.suffix == ".json" and p.name not in NOT_RECORDS)
     except OSError as err:
-        raise problem(f"cannot list the records folder ({err.strerror or err})", folder,
+        raise problem(f"cannot list the records folder ({reason(err)})", folder,
                       "give --results a folder of run records that this user can read") from None
     for path in paths:
         try:
             record = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError) as err:
-            raise problem(f"cannot read a record ({getattr(err, 'strerror', None) or err})", path, FIX) from None
+            raise problem(f"cannot read a record ({reason(err)})", path, FIX) from None
         except json.JSONDecodeError as err:
             raise problem(f"a damaged record: not valid JSON ({err.msg}, line {err.lineno})", path, FIX) from None
         what = record_problem(record, path.stem)
@@ -93,7 +89,7 @@ def read_skipped(folder):
     try:
         skipped = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise problem(f"cannot read the list of skipped runs ({getattr(err, 'strerror', None) or err})", path,
+        raise problem(f"cannot read the list of skipped runs ({reason(err)})", path,
                       FIX.replace("that run", "the runs")) from None
     if not (isinstance(skipped, dict) and all(isinstance(v, str) for v in skipped.values())):
         raise problem("the list of skipped runs must map run names to reasons", path, FIX.replace("that run", "the runs"))

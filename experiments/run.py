@@ -64,12 +64,12 @@ import numpy as np
 from beexnp.calibration import CARD_KEY
 from beexnp.checkpoint import OutputInUse, has_checkpoint, read_card
 from beexnp.cli import guarded, positive_int
-from beexnp.config import TrainConfig, as_trained, model_config_for, resume_conflicts
+from beexnp.config import RESUME_OVERRIDES, TrainConfig, as_trained, model_config_for, resume_conflicts
 from beexnp.evaluate import evaluate_checkpoint
 from beexnp.glue import get_task, selection_score
 from beexnp.glue.heldout import ensure_heldout_file, unit_name
 from beexnp.glue.location import find_glue_dir
-from beexnp.outputs import problem, write_text
+from beexnp.outputs import UserError, problem, reason, write_text
 from beexnp.mlm import MASK_RATE
 from beexnp.pretrain import Pretrainer, load_encoder
 from beexnp.sweep import run_sweep
@@ -144,7 +144,7 @@ def resolve(run, runs, records, out_root):
 
 def available(task, glue_dir):
     """None if the task's training split is here, else the reason it is not (a task whose files are not on this
-    machine is skipped; ``check_glue_dir`` has made sure the GLUE folder itself is there)."""
+    machine is skipped; ``campaign`` has made sure the GLUE folder itself is there)."""
     t = get_task(task)
     try:
         folder = find_glue_dir(glue_dir, task)
@@ -167,7 +167,8 @@ def run_one(run, out_root, glue_dir, fast):
     pretrained = None
     if has_checkpoint(folder / "last"):             # a previous attempt: resume it, or take it if it finished
         check_trained_as_declared(folder / "last", model, train, out_root)
-        trainer = Trainer.resume(folder / "last", glue_dir=glue_dir, progress=False)
+        trainer = Trainer.resume(folder / "last", glue_dir=glue_dir, progress=False,   # how long: as declared now
+                                 **{k: train[k] for k in RESUME_OVERRIDES if k in train})
         if run.get("pretrain") is not None:         # the encoder it really started from (its card), not redone
             pretrained = pretrain_summary(out_root / "pretrain" / Path(trainer.init_source["checkpoint"]).parent.name)
     else:
@@ -220,7 +221,7 @@ def check_trained_as_declared(checkpoint, model, train, out_root):
     stored = as_trained(card["train_config"])
     if stored.get("teacher") and train.get("teacher"):
         stored = dict(stored, teacher=Path(*Path(stored["teacher"]).parts[-3:]).as_posix())
-        train = dict(train, teacher=Path(train["teacher"]).relative_to(out_root).as_posix())
+        train = dict(train, **portable_teacher(train, out_root))
     conflicts = resume_conflicts(card["model_config"], stored, model, train)
     if conflicts:
         raise problem(f"the run folder was trained with other settings than the run declares ({'; '.join(conflicts)})",
@@ -349,8 +350,9 @@ def result_line(record):
 
 def run_serially(selected, runs, out_root, args):
     """Every selected run in turn, in this process, those that wait for none first (``level``), so that one call
-    runs a grid, its chosen point's other seeds and what builds on it; the runs that could not run, with why."""
-    skipped = {}
+    runs a grid, its chosen point's other seeds and what builds on it; (the runs that could not run, with why; exit
+    status: 1 if a run failed, each failure one line, the others run on)."""
+    skipped, failed = {}, {}
     for run in sorted(selected, key=level):
         status, detail = prepare(run, runs, out_root, args.glue_dir, read_records(out_root, args.fast))
         if status == "done":
@@ -364,12 +366,19 @@ def run_serially(selected, runs, out_root, args):
             print(f"{run['name']}: training ...", flush=True)
             try:
                 record = run_one(detail, out_root, args.glue_dir, args.fast)
-            except OutputInUse:
-                raise problem("another run.py is running this run now", out_root / "runs" / run["name"],
-                              "wait for it to finish, or stop it, and run this again") from None
-            write_text(out_root / f"{run['name']}.json", json.dumps(record, indent=1))
-            print(f"{run['name']}: {result_line(record)}", flush=True)
-    return skipped, 0
+            except OutputInUse as err:              # its run folder, or the pretraining it shares
+                failed[run["name"]] = f"another run.py is running it now ({str(err).split(';')[0]})"
+            except UserError as err:                # refused (a run folder trained otherwise): the others go on
+                failed[run["name"]] = str(err)
+            else:
+                write_text(out_root / f"{run['name']}.json", json.dumps(record, indent=1))
+                print(f"{run['name']}: {result_line(record)}", flush=True)
+                continue
+            print(f"{run['name']}: failed: {failed[run['name']]}", file=sys.stderr, flush=True)
+    if failed:
+        print(f"error: {len(failed)} run(s) failed, the first: {next(iter(failed))} ({next(iter(failed.values()))})",
+              file=sys.stderr)
+    return skipped, int(bool(failed))
 
 
 ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
@@ -426,9 +435,10 @@ def stop(children, grace=120):
     for child in children.values():
         if child.poll() is None:
             child.terminate()
+    deadline = time.monotonic() + grace
     for child in children.values():
         try:
-            child.wait(grace)
+            child.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
@@ -509,10 +519,10 @@ def campaign(argv):
         selected = select(runs, args.only, args.tasks, args.seeds)
     except ValueError as err:
         p.error(str(err))
-    out_root = results_folder(args.results or ("results/experiments-fast" if args.fast else "results/experiments"),
-                              create=args.estimate is None)
     if args.estimate is None:
         find_glue_dir(args.glue_dir)                # no GLUE folder at all: an error, not every run skipped
+    out_root = results_folder(args.results or ("results/experiments-fast" if args.fast else "results/experiments"),
+                              create=args.estimate is None)
     if args.estimate is not None:
         records = read_records(out_root, args.fast)
         for jobs in args.estimate or [1, 2, 16]:
@@ -536,7 +546,7 @@ def results_folder(path, create):
         try:
             path.mkdir(parents=True)
         except OSError as err:
-            raise problem(f"cannot make the folder ({err.strerror or err})", f"--results {path}", fix) from None
+            raise problem(f"cannot make the folder ({reason(err)})", f"--results {path}", fix) from None
     return path
 
 

@@ -22,7 +22,7 @@ import selection
 from records import read_records, read_skipped
 from beexnp.cli import guarded
 from beexnp.glue import get_task, selection_score
-from beexnp.outputs import problem, save_figure, write_text
+from beexnp.outputs import problem, reason, save_figure, write_text
 from selection import chosen_records, current_slice, heldout_score, one_slice, slice_of
 
 TASK_ORDER = ["sst2", "cola", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
@@ -817,8 +817,9 @@ SUMMARY_END = "<!-- end of results summary -->"
 
 
 def between_markers(text, start, end):
-    """What ``text`` holds between its ``start`` and ``end`` lines (without them); None without both markers."""
-    if start not in text or end not in text:
+    """What ``text`` holds between its ``start`` and ``end`` lines (without them); None without both markers, the
+    end one after the start one."""
+    if start not in text or end not in text.split(start, 1)[1]:
         return None
     return text.split(start, 1)[1].split(end, 1)[0].removeprefix("\n")
 
@@ -831,9 +832,9 @@ def readme_text(path, start, end, flag):
     try:
         readme = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as err:
-        raise problem(f"cannot read the README ({getattr(err, 'strerror', None) or err})", where,
+        raise problem(f"cannot read the README ({reason(err)})", where,
                       "give a README file that holds the markers") from None
-    if start not in readme or end not in readme.split(start, 1)[1]:
+    if between_markers(readme, start, end) is None:
         raise problem(f"the markers {start} and, after it, {end} are missing", where,
                       "add both lines where the block goes")
     return readme

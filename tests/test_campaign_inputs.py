@@ -77,6 +77,13 @@ DAMAGES = {
     "from_best a string": lambda s: s.update(from_best="grid"),
     "from_best undeclared": lambda s: s.update(from_best={"group": "nosuch", "variant": "x"}),
     "teacher undeclared variant": lambda s: s.update(teacher={"group": "grid", "variant": "nosuch"}),
+    "from_best the group itself": lambda s: s.update(from_best={"group": s["group"], "variant": next(iter(s["variants"]))}),
+    "from_best a group without a grid": lambda s: s.update(from_best={"group": "seeds", "variant": "beexformer"}),
+    "from_best a grid without the task": lambda s: (s.pop("task_train", None), s.pop("task_pretrain", None),
+                                                    s.update(tasks=["sst2"], from_best={"group": "width",
+                                                                                        "variant": "width256"})),
+    "train sets the teacher": lambda s: s.update(train=dict(s.get("train", {}), teacher="runs/x/best")),
+    "grid value overflows": lambda s: s.update(grid={"train.lr": [10 ** 400]}),
     "pretrain a list": lambda s: s.update(pretrain=[]),
     "bad pretrain setting": lambda s: s.update(pretrain={"epochs": 0}),
     "task_pretrain without pretrain": lambda s: (s.pop("pretrain", None), s.update(task_pretrain={})),
@@ -102,6 +109,14 @@ def test_every_kind_of_mistake_in_a_group_is_one_error_line(tmp_path_factory, da
     assert damage == "no group" or specs[index]["group"] in message, message
 
 
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_each_kind_of_mistake_is_refused_on_the_grid_group(tmp_path, damage):
+    """Every damage at least once, whatever the draws above: on the group the others build on."""
+    specs = copy.deepcopy(SPECS)
+    DAMAGES[damage](next(s for s in specs if s["group"] == "grid"))
+    refused(write_runs(tmp_path, specs))
+
+
 @pytest.mark.parametrize("damage", sorted(FILE_DAMAGES))
 def test_a_damaged_file_is_one_error_line(tmp_path, damage):
     path = tmp_path / "runs.json"
@@ -113,6 +128,13 @@ def test_a_damaged_file_is_one_error_line(tmp_path, damage):
 def test_a_missing_file_or_a_folder_is_one_error_line(tmp_path):
     refused(tmp_path / "nosuch.json")
     refused(tmp_path)
+
+
+def test_a_variant_overrides_its_tasks_setting(tmp_path):
+    spec = dict(group="g", tasks=["mrpc"], variants={"a": {}, "b": {"train": {"batch_size": 16}}},
+                task_train={"mrpc": {"batch_size": 32}})
+    runs = {r["variant"]: r for r in declarations.load_runs(write_runs(tmp_path, [spec]))}
+    assert runs["a"]["train"]["batch_size"] == 32 and runs["b"]["train"]["batch_size"] == 16
 
 
 def test_two_groups_declaring_one_run_name_are_refused(tmp_path):

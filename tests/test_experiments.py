@@ -200,9 +200,12 @@ def test_a_run_folder_trained_with_other_settings_is_refused_not_reported_under_
     (out / f"{name}.json").unlink()                                         # redo it, now declared with lr 0.005
     capsys.readouterr()
     assert experiments.main(["--fast", "--runs", str(changed), "--only", name, "--results", str(out)]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: the run folder was trained with other settings") and "lr: checkpoint" in err
-    assert "\n" not in err and not (out / f"{name}.json").exists()
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said[0].startswith(f"{name}: failed: the run folder was trained with other settings") and "lr: " \
+        "checkpoint 0.001, given 0.005" in said[0]
+    assert said[1:] == [f"error: 1 run(s) failed, the first: {name} ({said[0].split(': failed: ')[1]})"]
+    assert not (out / f"{name}.json").exists()
     assert experiments.main(["--fast", "--only", name, "--results", str(out)]) == 0   # as trained: evaluated again
     again = json.loads((out / f"{name}.json").read_text())
     assert again["train_seconds"] == first["train_seconds"] and again["dev_full_depth"] == first["dev_full_depth"]
+    assert again["run_seconds"] >= again["train_seconds"]                  # the first attempt's training counted

@@ -485,7 +485,8 @@ BAD_INPUTS = [
     (T + ["--patience", "0"], "patience must be > 0"),
     (T + ["--max-len", "2"], "max_len must be >= 3"),
     (T + ["--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
-    (T + ["--nosuch-flag"], "unrecognized arguments: --nosuch-flag"),
+    (T + ["--nosuch-flag"], "python -m beexnp train: unrecognized arguments: --nosuch-flag (python -m beexnp train)"),
+    (["export", "run/best", "out.npz", "--out", "x"], "python -m beexnp export: unrecognized arguments: --out x"),
     (T + ["--min-freq", "1000"], "no token occurs min_freq=1000 times"),
     (["train", "--glue-dir", "empty", "--out", "fresh", "--no-progress"], "the training split is empty"),
     (["train", *G, "--out", "run"], "the folder already holds a run (best, last, history.json) (--out run): "

@@ -21,9 +21,11 @@ SPELLED = sorted(get_task(t).dir for t in TASKS)             # SST-2, CoLA, ...:
 
 
 def spelled(name):
-    """The task ``name`` means with case, '-' and '_' ignored (as the CLI's --task), else ``name``."""
-    plain = name.lower().replace("-", "").replace("_", "")
-    return plain if plain in TASKS else name
+    """The task ``name`` means to the package (``get_task``, as the CLI's --task), else ``name``."""
+    try:
+        return get_task(name).name
+    except ValueError:
+        return name
 names = st.one_of(st.sampled_from(GROUPS), st.sampled_from([r["name"] for r in DECLARED]), st.text(min_size=1))
 
 
