@@ -299,6 +299,12 @@ def _width_group():
     return token + position, token, position
 
 
+def _long_group():
+    """(the long group's epochs, its patience, the grid's SST-2 epochs)."""
+    train = _campaign_group("long")["train"]
+    return train["epochs"], train["patience"], _campaign_group("grid")["task_train"]["sst2"]["epochs"]
+
+
 def _flops_units():
     """(times the forward's MACs a training step does, FLOPs per MAC, the qkv and SLFN coefficients of L·d²), or
     None in place of the coefficients when another row is not the README's equation."""
@@ -355,6 +361,10 @@ DOC_CLAIMS = [
                        r"CoLA in group `pretrain_long`\)", _pretrain_epochs),
     ("results/README.md", r"`width` \(width (\d+), token (\d+) \+ position (\d+),", _width_group),
     ("results/experiments/TABLES.md", r"BEExformer, width (\d+) \(token (\d+) \+ position (\d+);", _width_group),
+    ("results/README.md", r"`long` \(SST-2 at the grid's chosen\s+point, up to (\d+) epochs with patience (\d+)\)",
+     lambda: _long_group()[:2]),
+    ("results/experiments/TABLES.md", r"BEExformer, up to (\d+) epochs \(SST-2; the grid allows (\d+)\)",
+     lambda: _long_group()[::2]),
     ("results/README.md", r"had its best held-out epoch\s+at the last allowed one \((\d+)\) on all three seeds",
      lambda: (_sst2_chosen_best_epochs()[0] if len(set(_sst2_chosen_best_epochs())) == 1 else None,)),
 ]
