@@ -2,10 +2,12 @@
 grid point and seed (``expand``), for run.py and the tests that read what is declared.
 
 ``load_runs`` checks the whole file before any run starts: its shape (``spec_problem``: each group's keys and
-their types), every run's settings (the training and model configs it will be built with, checked as ``train``
-checks a --config file) and how the runs refer to each other (unique names; ``from_best`` and ``teacher`` name
-a declared group's variant).  A mistake is one line, ``error: <what> (--runs FILE): <fix>``, found before the
-first run trains, not when its run is reached hours later.
+their types; a setting no run is built with, ``unused_setting``), every run's settings (the training and model
+configs it will be built with, checked as ``train`` checks a --config file) and how the runs refer to each other
+(``runs_problem``: unique names; ``from_best`` and ``teacher`` name another group that declares the run's task
+and seed, a ``from_best`` group a grid chosen on the held-out rows).  A mistake is one line,
+``error: <what> (--runs FILE): <fix>``, found before the first run trains, not when its run is reached hours
+later.
 """
 import json
 import re
