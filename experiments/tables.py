@@ -348,22 +348,31 @@ def shortfall(means, task):
     return max(max(0.0, target - means[m]) if np.isfinite(means[m]) else np.inf for m, target in TARGETS[task])
 
 
+def heldout_pick(rows):
+    """The row of ``rows`` (``target_rows``) that held-out alone picks: the best mean held-out score over its
+    seeds.  Dev takes no part, so this, not the closest row, is the honest reading of what the project reaches."""
+    return max(rows, key=lambda row: (np.mean([heldout_score(r) for r in row[1]]), row[0]))
+
+
 def targets_table(records):
-    """Per task: the targets, the BEExformer chosen on held-out, and the row closest to the targets among the
-    models with three seeds on the current slice (that row is picked on dev, so it is an optimistic reading)."""
-    lines = ["| task | target (dev × 100, 3 seeds) | BEExformer | closest row (picked on dev) | its dev | "
-             "short by |", "|---|---|---:|---|---:|---:|"]
+    """Per task: the targets, the BEExformer chosen on held-out, the row closest to the targets among the models
+    with three seeds on the current slice (picked on dev, so an optimistic reading), and the row held-out picks
+    among the same (``heldout_pick``)."""
+    lines = ["| task | target (dev × 100, 3 seeds) | BEExformer | closest row (picked on dev) | its dev | short by | "
+             "held-out's pick (best mean held-out score) | its dev | short by |",
+             "|---|---|---:|---|---:|---:|---|---:|---:|"]
     cell = lambda means: " / ".join(f"{m} {means[m]:.2f}" for m in means)          # noqa: E731
+    short = lambda means: "met" if shortfall(means, task) == 0 else f"{shortfall(means, task):.2f}"  # noqa: E731
     for task, targets in TARGETS.items():
         rows = target_rows(records, task)
         if not rows:
             continue
         base = next((means for label, _, means in rows if label == "BEExformer"), None)
         label, _, means = min(rows, key=lambda row: shortfall(row[2], task))
-        gap = shortfall(means, task)
+        picked, _, picked_means = heldout_pick(rows)
         lines.append(f"| {task} | {' and '.join(f'{m} ≥ {t:g}' for m, t in targets)} | "
-                     f"{cell(base) if base else '–'} | {label} | {cell(means)} | "
-                     f"{'met' if gap == 0 else f'{gap:.2f}'} |")
+                     f"{cell(base) if base else '–'} | {label} | {cell(means)} | {short(means)} | "
+                     f"{picked} | {cell(picked_means)} | {short(picked_means)} |")
     return "\n".join(lines)
 
 
@@ -697,8 +706,9 @@ def build(folder, links=None):
             gap_table(honest, load_before(folder, honest)),
             "### The calibrated decision: the logit shift chosen on held-out (DESIGN §9.3) and the held-out score it "
             "moved (after: on the rows it was chosen on, so optimistic), the grid's BEExformer", calibration_table(honest),
-            "### Issue 25's targets: the BEExformer, and the closest of the rows above with three seeds on the "
-            "current slice (picked on dev, so optimistic; full depth)", targets_table(honest),
+            "### Issue 25's targets: the BEExformer, the closest of the rows above with three seeds on the current "
+            "slice (picked on dev, so optimistic), and the one held-out picks among them (full depth)",
+            targets_table(honest),
             "### Depth (SST-2; the grid's chosen BEExformer has 6 blocks)", study_table(honest, **DEPTH),
             *figure_link(links, "depth", "SST-2 dev metric at full depth and at the early exit vs. number of "
                                          "blocks (mean ± std over seeds), and dev per exit, one line per depth"),

@@ -355,21 +355,25 @@ def test_a_readme_without_its_markers_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_the_targets_table_takes_three_seeds_on_the_current_slice_and_says_how_far_short():
-    def runs(group, variant, values, unit="sentences"):
-        out = [make_record("sst2", group=group, variant=variant, seed=s, point="", per_exit=(0.1, v))
+    def runs(group, variant, values, unit="sentences", heldout=0.8):
+        out = [make_record("sst2", group=group, variant=variant, seed=s, point="", per_exit=(0.1, v), heldout=heldout)
                for s, v in enumerate(values)]
         for r in out:
             r["selection"]["unit"] = unit
         return out
-    records = (runs("grid", "beexformer", [0.80, 0.81, 0.82])
+    records = (runs("grid", "beexformer", [0.80, 0.81, 0.82], heldout=0.85)  # held-out's pick
                + runs("bpe", "bpe", [0.84, 0.84, 0.84])                    # met, but picked on dev: the closest row
-               + runs("distill", "distilled", [0.90, 0.90])                # two seeds: left out
-               + runs("pretrain", "pretrained", [0.95] * 3, unit="rows"))  # the replaced slice: left out
+               + runs("distill", "distilled", [0.90, 0.90], heldout=0.99)  # two seeds: left out
+               + runs("pretrain", "pretrained", [0.95] * 3, unit="rows", heldout=0.99))  # the replaced slice: left out
     table = tables.targets_table(records)
-    assert "| sst2 | accuracy ≥ 83 | accuracy 81.00 | BEExformer, BPE subword tokens" in table
-    assert table.splitlines()[-1].endswith("| accuracy 84.00 | met |")
+    bpe = "BEExformer, BPE subword tokens (at the BEExformer's point)"
+    assert table.splitlines()[-1] == (f"| sst2 | accuracy ≥ 83 | accuracy 81.00 | {bpe} | accuracy 84.00 | met | "
+                                      "BEExformer | accuracy 81.00 | 2.00 |")
+    flipped = runs("grid", "beexformer", [0.80, 0.81, 0.82], heldout=0.7) + records[3:]      # held-out now picks BPE
+    assert tables.targets_table(flipped).splitlines()[-1].endswith(f"| {bpe} | accuracy 84.00 | met |")
     short = tables.targets_table(records[:3])
-    assert short.splitlines()[-1] == "| sst2 | accuracy ≥ 83 | accuracy 81.00 | BEExformer | accuracy 81.00 | 2.00 |"
+    assert short.splitlines()[-1] == ("| sst2 | accuracy ≥ 83 | accuracy 81.00 | BEExformer | accuracy 81.00 | 2.00 | "
+                                      "BEExformer | accuracy 81.00 | 2.00 |")
     mrpc = [make_record("mrpc", seed=s, point="", per_exit=(0.1, 0.80), others={"accuracy": 0.70}) for s in range(3)]
     for r in mrpc:
         r["selection"]["unit"] = tables.current_slice("mrpc")
