@@ -215,9 +215,9 @@ def pretrain_options(args, run, resume=None):
         return {}
     options = dict(dict(levels="last", rate=MASK_RATE), **typed)
     check_settings(**options, teacher=run.train.teacher)
-    if getattr(args, "calibrate", None):
-        raise ValueError("pretraining makes no decision to calibrate (--calibrate): leave --calibrate out, and give "
-                         "it to the train --init run that fine-tunes")
+    if resume is None and run.train.calibrate:     # typed, or in --config: a pretraining has no decision
+        raise ValueError("pretraining makes no decision to calibrate (calibrate, from --calibrate or --config): "
+                         "leave it out, and give it to the train --init run that fine-tunes")
     if resume is not None:
         stored = resume.raw.get("pretrain") or {}
         differ = [f"{k}: {v} (checkpoint: {stored.get(k)})" for k, v in typed.items() if stored.get(k) != v]

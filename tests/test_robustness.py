@@ -414,7 +414,8 @@ def world(tmp_path_factory):
     configs = {"epochs_str.json": {"train": {"epochs": "3"}}, "epochs_float.json": {"train": {"epochs": 2.5}},
                "heads_str.json": {"model": {"heads": "2"}}, "list.json": [1, 2],
                "section.json": {"optim": {}}, "unknown_key.json": {"model": {"depth": 3}},
-               "derived.json": {"model": {"vocab_size": 50}}, "delta_nan.json": {"train": {"delta": float("nan")}}}
+               "derived.json": {"model": {"vocab_size": 50}}, "delta_nan.json": {"train": {"delta": float("nan")}},
+               "calibrate.json": {"train": {"calibrate": True}}}
     for name, value in configs.items():
         (root / name).write_text(json.dumps(value))
     (root / "broken.json").write_text('{"train": {"epochs": 3')
@@ -673,6 +674,8 @@ NEW_BAD_INPUTS = [
     (["pretrain", *NOWHERE, "--mask-rate", "nan"], "argument --mask-rate: must be a finite number"),
     (["pretrain", *NOWHERE, "--mlm-blocks", "first"], "argument --mlm-blocks: invalid choice: 'first'"),
     (["pretrain", *NOWHERE, "--teacher", CK], "no use for a teacher (--teacher run/best)"),
+    (["pretrain", *NOWHERE, "--calibrate"], "makes no decision to calibrate (calibrate, from --calibrate or --config)"),
+    (["pretrain", *NOWHERE, "--config", "calibrate.json"], "makes no decision to calibrate"),
     (["pretrain", *NOWHERE, "--resume", "run/last"], "the checkpoint is a 'train' run's, not a 'pretrain' run's"),
     (["pretrain", *NOWHERE, "--resume", "mlm/last", "--mask-rate", "0.3"], "the masking settings differ"),
     (["pretrain", *NOWHERE, "--resume", "packed/m.npz"], "a packed file holds no trainer state"),
