@@ -18,6 +18,7 @@ from beexnp.outputs import problem, reason, write_text
 SKIPPED = "skipped.json"            # what run.py writes beside its records: the runs it could not run, with why
 NOT_RECORDS = (SKIPPED,)
 FIX = "move the file out of the records folder (or delete it) and run that run again"
+SKIPPED_FIX = FIX.replace("that run", "the runs")
 
 
 def record_problem(record, stem):
@@ -90,9 +91,9 @@ def read_skipped(folder):
         skipped = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise problem(f"cannot read the list of skipped runs ({reason(err)})", path,
-                      FIX.replace("that run", "the runs")) from None
+                      SKIPPED_FIX) from None
     if not (isinstance(skipped, dict) and all(isinstance(v, str) for v in skipped.values())):
-        raise problem("the list of skipped runs must map run names to reasons", path, FIX.replace("that run", "the runs"))
+        raise problem("the list of skipped runs must map run names to reasons", path, SKIPPED_FIX)
     return skipped
 
 

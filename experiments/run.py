@@ -330,9 +330,9 @@ def prepare(run, runs, out_root, glue_dir, records):
     if now is not None and before not in (None, now):
         print(f"{run['name']}: its {what} the held-out {before}, now {now}: moved to "
               f"{set_aside(out_root, run['name'], before)}, run again", flush=True)
-    reason = available(run["task"], glue_dir)
-    if reason:
-        return "skipped", reason
+    why = available(run["task"], glue_dir)
+    if why:
+        return "skipped", why
     try:
         return "ready", resolve(run, runs, records, out_root)
     except NotChosen as err:
