@@ -16,7 +16,7 @@ from pathlib import Path
 from beexnp.card import is_int, is_number
 from beexnp.config import TrainConfig, model_config_for
 from beexnp.glue import get_task
-from beexnp.outputs import UserError, problem, reason
+from beexnp.outputs import UserError, guard_input_file, problem, reason
 from selection import SELECTION_SEED, grid_points
 
 SPEC_KEYS = {"group", "tasks", "variants", "grid", "seeds", "model", "train", "task_train", "from_best", "teacher",
@@ -59,7 +59,7 @@ def load_runs(path):
     naming ``--runs path``) for the first thing wrong with the file."""
     where = f"--runs {path}"
     try:
-        specs = json.loads(Path(path).read_text())
+        specs = json.loads(Path(guard_input_file(path, "--runs")).read_text())   # a FIFO or device: refused
     except (OSError, UnicodeDecodeError) as err:
         raise problem(f"cannot read the experiment list ({reason(err)})", where,
                       "give --runs a JSON file such as experiments/runs.json") from None

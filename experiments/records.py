@@ -13,7 +13,7 @@ from pathlib import Path
 
 from beexnp.card import is_int, is_number
 from beexnp.glue import get_task
-from beexnp.outputs import problem, reason, write_text
+from beexnp.outputs import problem, protected, reason, resolved, write_text
 
 SKIPPED = "skipped.json"            # what run.py writes beside its records: the runs it could not run, with why
 NOT_RECORDS = (SKIPPED,)
@@ -53,6 +53,9 @@ def read_records(folder, fast=None):
     (``record_problem``); ``fast`` (True or False): the kind of run the caller reads, and a record of the other
     kind is an error.  Either way the records must all be of one kind."""
     records = {}
+    why = protected(resolved(folder))               # a checkpoint's card is no damaged record to delete
+    if why:
+        raise problem(f"not a records folder: {why}", folder, "give the folder run.py wrote its records to")
     try:
         paths = sorted(p for p in Path(folder).iterdir() if p.suffix == ".json" and p.name not in NOT_RECORDS)
     except OSError as err:

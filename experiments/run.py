@@ -69,7 +69,7 @@ from beexnp.evaluate import evaluate_checkpoint
 from beexnp.glue import get_task, selection_score
 from beexnp.glue.heldout import ensure_heldout_file, unit_name
 from beexnp.glue.location import find_glue_dir
-from beexnp.outputs import UserError, problem, reason, write_text
+from beexnp.outputs import UserError, guard_folder, problem, write_text
 from beexnp.mlm import MASK_RATE
 from beexnp.pretrain import Pretrainer, load_encoder
 from beexnp.sweep import run_sweep
@@ -540,13 +540,10 @@ def results_folder(path, create):
     path, fix = Path(path), "give --results a folder for the run records"
     if path.exists() and not path.is_dir():
         raise problem("not a folder", f"--results {path}", fix)
-    if not path.exists():
-        if not create:
-            raise problem("no such folder: no records to estimate from", f"--results {path}", fix)
-        try:
-            path.mkdir(parents=True)
-        except OSError as err:
-            raise problem(f"cannot make the folder ({reason(err)})", f"--results {path}", fix) from None
+    if not path.exists() and not create:
+        raise problem("no such folder: no records to estimate from", f"--results {path}", fix)
+    if create:
+        guard_folder(path, "--results", create=True)  # not inside a checkpoint or a run's files, writable: made
     return path
 
 

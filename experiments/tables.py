@@ -22,7 +22,7 @@ import selection
 from records import read_records, read_skipped
 from beexnp.cli import guarded
 from beexnp.glue import get_task, selection_score
-from beexnp.outputs import problem, reason, save_figure, write_text
+from beexnp.outputs import guard_input_file, problem, reason, save_figure, write_text
 from selection import chosen_records, current_slice, heldout_score, one_slice, slice_of
 
 TASK_ORDER = ["sst2", "cola", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
@@ -841,7 +841,7 @@ def readme_text(path, start, end, flag):
     file as it was."""
     where = f"{flag} {path}"
     try:
-        readme = Path(path).read_text()
+        readme = Path(guard_input_file(path, flag)).read_text()       # a FIFO or device (/dev/zero): refused
     except (OSError, UnicodeDecodeError) as err:
         raise problem(f"cannot read the README ({reason(err)})", where,
                       "give a README file that holds the markers") from None

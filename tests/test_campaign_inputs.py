@@ -2,6 +2,7 @@
 run records (``records.read_records``), and the commands that read them (run.py, tables.py) answering a damaged
 one with one error line, before anything runs or is written.  No GLUE data needed."""
 import copy
+import os
 import json
 import subprocess
 import sys
@@ -334,3 +335,26 @@ def test_a_damaged_skipped_json_is_one_error_line(tmp_path, content):
     (tmp_path / records.SKIPPED).write_text(content)
     with pytest.raises(UserError, match="skipped runs"):
         records.read_skipped(tmp_path)
+
+
+# ---- paths that are no records folder or no file to read ---------------------------------------------------
+def test_a_checkpoint_is_no_records_folder_and_its_card_is_never_called_a_damaged_record(tmp_path, capsys):
+    checkpoint = tmp_path / "runs" / "x" / "best"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "checkpoint.json").write_text("{}")
+    with pytest.raises(UserError, match="not a records folder: it is inside the checkpoint"):
+        records.read_records(checkpoint)
+    assert experiments.main(["--results", str(checkpoint), "--estimate", "1"]) == 1
+    assert tables.main(["--results", str(checkpoint)]) == 1
+    err = capsys.readouterr().err
+    assert "damaged record" not in err and err.count("inside the checkpoint") == 2
+    assert (checkpoint / "checkpoint.json").read_text() == "{}" and not (checkpoint / "TABLES.md").exists()
+
+
+def test_a_fifo_or_a_device_as_runs_json_or_readme_is_refused_not_read(tmp_path, capsys):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)                                                   # reading it would wait for a writer forever
+    assert "the input is a FIFO" in refused(fifo)
+    folder = write_records(tmp_path / "r", record())
+    assert tables.main(["--results", str(folder), "--readme", os.devnull]) == 1
+    assert "the input is a device, not a regular file (--readme" in capsys.readouterr().err
