@@ -299,6 +299,22 @@ def _width_group():
     return token + position, token, position
 
 
+def _targets():
+    """{task: (dev-picked row's dev numbers, its shortfall, held-out's pick's dev numbers, its shortfall)} from the
+    rendered targets table of results/README.md (``test_readme`` keeps it a fresh render of the records); "met" is
+    a shortfall of 0."""
+    rendered = prose(RESULTS_README.read_text())[1]
+    table = rendered.split("### Issue 25's targets", 1)[1].split("###", 1)[0]
+    out = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 9 and cells[0] in ("sst2", "cola", "mrpc", "stsb", "rte"):
+            values = [[float(v) for v in re.findall(r"\d+\.\d+", cells[i])] for i in (4, 7)]
+            short = [0.0 if cells[i] == "met" else float(cells[i]) for i in (5, 8)]
+            out[cells[0]] = (values[0], short[0], values[1], short[1])
+    return out
+
+
 def _long_group():
     """(the long group's epochs, its patience, the grid's SST-2 epochs)."""
     train = _campaign_group("long")["train"]
@@ -365,6 +381,16 @@ DOC_CLAIMS = [
      lambda: _long_group()[:2]),
     ("results/experiments/TABLES.md", r"BEExformer, up to (\d+) epochs \(SST-2; the grid allows (\d+)\)",
      lambda: _long_group()[::2]),
+    ("results/README.md", r"CoLA is short by ([\d.]+) \(([\d.]+) ± [\d.]+ against 17\.5\), RTE by ([\d.]+) \(the\s+"
+                          r"siamese pair encoding, ([\d.]+) ± [\d.]+, against 52\.7; the grid's model [\d.]+ ± [\d.]+\) "
+                          r"and SST-2\s+by ([\d.]+) \(([\d.]+) ±",
+     lambda: [x for task in ("cola", "rte", "sst2") for x in (_targets()[task][1], _targets()[task][0][0])]),
+    ("results/README.md", r"SST-2 ([\d.]+) \(short by\s+([\d.]+), the longer budget\), CoLA ([\d.]+) \(short by "
+                          r"([\d.]+), BPE\), MRPC ([\d.]+) / ([\d.]+) \(short by ([\d.]+) on\s+F1, BPE\), and as on "
+                          r"dev STS-B ([\d.]+) and RTE ([\d.]+) \(siamese\)",
+     lambda: [_targets()["sst2"][2][0], _targets()["sst2"][3], _targets()["cola"][2][0], _targets()["cola"][3],
+              _targets()["mrpc"][2][1], _targets()["mrpc"][2][0], _targets()["mrpc"][3],
+              _targets()["stsb"][2][0], _targets()["rte"][2][0]]),
     ("results/README.md", r"had its best held-out epoch\s+at the last allowed one \((\d+)\) on all three seeds",
      lambda: (_sst2_chosen_best_epochs()[0] if len(set(_sst2_chosen_best_epochs())) == 1 else None,)),
 ]
