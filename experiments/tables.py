@@ -161,7 +161,11 @@ HONEST_ROWS = [("twin", "twin", "full-precision twin (at the BEExformer's point)
                                           "BEExformer's point)"),
                ("pretrain_long", "pretrained40", "BEExformer, self-pretrained for 40 epochs (CoLA)"),
                ("width", "width256", "BEExformer, width 256 (token 240 + position 16; the BEExformer row is 128)"),
-               ("long", "epochs10", "BEExformer, up to 10 epochs (SST-2; the grid allows 4)")]
+               ("long", "epochs10", "BEExformer, up to 10 epochs (SST-2; the grid allows 4)"),
+               ("pairs_pretrain", "siamese_pretrained", "BEExformer, siamese pairs, self-pretrained (at the siamese "
+                                                        "point)"),
+               ("bpe_pretrain", "bpe_pretrained", "BEExformer, BPE subword tokens, self-pretrained (at the "
+                                                  "BEExformer's point)")]
 DEPTH = dict(group="depth", tasks=["sst2"], variants=["blocks2", "blocks4", "blocks8", "blocks12"],
              base_label="blocks6")                              # the grid's chosen BEExformer has 6 blocks
 GATES = dict(group="gates", tasks=["sst2", "cola"], variants=["no_slfn", "learn_gate_only", "forget_gates_only"],
