@@ -410,6 +410,8 @@ def run_in_parallel(selected, runs, out_root, args):
                                                                 stderr=subprocess.STDOUT,
                                                                 env=dict(os.environ, **ONE_THREAD))
             if not running:
+                for name, why in waiting.items():                  # they wait for runs not selected or failed
+                    print(f"{name}: skipped, {why}")
                 return waiting, int(bool(failed))
             while not (ended := [name for name, child in running.items() if child.poll() is not None]):
                 time.sleep(1)

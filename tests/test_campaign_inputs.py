@@ -358,3 +358,18 @@ def test_a_fifo_or_a_device_as_runs_json_or_readme_is_refused_not_read(tmp_path,
     folder = write_records(tmp_path / "r", record())
     assert tables.main(["--results", str(folder), "--readme", os.devnull]) == 1
     assert "the input is a device, not a regular file (--readme" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_run_that_waits_is_named_with_why_serial_or_side_by_side(tmp_path, capsys, jobs):
+    # every selected run waits for its grid: the campaign starts nothing, and says so run by run, --jobs 2 as
+    # --jobs 1 does (side by side it used to print nothing at all and leave the why to skipped.json)
+    (tmp_path / "glue").mkdir()
+    out = tmp_path / "results"
+    argv = ["--fast", "--jobs", jobs, "--only", "depth", "--tasks", "sst2", "--seeds", "0", "--results", str(out),
+            "--glue-dir", str(tmp_path / "glue")]
+    assert experiments.main(argv) == 0
+    printed = capsys.readouterr().out.splitlines()
+    skipped = json.loads((out / "skipped.json").read_text())
+    assert sorted(skipped) == [f"sst2-blocks{n}-seed0" for n in (12, 2, 4, 8)]
+    assert sorted(printed) == sorted(f"{name}: skipped, {why}" for name, why in skipped.items())
