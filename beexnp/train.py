@@ -130,6 +130,7 @@ class Trainer:
 
     # ---- what a variant changes (beexnp.pretrain.Pretrainer: the masked-LM objective) ----------
     command = "train"                # the CLI command that runs and resumes this kind of run
+    resume_hint = None               # what to run to go on after Ctrl-C (None: `python -m beexnp <command> --resume`)
 
     def make_objective(self, teacher):
         return ModelWithLoss(self.model, MultiExitLoss(
@@ -318,7 +319,8 @@ class Trainer:
                 print(f"error: {err}", file=sys.stderr)
         if has_checkpoint(last):
             print(f"\ninterrupted at step {st['step']}: {where or self.checkpoint_note('last')}; "
-                  f"continue with: python -m beexnp {self.command} --resume {last}", file=sys.stderr)
+                  f"continue with: {self.resume_hint or f'python -m beexnp {self.command} --resume {last}'}",
+                  file=sys.stderr)
         else:
             print(f"\ninterrupted at step {st['step']}: no checkpoint was written", file=sys.stderr)
 

@@ -178,6 +178,7 @@ def run_one(run, out_root, glue_dir, fast):
         if pretrained:
             load_encoder(trainer, pretrained["checkpoint"])
     if not trainer.state.get("finished"):
+        trainer.resume_hint = RESUME_HINT
         trainer.fit()
     start = time.perf_counter()                     # the evaluation's time: training's is in the history
     history = json.loads((folder / "history.json").read_text())
@@ -245,6 +246,7 @@ def pretrain_encoder(run, train, model, out_root, glue_dir, fast=False):
     else:
         trainer = Pretrainer(cfg, model, folder, glue_dir=glue_dir, progress=False)
     if not trainer.state.get("finished"):
+        trainer.resume_hint = RESUME_HINT
         trainer.fit()
     return pretrain_summary(folder)
 
@@ -381,6 +383,9 @@ def run_serially(selected, runs, out_root, args):
     return skipped, int(bool(failed))
 
 
+# after Ctrl-C, a campaign's run is resumed by the campaign, not by `python -m beexnp train --resume` (which
+# would train it without writing its record)
+RESUME_HINT = "the same python experiments/run.py command (it resumes the interrupted run)"
 ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 

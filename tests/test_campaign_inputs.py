@@ -4,6 +4,7 @@ one with one error line, before anything runs or is written.  No GLUE data neede
 import copy
 import os
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -373,3 +374,32 @@ def test_a_run_that_waits_is_named_with_why_serial_or_side_by_side(tmp_path, cap
     skipped = json.loads((out / "skipped.json").read_text())
     assert sorted(skipped) == [f"sst2-blocks{n}-seed0" for n in (12, 2, 4, 8)]
     assert sorted(printed) == sorted(f"{name}: skipped, {why}" for name, why in skipped.items())
+
+
+@pytest.mark.parametrize("what", ["train", "pretrain"])
+def test_an_interrupted_campaign_run_says_to_run_the_campaign_again_and_resumes(tmp_path, glue_dir, capsys,
+                                                                                 monkeypatch, what):
+    # Ctrl-C inside a campaign's run (its pretraining, or its training) names the campaign's command as the way on:
+    # `python -m beexnp train --resume` would finish the training and write no record
+    from beexnp.pretrain import Pretrainer
+    from beexnp.train import Trainer
+    specs = [dict(group="study", tasks=["sst2"], variants={"plain": {}}, seeds=[0], train={"epochs": 1},
+                  **({"pretrain": {"epochs": 1}} if what == "pretrain" else {}))]
+    argv = ["--fast", "--runs", str(write_runs(tmp_path, specs)), "--results", str(tmp_path / "out"),
+            "--glue-dir", str(glue_dir)]
+    kind = Pretrainer if what == "pretrain" else Trainer
+    real = kind.train_step
+
+    def step(self, *args):
+        loss = real(self, *args)
+        if type(self) is kind and self.state["step"] == 2:
+            signal.raise_signal(signal.SIGINT)                               # as a user's Ctrl-C, mid-step
+        return loss
+    monkeypatch.setattr(kind, "train_step", step)
+    assert experiments.main(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted at step 3: saved " in err and f"continue with: {experiments.RESUME_HINT}\n" in err
+    assert "python -m beexnp" not in err
+    monkeypatch.setattr(kind, "train_step", real)
+    assert experiments.main(argv) == 0                                   # run again: resumed, and its record written
+    assert json.loads((tmp_path / "out" / "sst2-plain-seed0.json").read_text())["name"] == "sst2-plain-seed0"
