@@ -154,6 +154,10 @@ def guard_file(path, flag=None):
     if why:
         raise problem(f"refusing to write there: {why}", where(flag, path),
                                     "choose a path outside checkpoint folders and a run's files", OutputRefused)
+    if kind == "a file" and read_only(real):
+        raise problem("the file is read-only" + (f" ({real})" if real != Path(path).absolute() else ""),
+                      where(flag, path), "make it writable (chmod u+w) to replace it, or choose another path",
+                      OutputRefused)
     parent = real.parent
     parent_kind = kind_of(parent)
     if parent_kind != "a folder":
@@ -213,7 +217,13 @@ def writable(folder):
     folder = Path(folder).absolute()
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
-    return folder.is_dir() and os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
+    return folder.is_dir() and not read_only(folder)
+
+
+def read_only(path):
+    """True when the existing ``path`` may not be written by this process or is marked read-only (no write bit for
+    anyone): a file or folder someone protected, which a rename over it would replace all the same."""
+    return not (os.access(path, os.W_OK) and path.stat().st_mode & 0o222)
 
 
 # ---- written whole --------------------------------------------------------------------------
@@ -306,6 +316,10 @@ def write_whole(path, write, shown=None):
     path = Path(path)
     shown = shown or path
     clean_leftovers(path.parent, path.name)
+    try:                                                  # a replaced file keeps its permissions; a new one: umask's
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mode = 0o666 & ~umask()
     try:
         fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), dir=path.parent)
     except OSError as err:
@@ -314,7 +328,7 @@ def write_whole(path, write, shown=None):
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~umask())
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)

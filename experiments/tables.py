@@ -22,7 +22,7 @@ import selection
 from records import read_records, read_skipped
 from beexnp.cli import guarded
 from beexnp.glue import get_task, selection_score
-from beexnp.outputs import guard_input_file, problem, reason, save_figure, write_text
+from beexnp.outputs import guard_file, guard_input_file, problem, reason, save_figure, write_text
 from selection import chosen_records, current_slice, heldout_score, one_slice, slice_of
 
 TASK_ORDER = ["sst2", "cola", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
@@ -849,6 +849,7 @@ def readme_text(path, start, end, flag):
     except (OSError, UnicodeDecodeError) as err:
         raise problem(f"cannot read the README ({reason(err)})", where,
                       "give a README file that holds the markers") from None
+    guard_file(path, flag)                                            # read-only: refused before anything is written
     if between_markers(readme, start, end) is None:
         raise problem(f"the markers {start} and, after it, {end} are missing", where,
                       "add both lines where the block goes")

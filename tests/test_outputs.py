@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tracemalloc
@@ -33,7 +34,7 @@ from beexnp.exit_loss import ModelWithLoss, MultiExitLoss
 from beexnp.limits import check_sizes, memory_estimate
 from beexnp.model import BEExformer
 from beexnp.optim import OPTIMIZERS
-from beexnp.outputs import OutputRefused, Terminated, atomic_write, clean_leftovers, guard_folder
+from beexnp.outputs import OutputRefused, Terminated, atomic_write, clean_leftovers, guard_folder, write_text
 from beexnp.train import Trainer
 from conftest import TINY_MODEL, sentiment_glue
 
@@ -136,6 +137,54 @@ def test_a_failing_write_leaves_the_old_file_and_no_temporary(tmp_path, failure)
     if failure in ("ENOSPC", "EIO"):
         assert f"(--json {target}):" in str(err.value) and "nothing was written there" in str(err.value)
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["report.json"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(mode=st.integers(0, 0o777), via_link=st.booleans())
+def test_a_read_only_file_is_refused_and_a_replaced_one_keeps_its_permissions(tmp_path_factory, mode, via_link):
+    # a rename replaces a file whatever its mode: without the guard, a file someone made read-only (chmod 444,
+    # README.md among them) was silently rewritten, and a private one (600) came back as 644
+    folder = tmp_path_factory.mktemp("modes")
+    target = folder / "report.json"
+    target.write_text("old")
+    target.chmod(mode)
+    path = folder / "link.json" if via_link else target
+    if via_link:
+        path.symlink_to(target)
+    may_write = bool(mode & (0o222 if os.geteuid() == 0 else 0o200))   # root: a write bit for anyone at all
+    try:
+        if may_write:
+            write_text(path, "new", "--json")
+            assert target.read_text() == "new" and stat.S_IMODE(target.stat().st_mode) == mode
+        else:
+            with pytest.raises(OutputRefused) as err:
+                write_text(path, "new", "--json")
+            assert str(err.value).startswith("the file is read-only") and f"(--json {path}" in str(err.value)
+            assert "\n" not in str(err.value)
+            target.chmod(0o600)
+            assert target.read_text() == "old"
+        assert sorted(p.name for p in folder.iterdir()) == ["link.json", "report.json"][not via_link:]
+    finally:
+        target.chmod(0o600)
+
+
+def test_tables_leaves_a_read_only_readme_as_it_was(tmp_path, capsys, monkeypatch):
+    # the command that rewrites both READMEs: a read-only one is one error line before anything is written
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import tables
+    monkeypatch.setattr(tables, "load_records", lambda folder: [{"name": "a record"}])
+    readme = tmp_path / "README.md"
+    text = f"# r\n{tables.START}\nold\n{tables.END}\n"
+    readme.write_text(text)
+    readme.chmod(0o444)
+    try:
+        status = tables.main(["--results", str(tmp_path), "--results-readme", str(readme)])
+    finally:
+        readme.chmod(0o644)
+    err = capsys.readouterr().err
+    assert status == 1 and err == (f"error: the file is read-only (--results-readme {readme}): make it writable "
+                                   "(chmod u+w) to replace it, or choose another path\n")
+    assert readme.read_text() == text and sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]
 
 
 def test_a_full_disk_during_export_is_one_line_naming_the_path(tmp_path, monkeypatch, capsys):
