@@ -312,6 +312,23 @@ def test_tables_py_checks_every_readme_before_writing_anything(tmp_path, capsys)
     assert good.read_text() == f"{tables.START}\nold\n{tables.END}\n" and not (folder / "TABLES.md").exists()
 
 
+def test_tables_leaves_a_read_only_readme_as_it_was(tmp_path, capsys, monkeypatch):
+    # the command that rewrites both READMEs: a read-only one is one error line before anything is written
+    monkeypatch.setattr(tables, "load_records", lambda folder: [{"name": "a record"}])
+    readme = tmp_path / "README.md"
+    text = f"# r\n{tables.START}\nold\n{tables.END}\n"
+    readme.write_text(text)
+    readme.chmod(0o444)
+    try:
+        status = tables.main(["--results", str(tmp_path), "--results-readme", str(readme)])
+    finally:
+        readme.chmod(0o644)
+    err = capsys.readouterr().err
+    assert status == 1 and err == (f"error: the file is read-only (--results-readme {readme}): make it writable "
+                                   "(chmod u+w) to replace it, or choose another path\n")
+    assert readme.read_text() == text and sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]
+
+
 # ---- a stopped parent stops its runs ----------------------------------------------------------------------
 def test_stop_ends_every_child_still_running_and_waits_for_it():
     children = {"a": subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]),

@@ -168,25 +168,6 @@ def test_a_read_only_file_is_refused_and_a_replaced_one_keeps_its_permissions(tm
         target.chmod(0o600)
 
 
-def test_tables_leaves_a_read_only_readme_as_it_was(tmp_path, capsys, monkeypatch):
-    # the command that rewrites both READMEs: a read-only one is one error line before anything is written
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-    import tables
-    monkeypatch.setattr(tables, "load_records", lambda folder: [{"name": "a record"}])
-    readme = tmp_path / "README.md"
-    text = f"# r\n{tables.START}\nold\n{tables.END}\n"
-    readme.write_text(text)
-    readme.chmod(0o444)
-    try:
-        status = tables.main(["--results", str(tmp_path), "--results-readme", str(readme)])
-    finally:
-        readme.chmod(0o644)
-    err = capsys.readouterr().err
-    assert status == 1 and err == (f"error: the file is read-only (--results-readme {readme}): make it writable "
-                                   "(chmod u+w) to replace it, or choose another path\n")
-    assert readme.read_text() == text and sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]
-
-
 def test_a_full_disk_during_export_is_one_line_naming_the_path(tmp_path, monkeypatch, capsys):
     glue = sentiment_glue(tmp_path, train=64, dev=16)
     Trainer(TrainConfig(task="sst2", epochs=1, batch_size=16, min_freq=1), TINY_MODEL, tmp_path / "run",
