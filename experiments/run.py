@@ -532,6 +532,10 @@ def campaign(argv):
                               create=args.estimate is None)
     if args.estimate is not None:
         records = read_records(out_root, args.fast)
+        if not any(r["name"] in records for r in selected):
+            print(f"no estimate: none of the {len(selected)} selected runs has a record in {out_root} yet (the "
+                  "estimate reads their run times)")
+            return 0
         for jobs in args.estimate or [1, 2, 16]:
             print(f"--jobs {jobs}: about {campaign_seconds(selected, records, jobs) / 3600:.1f} hours for the "
                   f"{sum(r['name'] in records for r in selected)} runs of {len(selected)} with a record")

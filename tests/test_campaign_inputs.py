@@ -287,6 +287,16 @@ def test_run_py_estimate_of_a_missing_folder_is_an_error_that_makes_no_folder(tm
     assert "not a folder" in capsys.readouterr().err
 
 
+def test_an_estimate_of_runs_without_any_record_says_so_instead_of_zero_hours(tmp_path, capsys):
+    folder = tmp_path / "records"
+    folder.mkdir()
+    assert experiments.main(["--results", str(folder), "--only", "grid", "--estimate", "2"]) == 0
+    out = capsys.readouterr().out
+    selected = len(experiments.select(declarations.load_runs(RUNS), ["grid"], None, None))
+    assert out == (f"no estimate: none of the {selected} selected runs has a record in {folder} yet (the estimate "
+                   "reads their run times)\n")
+
+
 def test_the_estimate_counts_at_least_a_records_training_time():
     assert experiments.run_seconds(dict(run_seconds=25.0, train_seconds=1111.0)) == 1111.0
     assert experiments.run_seconds(dict(run_seconds=30.0, train_seconds=20.0)) == 30.0
