@@ -321,16 +321,27 @@ BPE = "BEExformer, BPE subword tokens (at the BEExformer's point)"
 BPE_PRETRAINED = "BEExformer, BPE subword tokens, self-pretrained (at the BEExformer's point)"
 
 
-def _honest(task, model):
-    """The numbers of row (task, model) of results/README.md's held-out table, "Every choice on the held-out slice":
-    (held-out mean, its spread, dev mean, its spread, then the dev cell's further numbers, e.g. MRPC's accuracy)."""
+def _honest_row(task, model):
+    """The cells of row (task, model) of results/README.md's held-out table, "Every choice on the held-out slice"."""
     rendered = prose(RESULTS_README.read_text())[1]
     table = rendered.split("### Every choice on the held-out slice", 1)[1].split("###", 1)[0]
     for line in table.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
         if cells[:2] == [task, model]:
-            return [float(v) for i in (3, 4) for v in re.findall(r"\d+\.\d+", re.sub(r"\(\d+ seeds?\)", "", cells[i]))]
-    return None
+            return cells
+    raise AssertionError(f"no row ({task}, {model}) in the held-out table")
+
+
+def _honest(task, model):
+    """Row (task, model)'s numbers: (held-out mean, its spread, dev mean, its spread, then the dev cell's further
+    numbers, e.g. MRPC's accuracy)."""
+    cells = _honest_row(task, model)
+    return [float(v) for i in (3, 4) for v in re.findall(r"\d+\.\d+", re.sub(r"\(\d+ seeds?\)", "", cells[i]))]
+
+
+def _seeds(task, model):
+    """How many seeds row (task, model) reports on its dev cell."""
+    return int(re.search(r"\((\d+) seeds?\)", _honest_row(task, model)[4]).group(1))
 
 
 def _long_group():
@@ -419,6 +430,8 @@ DOC_CLAIMS = [
                           r"above BPE alone \(([\d.]+) ± ([\d.]+)\) and below\s+word tokens \(([\d.]+) ± ([\d.]+)\)",
      lambda: _honest("cola", BPE_PRETRAINED)[2:] + _honest("cola", BPE_PRETRAINED)[:2] + _honest("cola", BPE)[2:]
      + _honest("cola", "BEExformer")[2:]),
+    ("results/README.md", r"On RTE it scores dev ([\d.]+) ± ([\d.]+) on (\d) seeds so far \(held-out\s+([\d.]+) ± ([\d.]+);",
+     lambda: _honest("rte", BPE_PRETRAINED)[2:] + [_seeds("rte", BPE_PRETRAINED)] + _honest("rte", BPE_PRETRAINED)[:2]),
     ("results/README.md", r"The siamese encoding self-pretrained scores on MRPC held-out\s+([\d.]+) ± ([\d.]+) and dev F1 "
                           r"([\d.]+) ± ([\d.]+), accuracy ([\d.]+) ± ([\d.]+), against ([\d.]+) ± ([\d.]+) / ([\d.]+) ±\s+"
                           r"([\d.]+) for the siamese encoding alone \(a narrower spread, not a clear gain\), on STS-B "
