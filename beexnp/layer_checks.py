@@ -155,11 +155,17 @@ def pair_batch(rng, batch, tokens, vocab):
     return ids * mask.astype(np.int64), mask
 
 
+# The whole-model checks' tiny config: width 6 (4 token + 2 position), 2 heads of 3, 2 blocks (two exits, so the
+# gradient crosses a block boundary and every exit weighting differs).  Central differences cost two forwards per
+# parameter entry: a model this small keeps every entry checked and the suite fast.
+TINY_MODEL = dict(token_dim=4, position_dim=2, heads=2, blocks=2, dropout=0.1)
+
+
 def model_cases(rng, batch=3, tokens=5, vocab=13, classes=3):
     """The whole model and its loss, for each exit weighting, binarized and full precision; then this
     project's pair options (segments, the siamese encoding) and distillation (DESIGN §2.5, §5.6, §6.9).
 
-    Tiny config: width 8 (6 token + 2 position), 2 heads, 3 blocks.  The
+    Tiny config (``TINY_MODEL``).  The
     soft-routing weights are computed once and frozen: the loss treats them as
     constants, so the numerical gradient must too; so are the teacher's outputs."""
     mask = padding_mask(rng, batch, tokens)
@@ -186,8 +192,7 @@ def model_cases(rng, batch=3, tokens=5, vocab=13, classes=3):
 def model_case(rng, name, ids, mask, weighting, regression, classes, overrides, distill=False):
     """One whole-model Case: a tiny random float64 BEExformer (``overrides`` on its config) and its loss."""
     batch = len(ids)
-    config = ModelConfig(num_classes=1 if regression else classes, regression=regression, token_dim=6,
-                         position_dim=2, heads=2, blocks=3, dropout=0.1, **overrides)
+    config = ModelConfig(num_classes=1 if regression else classes, regression=regression, **TINY_MODEL, **overrides)
     model = randomize_parameters(BEExformer(config, rng, dtype=np.float64), rng)
     model.embedding.weight.data[0] = 0
     loss = MultiExitLoss(config.blocks, weighting, regression=regression, distill_weight=0.4, temperature=2.0)
@@ -211,8 +216,7 @@ def mlm_cases(rng, batch=3, tokens=6, vocab=13):
                 ("all", True, dict(segments=True, pair_encoding="siamese"), pair_ids, pair_mask)]
     cases = []
     for levels, binarize, options, x, m in variants:
-        config = ModelConfig(num_classes=2, token_dim=6, position_dim=2, heads=2, blocks=3, dropout=0.1,
-                             vocab_size=vocab, binarize=binarize, **options)
+        config = ModelConfig(num_classes=2, vocab_size=vocab, binarize=binarize, **TINY_MODEL, **options)
         model = randomize_parameters(BEExformer(config, rng, dtype=np.float64), rng)
         model.embedding.weight.data[0] = 0
         objective = MaskedLM(model, MLMHead(config.dim, vocab, rng, dtype=np.float64), levels=levels, rate=0.4)

@@ -14,7 +14,7 @@ CASE_NAMES = [c.name for c in model_cases(np.random.default_rng(0))]
 
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_whole_model_gradient(name):
-    """vocab 13, width 8, 2 heads, 3 blocks, 5 tokens with padding, batch 3, relaxed, float64."""
+    """``model_cases``' shapes (vocab 13, ``TINY_MODEL``, 5 tokens with padding, batch 3), relaxed, float64."""
     rng = np.random.default_rng(7)
     case = next(c for c in model_cases(rng) if c.name == name)
     report = case.check(rng)
