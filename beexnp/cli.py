@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from beexnp.checkpoint import aside, has_checkpoint, output_lock
-from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig, build_settings
+from beexnp.config import DATA_DERIVED, ModelConfig, TrainConfig, build_settings, head_choices
 from beexnp.criteria import CRITERIA
 from beexnp.evaluate import evaluate_checkpoint, exit_rule, format_report, open_for_inference, predict_texts
 from beexnp.glue import get_task
@@ -132,8 +132,8 @@ GRADCHECK_MAX = dict(batch=64, tokens=64, dim=256)   # float64 central differenc
 
 def run_gradcheck(args):
     if args.dim % args.heads:
-        raise problem(f"--heads {args.heads} must divide --dim {args.dim}", f"--heads {args.heads}",
-                                 "choose a divisor of --dim")
+        raise problem("the heads must divide the width", f"--heads {args.heads}, --dim {args.dim}",
+                      f"choose --heads among {', '.join(map(str, head_choices(args.dim)))}")
     for name, most in GRADCHECK_MAX.items():
         if getattr(args, name) > most:
             raise problem(f"--{name} {getattr(args, name)} is more than a gradient check needs "

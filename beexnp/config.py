@@ -142,6 +142,11 @@ def dataclass_from_dict(cls, d, what):
     return cls(**d)
 
 
+def head_choices(dim):
+    """The head counts (up to 64) that divide width ``dim``: attention splits the width into equal heads."""
+    return [h for h in range(1, min(dim, 64) + 1) if dim % h == 0]
+
+
 @dataclass
 class ModelConfig:
     """Everything that fixes the architecture; JSON-serializable."""
@@ -197,7 +202,7 @@ class ModelConfig:
         sizes = at_least(self, ("token_dim", "heads", "blocks"), 1) + at_least(self, ("position_dim",), 0)
         problems += sizes
         if not sizes and self.dim % self.heads:
-            divisors = [h for h in range(1, min(self.dim, 64) + 1) if self.dim % h == 0]
+            divisors = head_choices(self.dim)
             problems.append((("heads", "token_dim", "position_dim", "position_mode"), f"width d={self.dim} is not divisible by heads={self.heads}",
                              f"use heads that divide {self.dim} (one of {', '.join(map(str, divisors))}), or change "
                              "token_dim / position_dim"))

@@ -512,6 +512,59 @@ def test_gradient_checks_doc_is_a_fresh_render():
     assert changed != text and render_gradcheck_doc.render(changed) != changed      # the test of the test
 
 
+@pytest.mark.parametrize("damage", ["no markers", "start twice", "end before start", "not utf-8", "missing"])
+def test_gradient_checks_doc_tool_writes_nothing_on_help_check_or_a_damaged_doc(tmp_path, monkeypatch, capsys, damage):
+    """--help and --check leave the doc as it is; a damaged or missing doc is one line of error, not a traceback,
+    and is left as it is."""
+    tool = script("tools", "render_gradcheck_doc")
+    fresh = tool.render(tool.DOC.read_text())
+    doc = tmp_path / "docs" / "gradient-checks.md"
+    doc.parent.mkdir()
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    monkeypatch.setattr(tool, "DOC", doc)
+    stale = fresh.replace("| Block (slfn) | 11 |", "| Block (slfn) | 12 |")
+    doc.write_text(stale)
+    with pytest.raises(SystemExit) as exit_:
+        tool.main(["--help"])
+    assert exit_.value.code == 0 and doc.read_text() == stale
+    assert tool.main(["--check"]) == 1 and doc.read_text() == stale
+    assert tool.main([]) == 0 and doc.read_text() == fresh
+    assert tool.main(["--check"]) == 0
+    damaged = {"no markers": fresh.replace(tool.START, "").encode(),
+               "start twice": (tool.START + fresh).encode(),
+               "end before start": (tool.END + fresh.replace(tool.END, "")).encode(),
+               "not utf-8": b"\xff\xfe" + fresh.encode(), "missing": None}[damage]
+    doc.unlink()
+    if damaged is not None:
+        doc.write_bytes(damaged)
+    with pytest.raises(SystemExit) as exit_:
+        tool.main([])
+    message = str(exit_.value.code)
+    assert message.startswith("error: cannot render docs/gradient-checks.md: ") and "\n" not in message
+    assert (doc.read_bytes() if doc.exists() else None) == damaged
+
+
+def test_gradient_checks_doc_tool_reports_a_failed_write_in_one_line(tmp_path, monkeypatch):
+    """The doc is written through ``beexnp.outputs.write_text``: a folder it cannot write is one line of error and
+    the doc is left as it was."""
+    tool = script("tools", "render_gradcheck_doc")
+    doc = tmp_path / "docs" / "gradient-checks.md"
+    doc.parent.mkdir()
+    stale = tool.DOC.read_text().replace("| Block (slfn) | 11 |", "| Block (slfn) | 12 |")
+    doc.write_text(stale)
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    monkeypatch.setattr(tool, "DOC", doc)
+
+    def disk_full(path, text):
+        raise tool.UserError("could not write: No space left on device", path, "free some space")
+
+    monkeypatch.setattr(tool, "write_text", disk_full)
+    with pytest.raises(SystemExit) as exit_:
+        tool.main([])
+    assert str(exit_.value.code).startswith("error: could not write: No space left on device (")
+    assert doc.read_text() == stale
+
+
 def test_gradcheck_command_defaults_are_the_rendered_shapes():
     from beexnp.cli import build_parser
     from beexnp.layer_checks import layer_cases

@@ -534,7 +534,7 @@ BAD_INPUTS = [
     (["export", CK, "missing/dir/m.npz"], "missing/dir does not exist"),
     (["export", "nocard/last", "m.npz"], "not a checkpoint: the folder has no checkpoint.json"),
     (["size", "badcard/last"], "not valid JSON: Unterminated string starting at: line 1 column 2 (char 1) (badcard/last/checkpoint.json)"),
-    (["gradcheck", "--dim", "8", "--heads", "3"], "--heads 3 must divide --dim 8"),
+    (["gradcheck", "--dim", "8", "--heads", "3"], "the heads must divide the width (--heads 3, --dim 8): choose --heads among 1, 2, 4, 8"),
     (["gradcheck", "--batch", "0"], "argument --batch: must be an integer >= 1, got '0'"),
     (["data", "--task", "nosuch"], "unknown GLUE task 'nosuch'"),
     (["download", "--tasks", "cola,nosuch", "--dir", "glue_new"], "unknown GLUE task 'nosuch'"),

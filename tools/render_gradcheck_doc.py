@@ -1,12 +1,14 @@
 """Write docs/gradient-checks.md's list of checks from the checks themselves.
 
     python tools/render_gradcheck_doc.py          rewrite the block between the markers in place
+    python tools/render_gradcheck_doc.py --check  write nothing; exit 1 when the committed block is stale
 
 What stands between the markers (every check ``python -m beexnp gradcheck`` runs at its default shapes, how many
 tensors each differentiates, the step and the tolerance) comes from ``beexnp.layer_checks`` and
 ``beexnp.gradcheck``: building the checks is cheap, only running them costs (the command prints every tensor's
 relative error). ``tests/test_prose_numbers.py`` checks that the committed block is what this writes.
 """
+import argparse
 import inspect
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from beexnp.gradcheck import gradcheck  # noqa: E402
 from beexnp.layer_checks import layer_cases, model_cases  # noqa: E402
+from beexnp.outputs import UserError, write_text  # noqa: E402
 
 DOC = ROOT / "docs" / "gradient-checks.md"
 START = "<!-- checks: written by tools/render_gradcheck_doc.py -->"
@@ -59,15 +62,34 @@ def block():
 
 
 def render(text):
+    """``text`` with the block between its markers rewritten; ValueError unless it holds each marker once, in order."""
+    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
+        raise ValueError(f"it must hold {START!r} once and, after it, {END!r} once")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{block()}\n{END}{tail}"
 
 
-def main():
-    DOC.write_text(render(DOC.read_text()))
-    print(f"wrote {DOC.relative_to(ROOT)}")
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Rewrite docs/gradient-checks.md's list of checks from the checks.")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when the committed block is stale")
+    args = parser.parse_args(argv)
+    name = DOC.relative_to(ROOT)
+    try:
+        text = DOC.read_text()
+        new = render(text)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        sys.exit(f"error: cannot render {name}: {getattr(err, 'strerror', None) or err}")
+    if args.check:
+        print(f"{name} is {'a fresh render' if new == text else 'stale: run python tools/render_gradcheck_doc.py'}")
+        return 0 if new == text else 1
+    try:
+        write_text(DOC, new)          # a temporary file renamed over the doc: an interrupted write leaves it whole
+    except UserError as err:
+        sys.exit(f"error: {err}")
+    print(f"wrote {name}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
