@@ -301,9 +301,8 @@ def _width_group():
 
 def _targets():
     """{task: (dev-picked row's dev numbers, its shortfall, held-out's pick's dev numbers, its shortfall, held-out's
-    pick's row name)} from the
-    rendered targets table of results/README.md (``test_readme`` keeps it a fresh render of the records); "met" is
-    a shortfall of 0."""
+    pick's row name)} from the rendered targets table of results/README.md (``test_readme`` keeps it a fresh render
+    of the records); "met" is a shortfall of 0."""
     rendered = prose(RESULTS_README.read_text())[1]
     table = rendered.split("### Issue 25's targets", 1)[1].split("###", 1)[0]
     out = {}

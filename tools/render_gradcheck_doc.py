@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from beexnp.gradcheck import gradcheck  # noqa: E402
 from beexnp.layer_checks import layer_cases, model_cases  # noqa: E402
-from beexnp.outputs import UserError, write_text  # noqa: E402
+from beexnp.outputs import UserError, reason, write_text  # noqa: E402
 
 DOC = ROOT / "docs" / "gradient-checks.md"
 START = "<!-- checks: written by tools/render_gradcheck_doc.py -->"
@@ -79,7 +79,7 @@ def main(argv=None):
         text = DOC.read_text()
         new = render(text)
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        sys.exit(f"error: cannot render {name}: {getattr(err, 'strerror', None) or err}")
+        sys.exit(f"error: cannot render {name}: {reason(err)}")
     if args.check:
         print(f"{name} is {'a fresh render' if new == text else 'stale: run python tools/render_gradcheck_doc.py'}")
         return 0 if new == text else 1
