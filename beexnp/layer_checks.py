@@ -165,8 +165,7 @@ def model_cases(rng, batch=3, tokens=5, vocab=13, classes=3):
     """The whole model and its loss, for each exit weighting, binarized and full precision; then this
     project's pair options (segments, the siamese encoding) and distillation (DESIGN §2.5, §5.6, §6.9).
 
-    Tiny config (``TINY_MODEL``).  The
-    soft-routing weights are computed once and frozen: the loss treats them as
+    Tiny config (``TINY_MODEL``).  The soft-routing weights are computed once and frozen: the loss treats them as
     constants, so the numerical gradient must too; so are the teacher's outputs."""
     mask = padding_mask(rng, batch, tokens)
     ids = rng.integers(4, vocab, size=(batch, tokens)) * mask.astype(np.int64)

@@ -61,10 +61,14 @@ def block():
     ])
 
 
+class DamagedDoc(ValueError):
+    """The doc's markers are missing, doubled or out of order: a user's file to mend, not a bug here."""
+
+
 def render(text):
-    """``text`` with the block between its markers rewritten; ValueError unless it holds each marker once, in order."""
+    """``text`` with the block between its markers rewritten; DamagedDoc unless it holds each marker once, in order."""
     if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
-        raise ValueError(f"it must hold {START!r} once and, after it, {END!r} once")
+        raise DamagedDoc(f"it must hold {START!r} once and, after it, {END!r} once")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{block()}\n{END}{tail}"
@@ -78,7 +82,7 @@ def main(argv=None):
     try:
         text = DOC.read_text()
         new = render(text)
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+    except (OSError, UnicodeDecodeError, DamagedDoc) as err:
         sys.exit(f"error: cannot render {name}: {reason(err)}")
     if args.check:
         print(f"{name} is {'a fresh render' if new == text else 'stale: run python tools/render_gradcheck_doc.py'}")
