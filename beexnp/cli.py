@@ -124,6 +124,7 @@ def add_gradcheck(sub):
     p.add_argument("--tokens", type=positive_int, default=5, help="tokens per input, some padded (default: 5)")
     p.add_argument("--dim", type=positive_int, default=8, help="layer width d (default: 8)")
     p.add_argument("--heads", type=positive_int, default=2, help="attention heads, dividing --dim (default: 2)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (on stderr)")
     p.set_defaults(func=run_gradcheck)
 
 
@@ -140,7 +141,7 @@ def run_gradcheck(args):
                                      f"(at most {most}; every entry costs two forward passes)",
                                      f"--{name}", f"use at most {most}")
     reports = check_all(np.random.default_rng(args.seed), batch=args.batch, tokens=args.tokens,
-                        dim=args.dim, heads=args.heads)
+                        dim=args.dim, heads=args.heads, progress=not args.no_progress)
     print(format_table(reports))
     bad = [r.title for r in reports if not r.ok]
     worst = max(r.max_error for r in reports)

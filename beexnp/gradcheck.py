@@ -30,10 +30,11 @@ def rel_error(analytic, numeric, eps=1e-12):
     return float(np.max(np.abs(a - n)) / max(np.max(np.abs(a) + np.abs(n)), eps))
 
 
-def numerical_gradient(f, x, h=1e-5):
+def numerical_gradient(f, x, h=1e-5, on_entry=None):
     """Central differences of the scalar f() with respect to the array x.
 
-    x is changed in place, one entry at a time, and restored."""
+    x is changed in place, one entry at a time, and restored; ``on_entry(1)``, if given, is called after each
+    entry (a progress bar's ``update``)."""
     grad = np.zeros_like(x, dtype=np.float64)
     for ix in np.ndindex(x.shape):
         old = x[ix]
@@ -43,6 +44,8 @@ def numerical_gradient(f, x, h=1e-5):
         f_minus = f()
         x[ix] = old
         grad[ix] = (f_plus - f_minus) / (2 * h)
+        if on_entry:
+            on_entry(1)
     return grad
 
 
@@ -105,7 +108,7 @@ def _as_tuple(x):
 
 
 def gradcheck(module, inputs=(), constants=None, forward=None, dout=None, rng=None,
-              h=1e-5, tol=1e-6, relaxed=True, title=None):
+              h=1e-5, tol=1e-6, relaxed=True, title=None, on_entry=None):
     """Check ``module.backward`` for the float ``inputs`` and every parameter.
 
     inputs:    tuple of float arrays, differentiated (copied to float64).
@@ -114,6 +117,7 @@ def gradcheck(module, inputs=(), constants=None, forward=None, dout=None, rng=No
     forward:   callable(*inputs, **constants) -> output, for a forward that
                needs more than ``module.forward`` (default).
     dout:      upstream gradient; random normal (from ``rng``) if None.
+    on_entry:  called with 1 after each entry is differenced (a progress bar's ``update``).
 
     ``module.backward(dout)`` must return the gradients of ``inputs`` in order
     (one array, or a tuple).  Returns a ``GradCheckReport``.
@@ -142,10 +146,10 @@ def gradcheck(module, inputs=(), constants=None, forward=None, dout=None, rng=No
 
         report = GradCheckReport(title or type(module).__name__, tol=tol)
         for i, x in enumerate(inputs):
-            err = rel_error(analytic_inputs[i], numerical_gradient(f, x, h))
+            err = rel_error(analytic_inputs[i], numerical_gradient(f, x, h, on_entry))
             report.rows.append(GradCheckRow(f"input{i}" if len(inputs) > 1 else "input", x.shape, err, err <= tol))
         for name, p in module.parameters():
-            err = rel_error(analytic_params[name], numerical_gradient(f, p.data, h))
+            err = rel_error(analytic_params[name], numerical_gradient(f, p.data, h, on_entry))
             report.rows.append(GradCheckRow(name, p.shape, err, err <= tol))
         return report
     finally:

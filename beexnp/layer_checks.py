@@ -6,9 +6,11 @@ shape; the test suite checks each of them over many shapes, and
 padding (each row keeps at least one real token) and stay away from the kinks
 of g, |x| and ReLU, where central differences are not valid.
 """
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from beexnp.activations import ReLU
 from beexnp.attention import BinaryMultiHeadAttention
@@ -41,6 +43,11 @@ class Case:
     def check(self, rng, **kwargs):
         return gradcheck(self.module, self.inputs, self.constants, forward=self.forward,
                          dout=self.dout, rng=rng, title=self.name, **kwargs)
+
+    @property
+    def entries(self):
+        """How many numbers the check differences: every entry of the inputs and of the parameters."""
+        return sum(np.size(x) for x in self.inputs) + sum(p.data.size for _, p in self.module.parameters())
 
 
 def kink_free(rng, shape, scale=1.0, margin=1e-3):
@@ -228,7 +235,14 @@ def mlm_cases(rng, batch=3, tokens=6, vocab=13):
     return cases
 
 
-def check_all(rng, **shape):
-    """Run every case; returns the list of reports."""
+def check_all(rng, progress=False, **shape):
+    """Run every case; returns the list of reports.  ``progress``: a bar on stderr counting the entries
+    differenced, with the layer being checked (a check at width 256 takes minutes)."""
     cases = layer_cases(rng, **shape) + model_cases(rng) + mlm_cases(rng)
-    return [case.check(rng) for case in cases]
+    with tqdm(total=sum(case.entries for case in cases), unit="entry", desc="gradcheck", disable=not progress,
+              file=sys.stderr) as bar:
+        reports = []
+        for case in cases:
+            bar.set_postfix_str(case.name, refresh=False)
+            reports.append(case.check(rng, on_entry=bar.update if progress else None))
+    return reports

@@ -306,3 +306,29 @@ def test_gradcheck_gives_the_module_back_in_its_own_dtype(rng):
     assert {n: p.data.dtype for n, p in layer.parameters()} == {n: np.dtype(np.float32) for n in before}
     for name, p in layer.parameters():
         np.testing.assert_array_equal(p.data, before[name])
+
+
+def test_progress_counts_every_entry_differenced(rng):
+    """The gradcheck command's bar has ``Case.entries`` as its total: each check calls ``on_entry`` once per
+    entry of its inputs and parameters, so the bar ends at exactly 100%."""
+    for case in layer_cases(rng, batch=2, tokens=3, dim=4, heads=2):
+        calls = []
+        case.check(rng, on_entry=calls.append)
+        assert calls == [1] * case.entries, case.name
+
+
+def test_gradcheck_command_shows_progress_on_stderr_only(capsys, monkeypatch):
+    """The table goes to stdout, the bar to stderr (so ``gradcheck > table.txt`` stays clean); --no-progress
+    leaves stderr empty."""
+    from beexnp import cli
+    cases = layer_cases(np.random.default_rng(0), batch=2, tokens=3, dim=4, heads=2)[:2]
+    monkeypatch.setattr(layer_checks, "layer_cases", lambda rng, **shape: cases)
+    monkeypatch.setattr(layer_checks, "model_cases", lambda rng: [])
+    monkeypatch.setattr(layer_checks, "mlm_cases", lambda rng: [])
+    assert cli.main(["gradcheck"]) == 0
+    out, err = capsys.readouterr()
+    total = sum(case.entries for case in cases)
+    assert f"{total}/{total}" in err and cases[-1].name in err and "entry" not in out
+    assert "2 layers, largest relative error" in out
+    assert cli.main(["gradcheck", "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
