@@ -46,7 +46,7 @@ from beexnp.gradcheck import format_table
 from beexnp.layer_checks import check_all
 from beexnp.limits import check_sizes
 from beexnp.outputs import (RUN_FILES, UserError, STOP_SIGNALS, atomic_write, guard_file, guard_folder, guard_input_file,
-                            one_line, problem, resolved, signal_name, terminations_raise)
+                            diagnostics_never_fail, one_line, problem, resolved, signal_name, terminations_raise)
 from beexnp.packed import export_checkpoint, open_saved
 from beexnp.size import checkpoint_size_report, format_size_report
 from beexnp.sweep import default_out as default_sweep_dir
@@ -626,8 +626,9 @@ def guarded(command):
     a user's mistake ends with ``error: <message>`` and status 1, not a traceback.
 
     SIGTERM and SIGHUP end a command as Ctrl-C does (``Terminated``): every writer removes its temporary
-    file, ``train`` saves ``last``; the status is 128 + the signal's number."""
-    with terminations_raise():
+    file, ``train`` saves ``last``; the status is 128 + the signal's number.  A stderr that cannot be written
+    (closed, a full device) loses the progress bars and messages, never the command (``Diagnostics``)."""
+    with terminations_raise(), diagnostics_never_fail():
         try:
             return command() or 0
         except KeyboardInterrupt as err:

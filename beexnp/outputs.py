@@ -15,6 +15,8 @@ One guard and one writer serve every command that writes (``export``, ``evaluate
   removed; the leftovers of a killed command (whose PID is no longer alive) are removed by the next
   command that writes that name (``clean_leftovers``).  A failure is one line naming the path.
 * ``interrupts_deferred()`` holds Ctrl-C, SIGTERM and SIGHUP while a few renames must happen together.
+* ``diagnostics_never_fail()``: a stderr that cannot be written (closed, a full device) drops the progress
+  bars and messages instead of failing the command (``Diagnostics``).
 
 A message is ``<what is wrong> (<flag or path>): <what to do>`` (``problem``); ``main`` adds ``error:``.
 """
@@ -25,6 +27,7 @@ import re
 import shutil
 import signal
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -400,3 +403,47 @@ def terminations_raise():
     """A block in which SIGTERM and SIGHUP raise ``Terminated`` (a KeyboardInterrupt) as Ctrl-C does; the
     previous handlers come back after.  Only in the main thread."""
     return handlers({sig: raise_terminated for sig in STOP_SIGNALS if sig != signal.SIGINT})
+
+
+# ---- diagnostics -------------------------------------------------------------------------------
+class Diagnostics:
+    """sys.stderr for progress bars and messages, that never fails the command: a write stderr cannot take
+    (closed, ``2>&-``; a full device, ``2>/dev/full``; a reader gone) is dropped, and so is everything after
+    it.  A command's work and its files never die of its diagnostics."""
+
+    def __init__(self, stream):
+        self.stream = stream                       # None: Python started with fd 2 closed
+
+    def _attempt(self, act, fallback):
+        if self.stream is not None:
+            try:
+                return act(self.stream)
+            except (OSError, ValueError):           # ValueError: a closed file
+                self.stream = None
+        return fallback
+
+    def write(self, text):
+        self._attempt(lambda s: s.write(text), None)
+        return len(text)
+
+    def flush(self):
+        self._attempt(lambda s: s.flush(), None)
+
+    def isatty(self):
+        return self._attempt(lambda s: s.isatty(), False)
+
+    @property
+    def encoding(self):
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+
+@contextlib.contextmanager
+def diagnostics_never_fail():
+    """sys.stderr as ``Diagnostics`` while the block runs (every entry point's ``guarded``)."""
+    saved = sys.stderr
+    sys.stderr = Diagnostics(saved)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr = saved

@@ -297,3 +297,48 @@ def test_the_property_catches_a_guard_that_lets_a_checkpoint_through(tree, monke
     monkeypatch.setattr(outputs, "protected", lambda resolved: None)
     with pytest.raises((AssertionError, pytest.fail.Exception)):
         test_the_guard_refuses_exactly_what_it_protects_and_writes_the_rest_whole(tree)
+
+
+class FullDevice:
+    """A stderr like ``2>/dev/full``: every write and flush fails with ENOSPC."""
+    encoding = "utf-8"
+
+    def write(self, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def isatty(self):
+        return False
+
+
+def closed_stream():
+    import io
+    stream = io.StringIO()
+    stream.close()
+    return stream
+
+
+@pytest.mark.parametrize("broken", [lambda: None, FullDevice, closed_stream], ids=["closed fd", "full", "closed file"])
+def test_an_unwritable_stderr_costs_the_bar_not_the_command(broken, monkeypatch, capsys):
+    """``gradcheck`` with its progress bar, stderr closed (``2>&-``: sys.stderr is None), on a full device or a
+    closed file: the table still reaches stdout and the status is 0; an error is still status 1."""
+    from beexnp import layer_checks
+    cases = layer_checks.layer_cases(np.random.default_rng(0), batch=1, tokens=2, dim=4, heads=2)[:2]
+    monkeypatch.setattr(layer_checks, "layer_cases", lambda rng, **shape: cases)
+    monkeypatch.setattr(layer_checks, "model_cases", lambda rng: [])
+    monkeypatch.setattr(layer_checks, "mlm_cases", lambda rng: [])
+    monkeypatch.setattr(sys, "stderr", broken())
+    assert main(["gradcheck"]) == 0
+    assert "2 layers, largest relative error" in capsys.readouterr().out
+    assert main(["gradcheck", "--dim", "7", "--heads", "2"]) == 1
+
+
+def test_diagnostics_pass_what_stderr_takes():
+    import io
+    stream = io.StringIO()
+    diagnostics = outputs.Diagnostics(stream)
+    assert diagnostics.write("progress\r") == len("progress\r") and stream.getvalue() == "progress\r"
+    diagnostics.flush()
+    assert diagnostics.encoding == "utf-8" and diagnostics.isatty() is False
