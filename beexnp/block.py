@@ -63,7 +63,10 @@ class ExitHead(Module):
     width = 1                                                             # features per pooled unit
 
     def __init__(self, dim, num_outputs, rng, dtype=np.float32):
-        self.linear = Linear(self.width * dim, num_outputs, rng, dtype=dtype)
+        self.linear = Linear(self.feature_width(dim), num_outputs, rng, dtype=dtype)
+
+    def feature_width(self, dim):
+        return self.width * dim
 
     def features(self, pooled):
         return pooled

@@ -169,6 +169,8 @@ class ModelConfig:
     pair_encoding: str = option("joint", "sentence pairs: 'joint' ([CLS] a [SEP] b in one sequence) or 'siamese' "
                                          "(each sentence through the shared blocks, exits read [u, v, |u-v|, u*v]; "
                                          "DESIGN §5.6)", PAIR_ENCODINGS)
+    pair_cosine: bool = option(False, "siamese pairs: the exits also read cos(u, v), one more feature "
+                                      "(DESIGN §5.6)")
     binarize: bool = option(True, "binarized block weights (False: the full-precision twin)")
     estimator: str = option("second_order", "gradient of sign: 'second_order' approximation or 'ste'",
                             tuple(ESTIMATORS))
@@ -185,8 +187,9 @@ class ModelConfig:
 
     @property
     def exit_width(self):
-        """Width of what an exit classifier reads: d, or 4d for [u, v, |u - v|, u * v] (DESIGN §5.6)."""
-        return 4 * self.dim if self.pair_encoding == "siamese" else self.dim
+        """Width of what an exit classifier reads: d, or 4d for [u, v, |u - v|, u * v] (+ 1 for cos(u, v);
+        DESIGN §5.6)."""
+        return 4 * self.dim + self.pair_cosine if self.pair_encoding == "siamese" else self.dim
 
     def validate(self):
         return checked(self, "model")
@@ -209,6 +212,10 @@ class ModelConfig:
         problems += [(name, what, fix + " (4 special tokens and a word)")
                      for name, what, fix in at_least(self, ("vocab_size",), 5)]
         problems += within(self, "dropout", 0, 1)
+        if self.pair_cosine and self.pair_encoding != "siamese":
+            problems.append((("pair_cosine", "pair_encoding"), "pair_cosine compares the two sentences' vectors, "
+                             f"which only pair_encoding='siamese' has (got {self.pair_encoding!r})",
+                             "use pair_encoding 'siamese', or leave pair_cosine off"))
         return problems
 
     def to_dict(self):

@@ -14,7 +14,9 @@ included, padding excluded), d = model width, h heads, C classes:
     SLFN gates [f1|l|f2|c]      4·L·d·d         BinaryLinear(d, 4d); (k+1)·L·d·d with k gates (DESIGN §4.4)
       or FFN up + down          2·L·d·d_ff      BinaryLinear(d, d_ff), (d_ff, d); d_ff = 2d
     exit pooling                L·d             masked mean: sum_t w_t Y_t, w_t = 1/L
-    exit classifier             d·C             real Linear(d, C); 4d·C for the siamese pair head
+    exit pair cosine            3·d             siamese with pair_cosine: u.v, u.u, v.v (DESIGN §5.6)
+    exit classifier             d·C             real Linear(d, C); 4d·C for the siamese pair head, (4d+1)·C
+                                                with its cosine
 
 (The FFN ablation with d_ff = 2d costs 4·L·d·d, exactly the SLFN's count.)
 Not counted (O(L·d) elementwise work each, a few percent at most): biases,
@@ -204,8 +206,14 @@ def exit_pooling(config, L):
     return _real(config, L * config.dim)
 
 
+def exit_cosine(config, L):
+    r"""c = u.v / (|u| |v|) of a siamese pair (``pair_cosine``):  u.v, u.u and v.v,  3·d MACs, whatever L"""
+    return _real(config, 0 * L + 3 * config.dim)
+
+
 def exit_classifier(config, L):
-    r"""z = m Wexit:   (1, d) x (d, C)  ->  d·C MACs, whatever L  (siamese: (1, 4d) x (4d, C), 4d·C)"""
+    r"""z = m Wexit:   (1, d) x (d, C)  ->  d·C MACs, whatever L  (siamese: (1, 4d) x (4d, C), 4d·C;
+    with the cosine (1, 4d + 1) x (4d + 1, C), (4d+1)·C)"""
     return _real(config, 0 * L + config.exit_width * config.num_classes)
 
 
@@ -231,8 +239,10 @@ def block_layers(config):
              ("attn.context", "L·L·d", attention_context),
              ("attn.out", "L·d·d", output_projection)]
             + ffn
-            + [("exit.pool", "L·d", exit_pooling),
-               ("exit.linear", "4d·C" if config.pair_encoding == "siamese" else "d·C", exit_classifier)])
+            + [("exit.pool", "L·d", exit_pooling)]
+            + [("exit.cosine", "3·d", exit_cosine)] * config.pair_cosine
+            + [("exit.linear", ("(4d+1)·C" if config.pair_cosine else "4d·C") if config.pair_encoding == "siamese"
+                else "d·C", exit_classifier)])
 
 
 def _lengths(lengths):
@@ -255,10 +265,10 @@ def _parts(config, L):
 
 
 def _layer_cost(config, name, cost, L):
-    """One layer's cost for lengths L: summed over the sentences of a siamese pair, except the exit
-    classifier, which runs once per input."""
+    """One layer's cost for lengths L: summed over the sentences of a siamese pair, except the exit's pair
+    cosine and classifier, which run once per input."""
     parts = _parts(config, L)
-    if name == "exit.linear":
+    if name in ("exit.cosine", "exit.linear"):
         return cost(config, parts[0])
     return sum((cost(config, P) for P in parts[1:]), cost(config, parts[0]))
 

@@ -148,6 +148,8 @@ def layer_cases(rng, batch=3, tokens=5, dim=8, heads=2, classes=3, vocab=11):
     chosen = (mask > 0) & (rng.random((B, T)) < 0.5)                        # masked-LM positions (DESIGN §11)
     chosen[np.arange(B), 0] = True                                          # at least one in every row
     cases.append(Case("MLMHead", prepared(MLMHead(d, vocab, rng, dtype=dt)), (x,), {"chosen": chosen}))
+    cases.append(Case("PairExitHead (with cosine)", prepared(PairExitHead(d, C, rng, dtype=dt, cosine=True)),
+                      (kink_free(rng, (2 * B, T, d)),), {"mask": padding_mask(rng, 2 * B, T)}))
     return cases
 
 
@@ -170,7 +172,8 @@ TINY_MODEL = dict(token_dim=4, position_dim=2, heads=2, blocks=2, dropout=0.1)
 
 def model_cases(rng, batch=3, tokens=5, vocab=13, classes=3):
     """The whole model and its loss, for each exit weighting, binarized and full precision; then this
-    project's pair options (segments, the siamese encoding) and distillation (DESIGN §2.5, §5.6, §6.9).
+    project's pair options (segments, the siamese encoding), distillation, and the pair cosine (DESIGN §2.5,
+    §5.6, §6.9).
 
     Tiny config (``TINY_MODEL``).  The soft-routing weights are computed once and frozen: the loss treats them as
     constants, so the numerical gradient must too; so are the teacher's outputs."""
@@ -192,6 +195,9 @@ def model_cases(rng, batch=3, tokens=5, vocab=13, classes=3):
     for regression in (False, True):
         cases.append(model_case(rng, "BEExformer + soft_routing loss + distillation" + (" (regression)" * regression),
                                 ids, mask, "soft_routing", regression, classes, dict(vocab_size=vocab), distill=True))
+    cases.append(model_case(rng, "BEExformer, segments + siamese pairs + pair cosine + soft_routing loss "
+                                 "(regression)", pair_ids, pair_mask, "soft_routing", True, classes,
+                            dict(vocab_size=vocab, segments=True, pair_encoding="siamese", pair_cosine=True)))
     return cases
 
 

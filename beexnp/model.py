@@ -15,6 +15,8 @@ vector per sentence to the token embeddings (DESIGN §2.5), and
 ``pair_encoding="siamese"`` encodes the two sentences separately, as 2B rows,
 with exit heads that compare them (DESIGN §5.6).
 """
+from functools import partial
+
 import numpy as np
 
 from beexnp.block import Block, ExitHead
@@ -42,7 +44,7 @@ class BEExformer(Module):
                              dtype=dtype)
                        for _ in range(config.blocks)]
         self.siamese = config.pair_encoding == "siamese"
-        head = PairExitHead if self.siamese else ExitHead
+        head = partial(PairExitHead, cosine=config.pair_cosine) if self.siamese else ExitHead
         self.exits = [head(config.dim, config.num_classes, rng, dtype=dtype) for _ in range(config.blocks)]
         if config.segments:          # created last and zero: at start, the model without segments (DESIGN §2.5)
             self.segment = Embedding(2, config.token_dim, rng, padding_idx=None, dtype=dtype)

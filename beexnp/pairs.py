@@ -18,10 +18,12 @@ derived from the ids here, so batching needs no change:
 
   The shared blocks then encode each sentence on its own (no attention across
   the pair, positions from 0 in each), and ``PairExitHead`` reads the masked
-  means u (of a) and v (of b) as InferSent and Sentence-BERT do:
+  means u (of a) and v (of b) as InferSent and Sentence-BERT do, and with
+  ``pair_cosine`` their cosine c as one more column (Sentence-BERT's
+  regression objective reads c alone):
 
-      f = [u, v, |u - v|, u * v]        (B, 4d)
-      z = f @ W_exit + b_exit           (B, C)
+      f = [u, v, |u - v|, u * v (, c)]   (B, 4d (+ 1))
+      z = f @ W_exit + b_exit            (B, C)
 """
 import numpy as np
 
@@ -70,21 +72,39 @@ def split_pair(ids, mask, *more):
 
 
 class PairExitHead(ExitHead):
-    r"""z = Linear([u, v, |u - v|, u * v])      Y (2B, T', d), mask (2B, T') -> z (B, C)   (DESIGN §5.6)
+    r"""z = Linear([u, v, |u - v|, u * v (, c)])      Y (2B, T', d), mask (2B, T') -> z (B, C)   (DESIGN §5.6)
 
-    u, v (B, d): the masked means of the a parts (rows :B) and b parts (rows B:).
-    Backward, with df = [du_f, dv_f, dd_f, dp_f] from the Linear and s = sign(u - v):
+    u, v (B, d): the masked means of the a parts (rows :B) and b parts (rows B:).  With ``cosine`` the
+    features end with one more column, the cosine of u and v (``pair_cosine``; eps keeps it finite at u = 0):
 
-        du = du_f + s * dd_f + v * dp_f
-        dv = dv_f - s * dd_f + u * dp_f
+        n_u = sqrt(u . u + eps),  n_v = sqrt(v . v + eps),  c = u . v / (n_u n_v)        (B, 1)
+
+    Backward, with df = [du_f, dv_f, dd_f, dp_f (, dc)] from the Linear and s = sign(u - v):
+
+        du = du_f + s * dd_f + v * dp_f  (+ dc * (v / (n_u n_v) - c u / n_u^2))
+        dv = dv_f - s * dd_f + u * dp_f  (+ dc * (u / (n_u n_v) - c v / n_v^2))
     """
 
     width = 4
+    eps = 1e-12
+
+    def __init__(self, dim, num_outputs, rng, dtype=np.float32, cosine=False):
+        self.cosine = cosine
+        super().__init__(dim, num_outputs, rng, dtype=dtype)
+
+    def feature_width(self, dim):
+        return self.width * dim + self.cosine                              # 4d (+ 1)
 
     def features(self, pooled):
         B = pooled.shape[0] // 2
-        self.u, self.v = pooled[:B], pooled[B:]                            # (B, d) each
-        return np.concatenate([self.u, self.v, np.abs(self.u - self.v), self.u * self.v], axis=-1)   # (B, 4d)
+        u, v = self.u, self.v = pooled[:B], pooled[B:]                     # (B, d) each
+        parts = [u, v, np.abs(u - v), u * v]
+        if self.cosine:
+            self.n_u = np.sqrt(np.sum(u * u, axis=-1, keepdims=True) + self.eps)     # (B, 1)
+            self.n_v = np.sqrt(np.sum(v * v, axis=-1, keepdims=True) + self.eps)
+            self.c = np.sum(u * v, axis=-1, keepdims=True) / (self.n_u * self.n_v)    # (B, 1)
+            parts.append(self.c)
+        return np.concatenate(parts, axis=-1)                              # (B, 4d (+ 1))
 
     def features_backward(self, df):
         u, v = self.u, self.v
@@ -93,4 +113,8 @@ class PairExitHead(ExitHead):
         s = np.sign(u - v)
         du = df_u + s * df_diff + v * df_prod                              # (B, d)
         dv = df_v - s * df_diff + u * df_prod
+        if self.cosine:
+            dc, n_u, n_v, c = df[:, 4 * d:], self.n_u, self.n_v, self.c  # (B, 1) each
+            du = du + dc * (v / (n_u * n_v) - c * u / n_u ** 2)
+            dv = dv + dc * (u / (n_u * n_v) - c * v / n_v ** 2)
         return np.concatenate([du, dv])                                    # (2B, d): the a rows, then the b rows

@@ -273,7 +273,7 @@ def check_state(params, optimizer, where, leaks):
 def flops_by_group(config, batch, tokens):
     """Float ops of one training step per timing group (3 x forward MACs x 2)."""
     where = {"attn.scores": "blocks.attn", "attn.context": "blocks.attn",
-             "exit.pool": "exits", "exit.linear": "exits.linear"}
+             "exit.pool": "exits", "exit.cosine": "exits", "exit.linear": "exits.linear"}
     groups = defaultdict(int)
     for name, _, cost in block_layers(config):
         macs = int(cost(config, tokens).macs)

@@ -762,12 +762,12 @@ def saved_models(draw):
     t = get_task(task)
     token = draw(st.integers(1, 9))
     position = draw(st.integers(0, 7).filter(lambda p: (token + p) % 2 == 0))
+    pairs = draw(st.sampled_from(["joint", "siamese", "siamese + cosine"])) if t.pair else "joint"
     config = ModelConfig(vocab_size=draw(st.integers(5, 12)), num_classes=t.num_labels, regression=t.regression,
                          token_dim=token, position_dim=position, heads=2, blocks=draw(st.integers(1, 3)),
                          ffn=draw(st.sampled_from(["slfn", "ffn"])), binarize=draw(st.booleans()),
                          binarize_embeddings=draw(st.booleans()), segments=draw(st.booleans()) and t.pair,
-                         pair_encoding=draw(st.sampled_from(["joint", "siamese"])) if t.pair else "joint",
-                         max_len=64)
+                         pair_encoding=pairs.split()[0], pair_cosine="cosine" in pairs, max_len=64)
     words = [f"w{i}é" for i in range(config.vocab_size - 4)]                 # unicode tokens too
     return task, config, words
 

@@ -286,6 +286,7 @@ def builders(rng, dtype, dim, heads, classes, vocab, **_):
         "SLFN (learn gate only)": lambda: LearnGateSLFN(dim, rng, **t),
         "SLFN (forget gates only)": lambda: ForgetGatesSLFN(dim, rng, **t),
         "PairExitHead": lambda: PairExitHead(dim, classes, rng, **t),
+        "PairExitHead (with cosine)": lambda: PairExitHead(dim, classes, rng, cosine=True, **t),
         "SoftTargetKL (T = 2)": lambda: SoftTargetKL(2.0),
         "MLMHead": lambda: MLMHead(dim, vocab, rng, **t),
     }

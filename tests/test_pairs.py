@@ -141,9 +141,11 @@ def test_siamese_regression_early_exit_over_a_split(rng):
     np.testing.assert_allclose(whole.logits[:, 0], full[whole.exit_block - 1, np.arange(10)], rtol=1e-4, atol=1e-5)
 
 
-def test_flops_count_what_the_siamese_model_multiplies(rng, monkeypatch):
+@pytest.mark.parametrize("cosine", [False, True], ids=["4d", "cosine"])
+def test_flops_count_what_the_siamese_model_multiplies(rng, monkeypatch, cosine):
     """Every affine product of a forward (rows · in · out), on pairs whose parts have equal lengths (no padding),
-    against the counter's linear layers: the blocks on both parts, the 4d-wide exit classifier once."""
+    against the counter's linear layers: the blocks on both parts, the 4d-wide (4d + 1 with the cosine) exit
+    classifier once."""
     done = []
     affine = beexnp.linear.affine_forward
 
@@ -152,7 +154,7 @@ def test_flops_count_what_the_siamese_model_multiplies(rng, monkeypatch):
         return affine(x, W, b)
 
     monkeypatch.setattr(beexnp.linear, "affine_forward", counting)
-    model = pair_model(rng, slfn_gates="forget").eval()
+    model = pair_model(rng, slfn_gates="forget", pair_cosine=cosine).eval()
     cfg, B = model.config, 3
     ids = rng.integers(4, 17, size=(B, 8))
     ids[:, 0], ids[:, 4] = CLS_ID, SEP_ID                                       # parts [CLS] a and [SEP] b of 4 each
@@ -162,7 +164,12 @@ def test_flops_count_what_the_siamese_model_multiplies(rng, monkeypatch):
     linear = ("attn.qkv", "attn.out", "ffn.gates")
     per_input = sum(2 * costs[n](cfg, 4).macs for n in linear) + costs["exit.linear"](cfg, 4).macs
     assert sum(done) == B * cfg.blocks * per_input
-    assert costs["exit.linear"](cfg, 4).macs == 4 * cfg.dim * cfg.num_classes
+    assert costs["exit.linear"](cfg, 4).macs == (4 * cfg.dim + cosine) * cfg.num_classes
+    assert ("exit.cosine" in costs) == cosine and (not cosine or costs["exit.cosine"](cfg, 4).macs == 3 * cfg.dim)
+    if cosine:                                  # once per input, as the classifier: N (3d + C) more, not per part
+        without = model_flops(ModelConfig(**dict(cfg.to_dict(), pair_cosine=False)), lengths[None, :])
+        assert int(model_flops(cfg, lengths[None, :]).macs[0] - without.macs[0]) == \
+            cfg.blocks * (3 * cfg.dim + cfg.num_classes)
     assert costs["ffn.gates"](cfg, 4).macs == 3 * 4 * cfg.dim ** 2                # forget gates: [f1 | f2 | c]
     full = model_flops(cfg, lengths[None, :])
     joint = model_flops(ModelConfig(**dict(cfg.to_dict(), pair_encoding="joint")), np.array([8]))
@@ -180,8 +187,9 @@ def test_input_lengths_of_a_split(rng):
     np.testing.assert_array_equal(input_lengths(ModelConfig(vocab_size=17), data), data.lengths)
 
 
-def test_packed_model_with_the_pair_options_gives_the_same_logits(rng):
-    model = pair_model(rng, slfn_gates="learn").eval()
+@pytest.mark.parametrize("cosine", [False, True], ids=["4d", "cosine"])
+def test_packed_model_with_the_pair_options_gives_the_same_logits(rng, cosine):
+    model = pair_model(rng, slfn_gates="learn", pair_cosine=cosine).eval()
     model.segment.weight.data[...] = rng.standard_normal(model.segment.weight.shape)
     ids, mask = pairs(rng)
     packed = model_from_packed(pack_model(model), packed_meta(model))
@@ -195,3 +203,27 @@ def test_trainer_refuses_the_siamese_encoding_on_a_single_sentence_task(glue_dir
     with pytest.raises(ValueError, match="needs a sentence-pair task; sst2"):
         Trainer(TrainConfig(task="sst2", min_freq=1), dict(pair_encoding="siamese"), tmp_path, glue_dir=glue_dir,
                 progress=False)
+
+
+def test_pair_cosine_is_the_last_feature_column(rng):
+    """DESIGN §5.6: z = [u, v, |u - v|, u * v, cos(u, v)] @ W + b, the cosine computed here with np.linalg.norm
+    from the masked means of each sentence's rows (the head's own u and v are not trusted for it)."""
+    model = pair_model(rng, pair_cosine=True).eval()
+    ids, mask = pairs(rng, batch=5)
+    logits = model.forward(ids, mask)
+    X, m = model.start(ids, mask)
+    for block, head, z in zip(model.blocks, model.exits, logits):
+        X = block.forward(X, m)
+        pooled = (X * m[:, :, None]).sum(1) / m.sum(1, keepdims=True)               # (2B, d)
+        u, v = pooled[:5], pooled[5:]
+        cos = np.einsum("bd,bd->b", u, v) / (np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1))
+        features = np.concatenate([u, v, np.abs(u - v), u * v, cos[:, None]], axis=1)
+        np.testing.assert_allclose(z, features @ head.linear.weight.data + head.linear.bias.data, rtol=1e-4,
+                                   atol=1e-5)
+        assert head.linear.weight.shape == (4 * model.config.dim + 1, model.config.num_classes)
+
+
+def test_pair_cosine_needs_the_siamese_encoding():
+    with pytest.raises(ValueError, match="only pair_encoding='siamese' has"):
+        ModelConfig(vocab_size=17, pair_cosine=True).validate()
+    assert ModelConfig(vocab_size=17, pair_encoding="siamese", pair_cosine=True).validate().exit_width == 4 * 128 + 1

@@ -26,12 +26,12 @@ def twin_bytes(config, rng):
        ffn=st.sampled_from(["slfn", "ffn"]), vocab=st.integers(5, 40), classes=st.integers(2, 4),
        binarize=st.booleans(), embeddings=st.booleans(), real_dtype=st.sampled_from([np.float32, np.float16]),
        seed=st.integers(0, 2**32 - 1), gates=st.sampled_from(["all", "learn", "forget"]), segments=st.booleans(),
-       pairs=st.sampled_from(["joint", "siamese"]))
+       pairs=st.sampled_from(["joint", "siamese", "siamese + cosine"]))
 def test_measured_bytes_equal_the_formula(token, position, blocks, ffn, vocab, classes, binarize, embeddings,
                                           real_dtype, seed, gates, segments, pairs):
     config = ModelConfig(vocab_size=vocab, num_classes=classes, token_dim=token, position_dim=position, heads=1,
                          blocks=blocks, ffn=ffn, binarize=binarize, binarize_embeddings=embeddings, slfn_gates=gates,
-                         segments=segments, pair_encoding=pairs)
+                         segments=segments, pair_encoding=pairs.split()[0], pair_cosine="cosine" in pairs)
     rng = np.random.default_rng(seed)
     twin, twin_params = twin_bytes(config, rng)
     assert sum(twin.values()) == 4 * twin_params                                 # 32 bits per parameter

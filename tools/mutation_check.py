@@ -33,7 +33,7 @@ COPIED = ("beexnp", "tests", "tools", "pyproject.toml")
 # The fast core of the suite, in the order it runs (no notebooks, experiments, GLUE files or slow tests).
 CORE_TESTS = ["tests/test_equations.py", "tests/test_golden_trajectory.py", "tests/test_layer_properties.py",
               "tests/test_early_exit.py", "tests/test_xnor.py", "tests/test_packed.py",
-              "tests/test_module_api.py", "tests/test_gradcheck_layers.py", "tests/test_model.py"]
+              "tests/test_module_api.py", "tests/test_gradcheck_layers.py", "tests/test_model.py", "tests/test_pairs.py"]
 TIMEOUT = 600      # seconds for one run of the core tests
 
 
@@ -113,6 +113,12 @@ MUTATIONS = [
              (("w = depth / depth.sum()", "w = depth / N"),)),
     Mutation("weighted cross-entropy divided by sum(w), not B", "beexnp/losses.py",
              (("labels]) / B", "labels]) / np.sum(w)"),)),
+    Mutation("siamese features: u + v in place of |u - v|", "beexnp/pairs.py",
+             (("parts = [u, v, np.abs(u - v), u * v]", "parts = [u, v, u + v, u * v]"),)),
+    Mutation("pair cosine divided by |u| twice", "beexnp/pairs.py",
+             (("/ (self.n_u * self.n_v)    # (B, 1)", "/ (self.n_u * self.n_u)    # (B, 1)"),)),
+    Mutation("pair cosine backward without its projection term", "beexnp/pairs.py",
+             (("du = du + dc * (v / (n_u * n_v) - c * u / n_u ** 2)", "du = du + dc * (v / (n_u * n_v))"),)),
     Mutation("packed bit order flipped", "beexnp/xnor.py",
              (('BITORDER = "little"\nWORD', 'BITORDER = "big"\nWORD'),)),
     Mutation("XNOR-popcount: n - popcount", "beexnp/xnor.py",
