@@ -54,6 +54,18 @@ def glue_dir(tmp_path):
     return sentiment_glue(tmp_path)
 
 
+@pytest.fixture
+def two_gradchecks(monkeypatch):
+    """``gradcheck`` (``layer_checks.check_all``) down to its first two layer cases at tiny shapes, for the tests
+    of the command itself (its bar, its stderr); returns those cases."""
+    from beexnp import layer_checks
+    cases = layer_checks.layer_cases(np.random.default_rng(0), batch=2, tokens=3, dim=4, heads=2)[:2]
+    monkeypatch.setattr(layer_checks, "layer_cases", lambda rng, **shape: cases)
+    monkeypatch.setattr(layer_checks, "model_cases", lambda rng: [])
+    monkeypatch.setattr(layer_checks, "mlm_cases", lambda rng: [])
+    return cases
+
+
 
 
 def rewrite_card(folder, change):

@@ -317,14 +317,11 @@ def test_progress_counts_every_entry_differenced(rng):
         assert calls == [1] * case.entries, case.name
 
 
-def test_gradcheck_command_shows_progress_on_stderr_only(capsys, monkeypatch):
+def test_gradcheck_command_shows_progress_on_stderr_only(capsys, two_gradchecks):
     """The table goes to stdout, the bar to stderr (so ``gradcheck > table.txt`` stays clean); --no-progress
     leaves stderr empty."""
     from beexnp import cli
-    cases = layer_cases(np.random.default_rng(0), batch=2, tokens=3, dim=4, heads=2)[:2]
-    monkeypatch.setattr(layer_checks, "layer_cases", lambda rng, **shape: cases)
-    monkeypatch.setattr(layer_checks, "model_cases", lambda rng: [])
-    monkeypatch.setattr(layer_checks, "mlm_cases", lambda rng: [])
+    cases = two_gradchecks
     assert cli.main(["gradcheck"]) == 0
     out, err = capsys.readouterr()
     total = sum(case.entries for case in cases)
