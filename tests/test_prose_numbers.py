@@ -439,6 +439,8 @@ DOC_CLAIMS = [
                              r"operations per MAC", lambda: _flops_units()[:2]),
     ("benchmarks/README.md", r"\(qkv (\d)·L·d², scores and P V L²·d each, out L·d², SLFN\s+(\d)·L·d², "
                              r"exit L·d \+ d·C\)", lambda: _flops_units()[2:]),
+    ("docs/DESIGN.md", r"n_v = sqrt\(v \. v \+ eps\)\s+eps = ([\de.-]+) keeps it finite",
+     lambda: (__import__("beexnp.pairs").pairs.PairExitHead.eps,)),
     ("docs/DESIGN.md", r"vocabulary\), (\d+) epochs \((\d+) on SST-2, the largest training split; (\d+) on\s+"
                        r"CoLA in group `pretrain_long`\)", _pretrain_epochs),
     ("results/README.md", r"`width` \(width (\d+), token (\d+) \+ position (\d+),", _width_group),
