@@ -45,8 +45,9 @@ from beexnp.glue.summary import describe_task, format_summary
 from beexnp.gradcheck import format_table
 from beexnp.layer_checks import check_all
 from beexnp.limits import check_sizes
-from beexnp.outputs import (RUN_FILES, UserError, STOP_SIGNALS, atomic_write, guard_file, guard_folder, guard_input_file,
-                            diagnostics_never_fail, one_line, problem, resolved, signal_name, terminations_raise)
+from beexnp.outputs import (RUN_FILES, UserError, STOP_SIGNALS, ReaderGone, atomic_write, guard_file, guard_folder,
+                            guard_input_file, diagnostics_never_fail, one_line, problem, resolved, results_stream,
+                            signal_name, terminations_raise)
 from beexnp.packed import export_checkpoint, open_saved
 from beexnp.size import checkpoint_size_report, format_size_report
 from beexnp.sweep import default_out as default_sweep_dir
@@ -626,11 +627,20 @@ def guarded(command):
     a user's mistake ends with ``error: <message>`` and status 1, not a traceback.
 
     SIGTERM and SIGHUP end a command as Ctrl-C does (``Terminated``): every writer removes its temporary
-    file, ``train`` saves ``last``; the status is 128 + the signal's number.  A stderr that cannot be written
-    (closed, a full device) loses the progress bars and messages, never the command (``Diagnostics``)."""
-    with terminations_raise(), diagnostics_never_fail():
+    file, ``train`` saves ``last``; the status is 128 + the signal's number.  A stdout whose reader has gone
+    (``| head -1``) stops the command the same way, quietly, with 128 + SIGPIPE (``Results``); one that cannot
+    take the results (closed, a full device) is an error.  A stderr that cannot be written (closed, a full
+    device) loses the progress bars and messages, never the command (``Diagnostics``)."""
+    with terminations_raise(), diagnostics_never_fail(), results_stream():
         try:
-            return command() or 0
+            if sys.stdout is None:                # Python started with fd 1 closed: print would drop every line
+                raise problem("stdout is closed", "1>&-", "the results have nowhere to go: send them to a file, "
+                              "or to /dev/null to discard them")
+            status = command() or 0
+            sys.stdout.flush()                    # the last results are delivered, or their failure is seen here
+            return status
+        except ReaderGone as err:                 # nobody reads the results: nothing to say, as `yes | head -1`
+            return 128 + err.signum
         except KeyboardInterrupt as err:
             signum = getattr(err, "signum", STOP_SIGNALS[0])
             print(f"\ninterrupted ({signal_name(signum)}); no partial file was left", file=sys.stderr)

@@ -77,6 +77,14 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+class ReaderGone(Terminated):
+    """stdout's reader went away (``| head -1``): the command stops as SIGPIPE stops a C program, cleaning up
+    as after Ctrl-C, and ends quietly with status 128 + SIGPIPE (``Results``)."""
+
+    def __init__(self):
+        super().__init__(signal.SIGPIPE)
+
+
 def signal_name(signum):
     return signal.Signals(signum).name
 
@@ -435,6 +443,49 @@ class Diagnostics:
     @property
     def encoding(self):
         return getattr(self.stream, "encoding", None) or "utf-8"
+
+
+class Results:
+    """sys.stdout for a command's results.  A write whose reader has gone (EPIPE) raises ``ReaderGone``, so
+    the command stops where it is and cleans up as after Ctrl-C; stdout then points at the null device, so
+    that nothing fails again at exit.  Any other failure (a full device) is the command's error, in the one
+    message form."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def _attempt(self, act):
+        try:
+            return act(self.stream)
+        except BrokenPipeError:
+            broken, self.stream = self.stream, open(os.devnull, "w")
+            with contextlib.suppress(OSError, ValueError, AttributeError):   # no descriptor: nothing to redirect
+                os.dup2(self.stream.fileno(), broken.fileno())    # what is left in its buffer goes nowhere at exit
+            raise ReaderGone() from None
+        except OSError as err:                       # a full device, an I/O error: the results are lost
+            raise problem("cannot write the results", "stdout", f"{reason(err)}; send them where there is room, "
+                          "or to /dev/null to discard them") from None
+
+    def write(self, text):
+        return self._attempt(lambda s: s.write(text))
+
+    def flush(self):
+        self._attempt(lambda s: s.flush())
+
+    def __getattr__(self, name):                     # isatty, encoding, fileno, ... of the stream itself
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def results_stream():
+    """sys.stdout as ``Results`` while the block runs (every entry point's ``guarded``, which flushes it before
+    it returns, so that a failure to deliver the last lines is the command's, and refuses a closed stdout)."""
+    saved = sys.stdout
+    sys.stdout = saved if saved is None else Results(saved)
+    try:
+        yield
+    finally:
+        sys.stdout = saved
 
 
 @contextlib.contextmanager

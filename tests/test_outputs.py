@@ -330,6 +330,90 @@ def test_an_unwritable_stderr_costs_the_bar_not_the_command(broken, monkeypatch,
     assert main(["gradcheck", "--dim", "7", "--heads", "2"]) == 1
 
 
+class BreakingStream(io.StringIO):
+    """A stdout that takes ``lines`` lines, then fails every write with ``code`` (EPIPE: ``| head`` has gone;
+    ENOSPC: ``>/dev/full``; EIO: a dying disk).  It holds no buffer, so flush has nothing to fail on."""
+
+    def __init__(self, code, lines):
+        super().__init__()
+        self.code, self.lines = code, lines
+
+    def write(self, text):
+        if self.getvalue().count("\n") >= self.lines:
+            kind = BrokenPipeError if self.code == errno.EPIPE else OSError
+            raise kind(self.code, os.strerror(self.code))
+        return super().write(text)
+
+
+def expect_the_failure_of_its_kind(code, lines, monkeypatch, capsys):
+    """A reader gone (EPIPE) stops ``gradcheck`` with 128 + SIGPIPE and not a word on stderr, as
+    ``yes | head -1``; any other failure is the one-line error naming stdout, status 1."""
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "stdout", BreakingStream(code, lines))
+    status = main(["gradcheck", "--no-progress"])
+    err = capsys.readouterr().err
+    if code == errno.EPIPE:
+        assert (status, err) == (128 + signal.SIGPIPE, "")
+    else:
+        assert (status, err) == (1, f"error: cannot write the results (stdout): {os.strerror(code)}; send them "
+                                    "where there is room, or to /dev/null to discard them\n")
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(code=st.sampled_from([errno.EPIPE, errno.ENOSPC, errno.EIO]), lines=st.integers(0, 3))
+def test_a_stdout_that_fails_ends_the_command_as_its_kind_says(code, lines, monkeypatch, capsys, two_gradchecks):
+    """Whichever line first fails (the table is one write of many lines, the summary the next)."""
+    expect_the_failure_of_its_kind(code, lines, monkeypatch, capsys)
+
+
+@pytest.mark.parametrize("code", [errno.EPIPE, errno.ENOSPC])
+def test_the_stdout_property_catches_a_results_stream_that_passes_errors_through(code, monkeypatch, capsys,
+                                                                                 two_gradchecks):
+    """Test the test: with Results letting every OSError through unchanged, both kinds are told wrongly."""
+    monkeypatch.setattr(outputs.Results, "_attempt", lambda self, act: act(self.stream))
+    with pytest.raises(AssertionError):
+        expect_the_failure_of_its_kind(code, 0, monkeypatch, capsys)
+
+
+def test_a_closed_stdout_is_refused_before_any_work(monkeypatch, capsys, two_gradchecks):
+    monkeypatch.setattr(sys, "stdout", None)
+    assert main(["gradcheck"]) == 1
+    assert capsys.readouterr().err == ("error: stdout is closed (1>&-): the results have nowhere to go: send them "
+                                       "to a file, or to /dev/null to discard them\n")
+
+
+def test_a_reader_gone_mid_training_saves_last_and_says_how_to_go_on(tmp_path, monkeypatch, capsys):
+    """``train | head -2``: the third line (epoch 2's) finds no reader; training stops there as after Ctrl-C,
+    with ``last`` saved at the end of epoch 2 and the command to continue, and the resumed run finishes."""
+    glue, out = sentiment_glue(tmp_path, train=64, dev=16), tmp_path / "run"
+    tiny = [f"--{k.replace('_', '-')}={v}" for k, v in TINY_MODEL.items()]
+    args = ["train", "--task", "sst2", "--glue-dir", str(glue), "--out", str(out), "--epochs", "4",
+            "--batch-size", "16", "--patience", "4", "--no-progress", *tiny]
+    monkeypatch.setattr(sys, "stdout", BreakingStream(errno.EPIPE, lines=2))
+    assert main(args) == 128 + signal.SIGPIPE
+    assert f"interrupted at step 8: saved {out / 'last'} (step 8); continue with:" in capsys.readouterr().err
+    assert len(json.loads((out / "history.json").read_text())) == 2
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert main(["train", "--resume", str(out / "last"), "--glue-dir", str(glue), "--no-progress"]) == 0
+    assert len(json.loads((out / "history.json").read_text())) == 4
+
+
+def test_a_real_pipe_whose_reader_has_gone(tmp_path):
+    """The same through the operating system: stdout is a pipe whose read end is closed before the command
+    starts (``python -m beexnp size CKPT | true``); its few lines wait in Python's buffer, so the failure comes
+    at ``guarded``'s flush, and nothing is left to fail at exit."""
+    glue = sentiment_glue(tmp_path, train=32, dev=8)
+    Trainer(TrainConfig(task="sst2", epochs=1, batch_size=16, min_freq=1), TINY_MODEL, tmp_path / "run",
+            glue_dir=glue, progress=False).fit()
+    read, write = os.pipe()
+    os.close(read)
+    done = subprocess.run([sys.executable, "-m", "beexnp", "size", str(tmp_path / "run" / "best")], stdout=write,
+                          stderr=subprocess.PIPE, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    os.close(write)
+    assert (done.returncode, done.stderr) == (128 + signal.SIGPIPE, "")
+
+
 def test_diagnostics_pass_what_stderr_takes():
     stream = io.StringIO()
     diagnostics = outputs.Diagnostics(stream)
