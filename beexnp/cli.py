@@ -419,10 +419,10 @@ def run_evaluate(args):
     glue = glue_for(args, saved.card.task)
     report = evaluate_checkpoint(saved, args.split, glue, args.criterion, args.delta,
                                  args.batch_size, args.limit, not args.no_timing, args.single_limit)
-    print(format_report(report))
-    if args.json is not None:
+    if args.json is not None:                                  # the file first: a reader gone keeps it
         text = json.dumps(report, indent=2).encode()
         atomic_write(args.json, lambda f: f.write(text), "--json")
+    print(format_report(report))
     return 0
 
 

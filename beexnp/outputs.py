@@ -414,6 +414,17 @@ def terminations_raise():
 
 
 # ---- diagnostics -------------------------------------------------------------------------------
+def to_null(stream):
+    """Point ``stream``'s descriptor at the null device, so that what its buffer still holds cannot fail again
+    when the interpreter flushes it at exit (status 120, "Exception ignored"); a stream without one is left."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, stream.fileno())
+        finally:
+            os.close(null)
+
+
 class Diagnostics:
     """sys.stderr for progress bars and messages, that never fails the command: a write stderr cannot take
     (closed, ``2>&-``; a full device, ``2>/dev/full``; a reader gone) is dropped, and so is everything after
@@ -427,6 +438,7 @@ class Diagnostics:
             try:
                 return act(self.stream)
             except (OSError, ValueError):           # ValueError: a closed file
+                to_null(self.stream)
                 self.stream = None
         return fallback
 
@@ -447,30 +459,31 @@ class Diagnostics:
 
 class Results:
     """sys.stdout for a command's results.  A write whose reader has gone (EPIPE) raises ``ReaderGone``, so
-    the command stops where it is and cleans up as after Ctrl-C; stdout then points at the null device, so
-    that nothing fails again at exit.  Any other failure (a full device) is the command's error, in the one
-    message form."""
+    the command stops where it is and cleans up as after Ctrl-C; any other failure (a full device) is the
+    command's error, in the one message form.  After either, stdout points at the null device and takes
+    nothing more, so that nothing fails again at exit."""
 
     def __init__(self, stream):
-        self.stream = stream
+        self.stream = stream                       # None once a write has failed: the rest goes nowhere
 
-    def _attempt(self, act):
+    def _attempt(self, act, fallback):
+        if self.stream is None:
+            return fallback
         try:
             return act(self.stream)
-        except BrokenPipeError:
-            broken, self.stream = self.stream, open(os.devnull, "w")
-            with contextlib.suppress(OSError, ValueError, AttributeError):   # no descriptor: nothing to redirect
-                os.dup2(self.stream.fileno(), broken.fileno())    # what is left in its buffer goes nowhere at exit
-            raise ReaderGone() from None
-        except OSError as err:                       # a full device, an I/O error: the results are lost
+        except OSError as err:
+            to_null(self.stream)
+            self.stream = None
+            if isinstance(err, BrokenPipeError):
+                raise ReaderGone() from None
             raise problem("cannot write the results", "stdout", f"{reason(err)}; send them where there is room, "
                           "or to /dev/null to discard them") from None
 
     def write(self, text):
-        return self._attempt(lambda s: s.write(text))
+        return self._attempt(lambda s: s.write(text), len(text))
 
     def flush(self):
-        self._attempt(lambda s: s.flush())
+        self._attempt(lambda s: s.flush(), None)
 
     def __getattr__(self, name):                     # isatty, encoding, fileno, ... of the stream itself
         return getattr(self.stream, name)
@@ -479,12 +492,17 @@ class Results:
 @contextlib.contextmanager
 def results_stream():
     """sys.stdout as ``Results`` while the block runs (every entry point's ``guarded``, which flushes it before
-    it returns, so that a failure to deliver the last lines is the command's, and refuses a closed stdout)."""
+    it returns, so that a failure to deliver the last lines is the command's, and refuses a closed stdout).
+    Every other way out (``--help``'s SystemExit, Ctrl-C, an error) flushes it too, its failure then silent:
+    the command has already ended otherwise."""
     saved = sys.stdout
     sys.stdout = saved if saved is None else Results(saved)
     try:
         yield
     finally:
+        if sys.stdout is not None:
+            with contextlib.suppress(ReaderGone, UserError):
+                sys.stdout.flush()
         sys.stdout = saved
 
 

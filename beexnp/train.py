@@ -269,7 +269,9 @@ class Trainer:
     def loop(self, start):
         """The epochs and their steps; ``last`` every ``save_every`` steps, dev metrics after each epoch."""
         cfg, st = self.cfg, self.state
-        while st["epoch"] < cfg.epochs and not self.done():
+        while st["epoch"] < cfg.epochs and not self.done() and st["epochs_without_gain"] < cfg.patience:
+            # patience is in the condition too: a run stopped between an epoch's save and the check below (a
+            # reader gone at its report) resumes as finished, as the uninterrupted run stopped
             self.busy = True
             batches = self.epoch_batches()
             bar = tqdm(batches, initial=st["batch_in_epoch"], total=len(batches), disable=not self.progress,

@@ -370,7 +370,7 @@ def test_a_stdout_that_fails_ends_the_command_as_its_kind_says(code, lines, monk
 def test_the_stdout_property_catches_a_results_stream_that_passes_errors_through(code, monkeypatch, capsys,
                                                                                  two_gradchecks):
     """Test the test: with Results letting every OSError through unchanged, both kinds are told wrongly."""
-    monkeypatch.setattr(outputs.Results, "_attempt", lambda self, act: act(self.stream))
+    monkeypatch.setattr(outputs.Results, "_attempt", lambda self, act, fallback: act(self.stream))
     with pytest.raises(AssertionError):
         expect_the_failure_of_its_kind(code, 0, monkeypatch, capsys)
 
@@ -382,36 +382,77 @@ def test_a_closed_stdout_is_refused_before_any_work(monkeypatch, capsys, two_gra
                                        "to a file, or to /dev/null to discard them\n")
 
 
-def test_a_reader_gone_mid_training_saves_last_and_says_how_to_go_on(tmp_path, monkeypatch, capsys):
-    """``train | head -2``: the third line (epoch 2's) finds no reader; training stops there as after Ctrl-C,
-    with ``last`` saved at the end of epoch 2 and the command to continue, and the resumed run finishes."""
-    glue, out = sentiment_glue(tmp_path, train=64, dev=16), tmp_path / "run"
+def test_wherever_the_reader_goes_training_saves_last_and_resumes_to_the_same_run(tmp_path, monkeypatch, capsys):
+    """``train | head -k`` for every k: the line that finds no reader stops training as after Ctrl-C, with
+    ``last`` saved and the command to continue; resumed, the run ends with the uninterrupted run's epochs and
+    scores, early stopping included (a reader gone at the report of the epoch that exhausts patience)."""
+    glue = sentiment_glue(tmp_path, train=64, dev=16)
     tiny = [f"--{k.replace('_', '-')}={v}" for k, v in TINY_MODEL.items()]
-    args = ["train", "--task", "sst2", "--glue-dir", str(glue), "--out", str(out), "--epochs", "4",
-            "--batch-size", "16", "--patience", "4", "--no-progress", *tiny]
-    monkeypatch.setattr(sys, "stdout", BreakingStream(errno.EPIPE, lines=2))
-    assert main(args) == 128 + signal.SIGPIPE
-    assert f"interrupted at step 8: saved {out / 'last'} (step 8); continue with:" in capsys.readouterr().err
-    assert len(json.loads((out / "history.json").read_text())) == 2
+
+    def train(out, *more):
+        return main(["train", "--task", "sst2", "--glue-dir", str(glue), "--out", str(out), "--epochs", "8",
+                     "--batch-size", "16", "--patience", "1", "--no-progress", *tiny, *more])
+
+    def epochs(out):
+        return [(h["epoch"], h["score"]) for h in json.loads((out / "history.json").read_text())]
+
     monkeypatch.setattr(sys, "stdout", io.StringIO())
-    assert main(["train", "--resume", str(out / "last"), "--glue-dir", str(glue), "--no-progress"]) == 0
-    assert len(json.loads((out / "history.json").read_text())) == 4
+    assert train(tmp_path / "whole") == 0
+    whole = epochs(tmp_path / "whole")
+    lines = sys.stdout.getvalue().count("\n")
+    assert len(whole) < 8 and "early stopping" in sys.stdout.getvalue()     # the patience case is reached
+    for k in range(1, lines - 1):                                          # the first line is before any step
+        out = tmp_path / f"head{k}"
+        monkeypatch.setattr(sys, "stdout", BreakingStream(errno.EPIPE, lines=k))
+        assert train(out) == 128 + signal.SIGPIPE
+        assert f"saved {out / 'last'} (step " in capsys.readouterr().err
+        monkeypatch.setattr(sys, "stdout", io.StringIO())
+        assert main(["train", "--resume", str(out / "last"), "--glue-dir", str(glue), "--no-progress"]) == 0
+        assert epochs(out) == whole, k
 
 
-def test_a_real_pipe_whose_reader_has_gone(tmp_path):
-    """The same through the operating system: stdout is a pipe whose read end is closed before the command
-    starts (``python -m beexnp size CKPT | true``); its few lines wait in Python's buffer, so the failure comes
-    at ``guarded``'s flush, and nothing is left to fail at exit."""
-    glue = sentiment_glue(tmp_path, train=32, dev=8)
-    Trainer(TrainConfig(task="sst2", epochs=1, batch_size=16, min_freq=1), TINY_MODEL, tmp_path / "run",
-            glue_dir=glue, progress=False).fit()
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    Trainer(TrainConfig(task="sst2", epochs=1, batch_size=16, min_freq=1), TINY_MODEL, root / "run",
+            glue_dir=sentiment_glue(root, train=32, dev=8), progress=False).fit()
+    return root / "run" / "best"
+
+
+def closed_pipe():
     read, write = os.pipe()
     os.close(read)
-    done = subprocess.run([sys.executable, "-m", "beexnp", "size", str(tmp_path / "run" / "best")], stdout=write,
-                          stderr=subprocess.PIPE, text=True, timeout=120,
-                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
-    os.close(write)
-    assert (done.returncode, done.stderr) == (128 + signal.SIGPIPE, "")
+    return write
+
+
+FULL = "error: cannot write the results (stdout): No space left on device; send them where there is room, or to " \
+       "/dev/null to discard them\n"
+
+
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "PYTHONUNBUFFERED"])
+@pytest.mark.parametrize("args, stdout, stderr, expected", [
+    (["size", "CK"], closed_pipe, subprocess.PIPE, (128 + signal.SIGPIPE, "")),
+    (["size", "CK"], closed_pipe, subprocess.STDOUT, (128 + signal.SIGPIPE, None)),
+    (["predict", "CK", "a good film", "--json"], closed_pipe, subprocess.PIPE, (128 + signal.SIGPIPE, "")),
+    (["size", "--help"], closed_pipe, subprocess.PIPE, ({0, 128 + signal.SIGPIPE}, "")),   # at exit or at the write
+    (["size", "CK"], lambda: os.open("/dev/full", os.O_WRONLY), subprocess.PIPE, (1, FULL)),
+], ids=["| true", "2>&1 | true", "predict | true", "--help | true", ">/dev/full"])
+def test_a_real_stdout_that_fails(args, stdout, stderr, expected, buffered, tiny_checkpoint):
+    """Through the operating system, Python's buffer on or off: a pipe whose read end is closed before the
+    command starts, or the full device.  The status and stderr are exactly the expected ones: no "Exception
+    ignored" when the interpreter flushes at exit (status 120)."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env.pop("PYTHONUNBUFFERED", None)
+    env.update({} if buffered else {"PYTHONUNBUFFERED": "1"})
+    fd = stdout()
+    try:
+        done = subprocess.run([sys.executable, "-m", "beexnp", *[str(tiny_checkpoint) if a == "CK" else a
+                                                                 for a in args]],
+                              stdout=fd, stderr=stderr, text=True, timeout=120, env=env)
+    finally:
+        os.close(fd)
+    status, err = expected
+    assert done.returncode in (status if isinstance(status, set) else {status}) and done.stderr == err
 
 
 def test_diagnostics_pass_what_stderr_takes():
