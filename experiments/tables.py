@@ -169,7 +169,11 @@ HONEST_ROWS = [("twin", "twin", "full-precision twin (at the BEExformer's point)
                ("pairs_bpe", "siamese_bpe", "BEExformer, siamese pairs, BPE subword tokens (at the siamese point)"),
                ("pairs_cos", "siamese_cos", "BEExformer, siamese pairs + their cosine (at the siamese point)"),
                ("pairs_bpe_cos", "siamese_bpe_cos", "BEExformer, siamese pairs + their cosine, BPE subword tokens (at "
-                                                    "the siamese point)")]
+                                                    "the siamese point)"),
+               ("pairs_bpe_len128", "siamese_bpe_len128", "BEExformer, siamese pairs, BPE subword tokens, inputs up to "
+                                                          "128 tokens (at the siamese point; the other rows 64)"),
+               ("pairs_bpe_grid", "siamese_bpe_grid", "BEExformer, siamese pairs, BPE subword tokens, over a grid of "
+                                                      "their own (STS-B, RTE)")]
 DEPTH = dict(group="depth", tasks=["sst2"], variants=["blocks2", "blocks4", "blocks8", "blocks12"],
              base_label="blocks6")                              # the grid's chosen BEExformer has 6 blocks
 GATES = dict(group="gates", tasks=["sst2", "cola"], variants=["no_slfn", "learn_gate_only", "forget_gates_only"],

@@ -325,7 +325,9 @@ LONG = "BEExformer, up to 10 epochs (SST-2; the grid allows 4)"
 SIAMESE_BPE = "BEExformer, siamese pairs, BPE subword tokens (at the siamese point)"
 SIAMESE_COS = "BEExformer, siamese pairs + their cosine (at the siamese point)"
 SIAMESE_BPE_COS = "BEExformer, siamese pairs + their cosine, BPE subword tokens (at the siamese point)"
-PAIR_FEATURES = (SIAMESE_BPE, SIAMESE_COS, SIAMESE_BPE_COS)
+LEN128 = "BEExformer, siamese pairs, BPE subword tokens, inputs up to 128 tokens (at the siamese point; the other rows 64)"
+BPE_GRID = "BEExformer, siamese pairs, BPE subword tokens, over a grid of their own (STS-B, RTE)"
+PAIR_FEATURES = (SIAMESE_BPE, SIAMESE_COS, SIAMESE_BPE_COS, LEN128, BPE_GRID)
 
 
 def spaced(pattern):
@@ -360,6 +362,23 @@ def _beyond_spread(task, row, other):
     """Row's dev mean is above other's by more than both spreads: 'beyond the seeds' spread'."""
     a, b = _honest(task, row)[2:4], _honest(task, other)[2:4]
     return a[0] - b[0] > max(a[1], b[1])
+
+
+def _within_spread(task, row, other):
+    """Neither row's dev mean is beyond the other's by more than both spreads: 'within the seeds' spread'."""
+    return not _beyond_spread(task, row, other) and not _beyond_spread(task, other, row)
+
+
+def _point(task, model):
+    """[lr, dropout] of row (task, model)'s chosen grid point, read off the held-out table's point cell."""
+    return [float(v) for v in re.fullmatch(r"lr([\d.]+)_dropout([\d.]+)", _honest_row(task, model)[2]).groups()]
+
+
+def _len128():
+    """(the pairs_bpe_len128 group's max_len, the max_len every other row trains with)."""
+    from beexnp.config import TrainConfig
+    return (_campaign_group("pairs_bpe_len128")["variants"]["siamese_bpe_len128"]["train"]["max_len"],
+            TrainConfig().max_len)
 
 
 def _honest(task, model):
@@ -457,22 +476,24 @@ DOC_CLAIMS = [
                                  r"\(([\d.]+) ±"),
      lambda: [x for task in ("cola", "sst2") for x in (_targets()[task][1], _targets()[task][0][0])]),
     ("results/README.md", spaced(r"SST-2 ([\d.]+) \(short by ([\d.]+), the longer budget\), CoLA ([\d.]+) \(short by "
-                                 r"([\d.]+), BPE self-pretrained\), MRPC ([\d.]+) / ([\d.]+) \(met, siamese with BPE\), "
-                                 r"STS-B ([\d.]+) \(short by ([\d.]+), siamese with BPE and the cosine\) and RTE ([\d.]+) "
-                                 r"\(short by ([\d.]+), siamese\)\."),
+                                 r"([\d.]+), BPE self-pretrained\), MRPC ([\d.]+) / ([\d.]+) \(F1 short by ([\d.]+), siamese with "
+                                 r"BPE and (\d+) tokens\), STS-B ([\d.]+) \(short by ([\d.]+), siamese with BPE over its own "
+                                 r"grid\) and RTE ([\d.]+) \(short by ([\d.]+), siamese with BPE and (\d+) tokens\)\."),
      lambda: [x for task in ("sst2", "cola", "mrpc", "stsb", "rte")
-              for x in (_targets()[task][2][::-1] if task == "mrpc" else [_targets()[task][2][0], _targets()[task][3]])]
-     if [_targets()[t][4] for t in ("sst2", "cola", "mrpc", "stsb", "rte")] == [LONG, BPE_PRETRAINED, SIAMESE_BPE,
-                                                                              SIAMESE_BPE_COS, SIAMESE]
-     and _targets()["mrpc"][3] == 0 else None),
-    ("results/README.md", spaced(r"also by the row held-out alone picks, the siamese encoding with BPE tokens \(F1 ([\d.]+), "
-                                 r"accuracy ([\d.]+);"),
-     lambda: _targets()["mrpc"][2][::-1] if _targets()["mrpc"][3] == 0 and _targets()["mrpc"][4] == SIAMESE_BPE
-     else None),
-    ("results/README.md", spaced(r"STS-B's best row on dev, the siamese encoding with BPE tokens, is short by ([\d.]+) "
-                                 r"\(Pearson ([\d.]+) ± ([\d.]+) against 70\)"),
-     lambda: [_targets()["stsb"][1]] + _honest("stsb", SIAMESE_BPE)[2:4]
-     if _targets()["stsb"][0] == _honest("stsb", SIAMESE_BPE)[2:3] else None),
+              for x in ([*_targets()[task][2][::-1], _targets()[task][3], _len128()[0]] if task == "mrpc" else
+                        [_targets()[task][2][0], _targets()[task][3]] + ([_len128()[0]] if task == "rte" else []))]
+     if [_targets()[t][4] for t in ("sst2", "cola", "mrpc", "stsb", "rte")] == [LONG, BPE_PRETRAINED, LEN128, BPE_GRID,
+                                                                              LEN128]
+     and _targets()["mrpc"][2][0] >= 68.4 else None),
+    ("results/README.md", spaced(r"and also by the siamese encoding with BPE tokens \(F1 ([\d.]+), accuracy ([\d.]+); above\), "
+                                 r"the row held-out ranks second, after the same with inputs up to (\d+) tokens\."),
+     lambda: [_honest("mrpc", SIAMESE_BPE)[2], _honest("mrpc", SIAMESE_BPE)[4], _len128()[0]]
+     if _honest("mrpc", SIAMESE_BPE)[2] >= 81.2 and _honest("mrpc", SIAMESE_BPE)[4] >= 68.4
+     and _best_heldout("mrpc") == LEN128 and _best_heldout("mrpc", leave_out=(LEN128,)) == SIAMESE_BPE else None),
+    ("results/README.md", spaced(r"STS-B's best row on dev is that same row, short by ([\d.]+) \(Pearson ([\d.]+) ± ([\d.]+) "
+                                 r"against 70\)"),
+     lambda: [_targets()["stsb"][1]] + _honest("stsb", BPE_GRID)[2:4]
+     if _targets()["stsb"][0] == _honest("stsb", BPE_GRID)[2:3] and _targets()["stsb"][4] == BPE_GRID else None),
     ("results/README.md", spaced(r"on MRPC BPE tokens self-pretrained have the best held-out score of the rows before the "
                                  r"pair features \(([\d.]+) ± ([\d.]+); below\) and dev F1 ([\d.]+) ± ([\d.]+), accuracy "
                                  r"([\d.]+) ± ([\d.]+), against ([\d.]+) ± ([\d.]+) / ([\d.]+) ± ([\d.]+) for BPE alone"),
@@ -480,22 +501,24 @@ DOC_CLAIMS = [
      if _best_heldout("mrpc", leave_out=PAIR_FEATURES) == BPE_PRETRAINED else None),
     ("results/README.md", spaced(r"BPE tokens lift STS-B to Pearson ([\d.]+) ± ([\d.]+) \(held-out ([\d.]+) ± ([\d.]+)\) "
                                  r"against ([\d.]+) ± ([\d.]+) with words, beyond the seeds' spread, and MRPC to F1 ([\d.]+) ± "
-                                 r"([\d.]+) with accuracy ([\d.]+) ± ([\d.]+) \(held-out ([\d.]+) ± ([\d.]+), the best of all "
-                                 r"rows\) against ([\d.]+) ± ([\d.]+) / ([\d.]+) ± ([\d.]+); on RTE they score ([\d.]+) ± "
+                                 r"([\d.]+) with accuracy ([\d.]+) ± ([\d.]+) \(held-out ([\d.]+) ± ([\d.]+), the best of the "
+                                 r"rows before longer inputs, below\) against ([\d.]+) ± ([\d.]+) / ([\d.]+) ± ([\d.]+); on RTE they score ([\d.]+) ± "
                                  r"([\d.]+) against ([\d.]+) ± ([\d.]+)\."),
      lambda: _honest("stsb", SIAMESE_BPE)[2:4] + _honest("stsb", SIAMESE_BPE)[:2] + _honest("stsb", SIAMESE)[2:4]
      + _honest("mrpc", SIAMESE_BPE)[2:] + _honest("mrpc", SIAMESE_BPE)[:2] + _honest("mrpc", SIAMESE)[2:]
      + _honest("rte", SIAMESE_BPE)[2:4] + _honest("rte", SIAMESE)[2:4]
-     if _best_heldout("mrpc") == SIAMESE_BPE and _beyond_spread("stsb", SIAMESE_BPE, SIAMESE) else None),
+     if _best_heldout("mrpc", leave_out=(LEN128,)) == SIAMESE_BPE and _beyond_spread("stsb", SIAMESE_BPE, SIAMESE)
+     else None),
     ("results/README.md", spaced(r"The cosine alone adds less or nothing: STS-B ([\d.]+) ± ([\d.]+), MRPC F1 ([\d.]+) ± "
                                  r"([\d.]+) with accuracy ([\d.]+) ± ([\d.]+), RTE ([\d.]+) ± ([\d.]+)\. Both together score "
-                                 r"STS-B ([\d.]+) ± ([\d.]+) \(held-out ([\d.]+) ± ([\d.]+), the best held-out score, so the "
-                                 r"honest pick\) and RTE ([\d.]+) ± ([\d.]+), over RTE's target on dev; held-out ranks that row "
+                                 r"STS-B ([\d.]+) ± ([\d.]+) \(held-out ([\d.]+) ± ([\d.]+), the best held-out score of the "
+                                 r"rows before a grid of their own, below\) and RTE ([\d.]+) ± ([\d.]+), over RTE's target on dev; held-out ranks that row "
                                  r"below the siamese encoding alone \(([\d.]+) ± ([\d.]+) against ([\d.]+) ± ([\d.]+)\)"),
      lambda: _honest("stsb", SIAMESE_COS)[2:4] + _honest("mrpc", SIAMESE_COS)[2:] + _honest("rte", SIAMESE_COS)[2:4]
      + _honest("stsb", SIAMESE_BPE_COS)[2:4] + _honest("stsb", SIAMESE_BPE_COS)[:2]
      + _honest("rte", SIAMESE_BPE_COS)[2:4] + _honest("rte", SIAMESE_BPE_COS)[:2] + _honest("rte", SIAMESE)[:2]
-     if _best_heldout("stsb") == SIAMESE_BPE_COS and _best_heldout("rte") == SIAMESE
+     if _best_heldout("stsb", leave_out=(BPE_GRID,)) == SIAMESE_BPE_COS
+     and _best_heldout("rte", leave_out=(LEN128, BPE_GRID)) == SIAMESE
      and _honest("rte", SIAMESE_BPE_COS)[2] >= 52.7 and _honest("stsb", SIAMESE_COS)[2] < _honest("stsb", SIAMESE_BPE)[2]
      and all(_honest(t, SIAMESE_COS)[2] < _honest(t, SIAMESE_BPE)[2] for t in ("mrpc", "stsb")) else None),
     ("results/README.md", spaced(r"`pairs_bpe`, `pairs_cos` and `pairs_bpe_cos`: the siamese encoding at its own chosen point "
@@ -505,6 +528,28 @@ DOC_CLAIMS = [
                           r"above BPE alone \(([\d.]+) ± ([\d.]+)\) and below\s+word tokens \(([\d.]+) ± ([\d.]+)\)",
      lambda: _honest("cola", BPE_PRETRAINED)[2:] + _honest("cola", BPE_PRETRAINED)[:2] + _honest("cola", BPE)[2:]
      + _honest("cola", "BEExformer")[2:]),
+    ("results/README.md", r"\(groups `pairs_bpe_grid` and `pairs_bpe_len128`, (\w+)\s+seeds each\)",
+     lambda: _seed_counts(BPE_GRID, LEN128)),
+    ("results/README.md", spaced(r"held-out chooses for the siamese encoding with BPE tokens lr ([\d.]+) with dropout ([\d.]+) on "
+                                 r"STS-B: Pearson ([\d.]+) ± ([\d.]+) \(held-out ([\d.]+) ± ([\d.]+), the best of STS-B's rows, so "
+                                 r"the honest pick\) against ([\d.]+) ± ([\d.]+) at the siamese point, within the seeds' spread\."),
+     lambda: _point("stsb", BPE_GRID) + _honest("stsb", BPE_GRID)[2:4] + _honest("stsb", BPE_GRID)[:2]
+     + _honest("stsb", SIAMESE_BPE)[2:4]
+     if _best_heldout("stsb") == BPE_GRID and _within_spread("stsb", BPE_GRID, SIAMESE_BPE) else None),
+    ("results/README.md", spaced(r"On RTE it chooses the siamese point itself \(lr ([\d.]+), dropout ([\d.]+)\), and its runs "
+                                 r"repeat those of `pairs_bpe` to the last digit \(([\d.]+) ± ([\d.]+)\)"),
+     lambda: _point("rte", BPE_GRID) + _honest("rte", BPE_GRID)[2:4]
+     if _point("rte", BPE_GRID) == _point("rte", SIAMESE_BPE)
+     and _honest_row("rte", BPE_GRID)[2:] == _honest_row("rte", SIAMESE_BPE)[2:] else None),
+    ("results/README.md", spaced(r"so inputs of (\d+) tokens cut more of a pair; up to (\d+) tokens, MRPC scores held-out "
+                                 r"([\d.]+) ± ([\d.]+), the best of MRPC's rows, and dev F1 ([\d.]+) ± ([\d.]+) with accuracy "
+                                 r"([\d.]+) ± ([\d.]+), within the spread of the (\d+)-token row \(([\d.]+) ± ([\d.]+)\); RTE "
+                                 r"scores held-out ([\d.]+) ± ([\d.]+), the best of RTE's rows, and dev ([\d.]+) ± ([\d.]+) "
+                                 r"against ([\d.]+) ± ([\d.]+) with (\d+) tokens, within the spread\."),
+     lambda: [_len128()[1], _len128()[0]] + _honest("mrpc", LEN128) + [_len128()[1]] + _honest("mrpc", SIAMESE_BPE)[2:4]
+     + _honest("rte", LEN128)[:4] + _honest("rte", SIAMESE_BPE)[2:4] + [_len128()[1]]
+     if _best_heldout("mrpc") == LEN128 and _best_heldout("rte") == LEN128
+     and all(_within_spread(t, LEN128, SIAMESE_BPE) for t in ("mrpc", "rte")) else None),
     ("results/README.md", r"and `bpe_pretrain`, BPE tokens self-pretrained, (\w+) seeds each\)",
      lambda: _seed_counts(SIAMESE_PRETRAINED, BPE_PRETRAINED)),
     ("results/README.md", r"On RTE it scores dev ([\d.]+) ± ([\d.]+) \(held-out ([\d.]+) ± ([\d.]+)\), below\s+"
@@ -518,6 +563,13 @@ DOC_CLAIMS = [
                           r"against ([\d.]+) ± ([\d.]+)",
      lambda: _honest("mrpc", SIAMESE_PRETRAINED) + _honest("mrpc", SIAMESE)[2:]
      + [x for task in ("stsb", "rte") for row in (SIAMESE_PRETRAINED, SIAMESE) for x in _honest(task, row)[2:4]]),
+    ("results/README.md", spaced(r"`pairs_bpe_grid` \(the siamese encoding with BPE tokens over a grid of its own, lr "
+                                 r"\{([\de.-]+), ([\de.-]+)\} × dropout \{([\d.]+), ([\d.]+)\}, on STS-B and RTE\) and "
+                                 r"`pairs_bpe_len128` \(the same at the siamese point with inputs up to (\d+) tokens instead "
+                                 r"of (\d+), on MRPC and RTE\)"),
+     lambda: [*_campaign_group("pairs_bpe_grid")["grid"]["train.lr"], *_campaign_group("pairs_bpe_grid")["grid"][
+         "model.dropout"], _campaign_group("pairs_bpe_len128")["variants"]["siamese_bpe_len128"]["train"]["max_len"],
+         __import__("beexnp.config").config.TrainConfig().max_len]),
     ("results/README.md", r"had its best held-out epoch\s+at the last allowed one \((\d+)\) on all three seeds",
      lambda: (_sst2_chosen_best_epochs()[0] if len(set(_sst2_chosen_best_epochs())) == 1 else None,)),
 ]
