@@ -44,7 +44,7 @@ A record names the held-out slice it was selected on (``record["selection"]["uni
 to ``<results>/old-slices/<unit>/`` and the run is done again on the current slice: the two never mix.
 
 ``--jobs N`` runs N runs side by side, each a subprocess of this script (``--only NAME``) with one BLAS
-thread (OMP/OPENBLAS/MKL_NUM_THREADS=1) and its output in ``<results>/logs/NAME.log``; a run that waits for
+thread (OMP/OPENBLAS/MKL_NUM_THREADS=1, as every run has: see ``ONE_THREAD``) and its output in ``<results>/logs/NAME.log``; a run that waits for
 others (``from_best``, ``teacher``) starts as soon as they have their records, and every finished run prints
 one line: what it scored and how many runs are done, running, waiting and left.
 """
@@ -59,7 +59,17 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
+# Every run has one BLAS thread, however it is started: a matrix product split over threads may sum in another
+# order, and a binarized model can carry a last-bit difference into its signs and a later epoch, so a run's
+# scores can depend on its thread count.  With one thread everywhere, ``--jobs 1`` (runs in this process) scores
+# as the subprocesses of ``--jobs 2`` do, on the same machine and install (another CPU's BLAS kernels, or another
+# release, may round otherwise).  Set before numpy loads its BLAS; a variable you set yourself is kept.
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+if __name__ == "__main__":
+    for _name, _value in ONE_THREAD.items():
+        os.environ.setdefault(_name, _value)
+
+import numpy as np  # noqa: E402  (after the thread count is set)
 
 from beexnp.calibration import CARD_KEY
 from beexnp.checkpoint import OutputInUse, has_checkpoint, read_card
@@ -386,7 +396,6 @@ def run_serially(selected, runs, out_root, args):
 # after Ctrl-C, a campaign's run is resumed by the campaign, not by `python -m beexnp train --resume` (which
 # would train it without writing its record)
 RESUME_HINT = "the same python experiments/run.py command (it resumes the interrupted run)"
-ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 def run_in_parallel(selected, runs, out_root, args):
@@ -512,8 +521,9 @@ def campaign(argv):
     p.add_argument("--seeds", nargs="*", type=int, help="these seeds only (a grid point is chosen on seed "
                    f"{SELECTION_SEED}'s runs; other seeds run at the chosen point only)")
     p.add_argument("--fast", action="store_true", help="tiny slices and models: checks the pipeline end to end")
-    p.add_argument("--jobs", type=positive_int, default=1, help="runs side by side, each a subprocess with one "
-                   "BLAS thread (default 1: one after the other, in this process)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="runs side by side, each a subprocess (default 1: "
+                   "one after the other, in this process); every run has one BLAS thread, so its scores do not "
+                   "depend on N")
     p.add_argument("--estimate", nargs="*", type=positive_int, help="print how long the selected runs take at "
                    "these --jobs (from their records' run_seconds) and run nothing")
     p.add_argument("--results", default=None, help="records folder (default: results/experiments, or "

@@ -106,6 +106,32 @@ def test_jobs_run_side_by_side_with_one_blas_thread_and_resume(tmp_path, capsys)
     assert "[" not in capsys.readouterr().out                                   # all done: nothing started
 
 
+@pytest.mark.parametrize("own", [None, "3"])
+def test_a_campaign_started_as_a_script_has_one_blas_thread_unless_you_set_one(own):
+    """``python experiments/run.py`` sets one BLAS thread before numpy loads (so ``--jobs 1`` scores as the
+    one-thread subprocesses of ``--jobs 2`` do); a thread count set in the environment is kept."""
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k not in experiments.ONE_THREAD}
+    env.update(PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "experiments")]),   # as `python run.py` has it
+               **({"OPENBLAS_NUM_THREADS": own} if own else {}))
+    probe = ("import os, runpy, sys\n"
+             "assert 'numpy' not in sys.modules\n"
+             "sys.argv = ['run.py', '--help']\n"
+             "try:\n    runpy.run_path(%r, run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print([os.environ.get(k) for k in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')])\n"
+             "import ctypes, glob, numpy\n"           # numpy's own OpenBLAS, where its wheel has one: its threads
+             "libs = glob.glob(os.path.join(os.path.dirname(numpy.__file__), os.pardir, 'numpy.libs', '*openblas*'))\n"
+             "get = getattr(ctypes.CDLL(libs[0]), 'scipy_openblas_get_num_threads64_', None) if libs else None\n"
+             "print(get() if get else None)"
+             % str(ROOT / "experiments" / "run.py"))
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-2] == str(["1", own or "1", "1"])
+    if not own:                                          # numpy loaded its BLAS after the thread count was set
+        assert out.stdout.splitlines()[-1] in ("1", "None")
+
+
 def test_a_record_of_the_replaced_slice_is_set_aside_and_run_again(tmp_path):
     out = tmp_path / "results"
     runs = list(declarations.expand(dict(group="grid", tasks=["cola"], variants={"beexformer": {}},
