@@ -161,6 +161,8 @@ HONEST_ROWS = [("twin", "twin", "full-precision twin (at the BEExformer's point)
                                           "BEExformer's point)"),
                ("pretrain_long", "pretrained40", "BEExformer, self-pretrained for 40 epochs (CoLA)"),
                ("width", "width256", "BEExformer, width 256 (token 240 + position 16; the BEExformer row is 128)"),
+               ("width_sst2", "width256", "BEExformer, width 256 on SST-2 (token 240 + position 16, at the BEExformer's "
+                                          "point)"),
                ("long", "epochs10", "BEExformer, up to 10 epochs (SST-2; the grid allows 4)"),
                ("pairs_pretrain", "siamese_pretrained", "BEExformer, siamese pairs, self-pretrained (at the siamese "
                                                         "point)"),
@@ -171,7 +173,13 @@ HONEST_ROWS = [("twin", "twin", "full-precision twin (at the BEExformer's point)
                ("pairs_bpe_cos", "siamese_bpe_cos", "BEExformer, siamese pairs + their cosine, BPE subword tokens (at "
                                                     "the siamese point)"),
                ("pairs_bpe_len128", "siamese_bpe_len128", "BEExformer, siamese pairs, BPE subword tokens, inputs up to "
-                                                          "128 tokens (at the siamese point; the other rows 64)"),
+                                                          "128 tokens, not 64 (at the siamese point)"),
+               ("pairs_bpe_cos_len128", "siamese_bpe_cos_len128", "BEExformer, siamese pairs + their cosine, BPE subword "
+                                                                  "tokens, inputs up to 128 tokens, not 64 (at the siamese "
+                                                                  "point)"),
+               ("pairs_bpe_len128_grid", "siamese_bpe_len128_grid", "BEExformer, siamese pairs, BPE subword tokens, "
+                                                                    "inputs up to 128 tokens, not 64, over a grid of their "
+                                                                    "own (MRPC)"),
                ("pairs_bpe_grid", "siamese_bpe_grid", "BEExformer, siamese pairs, BPE subword tokens, over a grid of "
                                                       "their own (STS-B, RTE)")]
 DEPTH = dict(group="depth", tasks=["sst2"], variants=["blocks2", "blocks4", "blocks8", "blocks12"],
