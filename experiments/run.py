@@ -44,9 +44,10 @@ A record names the held-out slice it was selected on (``record["selection"]["uni
 to ``<results>/old-slices/<unit>/`` and the run is done again on the current slice: the two never mix.
 
 ``--jobs N`` runs N runs side by side, each a subprocess of this script (``--only NAME``) with one BLAS
-thread (OMP/OPENBLAS/MKL_NUM_THREADS=1, as every run has: see ``ONE_THREAD``) and its output in ``<results>/logs/NAME.log``; a run that waits for
-others (``from_best``, ``teacher``) starts as soon as they have their records, and every finished run prints
-one line: what it scored and how many runs are done, running, waiting and left.
+thread (OMP/OPENBLAS/MKL_NUM_THREADS=1, as every run has: ``ONE_THREAD``) and its output in
+``<results>/logs/NAME.log``; a run that waits for others (``from_best``, ``teacher``) starts as soon as they
+have their records, and every finished run prints one line: what it scored and how many runs are done,
+running, waiting and left.
 """
 import argparse
 import hashlib

@@ -2,6 +2,7 @@
 import argparse
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -110,7 +111,6 @@ def test_jobs_run_side_by_side_with_one_blas_thread_and_resume(tmp_path, capsys)
 def test_a_campaign_started_as_a_script_has_one_blas_thread_unless_you_set_one(own):
     """``python experiments/run.py`` sets one BLAS thread before numpy loads (so ``--jobs 1`` scores as the
     one-thread subprocesses of ``--jobs 2`` do); a thread count set in the environment is kept."""
-    import subprocess
     env = {k: v for k, v in os.environ.items() if k not in experiments.ONE_THREAD}
     env.update(PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "experiments")]),   # as `python run.py` has it
                **({"OPENBLAS_NUM_THREADS": own} if own else {}))
