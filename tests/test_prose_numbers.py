@@ -380,11 +380,16 @@ def _point(task, model):
     return [float(v) for v in re.fullmatch(r"lr([\d.]+)_dropout([\d.]+)", _honest_row(task, model)[2]).groups()]
 
 
+def _max_len(group):
+    """The max_len the one variant of campaign group ``group`` trains with."""
+    (variant,) = _campaign_group(group)["variants"].values()
+    return variant["train"]["max_len"]
+
+
 def _len128():
     """(the pairs_bpe_len128 group's max_len, the max_len every other row trains with)."""
     from beexnp.config import TrainConfig
-    return (_campaign_group("pairs_bpe_len128")["variants"]["siamese_bpe_len128"]["train"]["max_len"],
-            TrainConfig().max_len)
+    return _max_len("pairs_bpe_len128"), TrainConfig().max_len
 
 
 def _dev_f1s(name):
@@ -579,8 +584,7 @@ DOC_CLAIMS = [
     ("results/README.md", spaced(r"`pairs_bpe_len128_grid` \(MRPC with BPE tokens and (\d+) tokens over lr \{([\de.-]+), "
                                  r"([\de.-]+)\} × dropout \{([\d.]+), ([\d.]+)\}\) and `width_sst2` \(SST-2 at width (\d+), "
                                  r"at the grid's chosen point\)"),
-     lambda: [_campaign_group("pairs_bpe_len128_grid")["variants"]["siamese_bpe_len128_grid"]["train"]["max_len"],
-              *_campaign_group("pairs_bpe_len128_grid")["grid"]["train.lr"],
+     lambda: [_max_len("pairs_bpe_len128_grid"), *_campaign_group("pairs_bpe_len128_grid")["grid"]["train.lr"],
               *_campaign_group("pairs_bpe_len128_grid")["grid"]["model.dropout"], _width_group()[0]]
      if _campaign_group("width_sst2")["variants"] == _campaign_group("width")["variants"] else None),
     ("results/README.md", spaced(r"MRPC's own grid with (\d+) tokens chooses its siamese point too \(lr ([\d.]+), dropout "
@@ -625,8 +629,7 @@ DOC_CLAIMS = [
                                  r"with the pair cosine, with inputs up to (\d+) tokens instead of (\d+), on MRPC and RTE\)"),
      lambda: [*_campaign_group("pairs_bpe_grid")["grid"]["train.lr"], *_campaign_group("pairs_bpe_grid")["grid"][
          "model.dropout"], *_len128()]
-     if _campaign_group("pairs_bpe_cos_len128")["variants"]["siamese_bpe_cos_len128"]["train"]["max_len"] == _len128()[0]
-     else None),
+     if _max_len("pairs_bpe_cos_len128") == _len128()[0] else None),
     ("results/README.md", r"had its best held-out epoch\s+at the last allowed one \((\d+)\) on all three seeds",
      lambda: (_sst2_chosen_best_epochs()[0] if len(set(_sst2_chosen_best_epochs())) == 1 else None,)),
 ]
