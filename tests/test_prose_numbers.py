@@ -400,10 +400,14 @@ def _dev_selected_sst2():
     return [float(v) for v in re.findall(r"\d+\.\d+", row.split("|")[5])[:2]]
 
 
+def _records(name):
+    """Seed 0, 1 and 2's records ``results/experiments/<name>-seed<s>.json``."""
+    return [json.loads((ROOT / "results" / "experiments" / f"{name}-seed{s}.json").read_text()) for s in range(3)]
+
+
 def _dev_f1s(name):
-    """Seed 0, 1, 2's dev F1 at full depth (× 100) in the records ``results/experiments/<name>-seed<s>.json``."""
-    return [100 * json.loads((ROOT / "results" / "experiments" / f"{name}-seed{s}.json").read_text())[
-        "dev_full_depth"]["f1"] for s in range(3)]
+    """Seed 0, 1, 2's dev F1 at full depth (× 100) in the records of run ``name``."""
+    return [100 * r["dev_full_depth"]["f1"] for r in _records(name)]
 
 
 def _honest(task, model):
