@@ -181,7 +181,21 @@ HONEST_ROWS = [("twin", "twin", "full-precision twin (at the BEExformer's point)
                                                                     "inputs up to 128 tokens, not 64, over a grid of their "
                                                                     "own (MRPC)"),
                ("pairs_bpe_grid", "siamese_bpe_grid", "BEExformer, siamese pairs, BPE subword tokens, over a grid of "
-                                                      "their own (STS-B, RTE)")]
+                                                      "their own (STS-B, RTE)"),
+               ("pairs_bpe_grid_lower", "siamese_bpe_grid_lower", "BEExformer, siamese pairs, BPE subword tokens, over "
+                                                                  "a grid of lower lr and dropout (STS-B)"),
+               ("pairs_bpe_pretrain_len128", "siamese_bpe_pretrained_len128", "BEExformer, siamese pairs, BPE subword "
+                                                                              "tokens, inputs up to 128 tokens, "
+                                                                              "self-pretrained (at the siamese point)"),
+               ("depth_cola", "blocks2", "BEExformer, 2 blocks (CoLA, at the BEExformer's point; it has 6)"),
+               ("depth_cola", "blocks4", "BEExformer, 4 blocks (CoLA, at the BEExformer's point; it has 6)"),
+               ("bpe_vocab", "bpe1000", "BEExformer, BPE subword tokens, vocabulary of 1,000 (CoLA, at the "
+                                        "BEExformer's point)"),
+               ("bpe_vocab", "bpe2000", "BEExformer, BPE subword tokens, vocabulary of 2,000 (CoLA, at the "
+                                        "BEExformer's point)"),
+               ("long_grid", "epochs10_grid", "BEExformer, up to 10 epochs, over a grid of its own (SST-2)"),
+               ("pairs_bpe_width", "siamese_bpe_width256", "BEExformer, siamese pairs, BPE subword tokens, width 256 "
+                                                           "(STS-B, at its own grid's point)")]
 DEPTH = dict(group="depth", tasks=["sst2"], variants=["blocks2", "blocks4", "blocks8", "blocks12"],
              base_label="blocks6")                              # the grid's chosen BEExformer has 6 blocks
 GATES = dict(group="gates", tasks=["sst2", "cola"], variants=["no_slfn", "learn_gate_only", "forget_gates_only"],

@@ -225,6 +225,20 @@ def _config():
     return TrainConfig()
 
 
+def _default_width():
+    """The default model width d = token + position (the grid's models have it)."""
+    from beexnp.config import ModelConfig
+    config = ModelConfig(vocab_size=1)
+    return config.token_dim + config.position_dim
+
+
+def _depth_cola_blocks():
+    """(depth_cola's first variant's blocks, the default the grid's models have, its second variant's blocks)."""
+    from beexnp.config import ModelConfig
+    fewer, more = _variant_settings("depth_cola", "model", "blocks")
+    return fewer, ModelConfig(vocab_size=1).blocks, more
+
+
 def _bench_defaults():
     return script("benchmarks", "bench_train_step").parse_args([])
 
@@ -299,6 +313,27 @@ def _width_group():
     return token + position, token, position
 
 
+def _grid(group):
+    """[its lrs..., its dropouts...]: the grid of campaign group ``group``."""
+    grid = _campaign_group(group)["grid"]
+    return [*grid["train.lr"], *grid["model.dropout"]]
+
+
+def _variant_settings(group, section, name):
+    """[the value of ``name`` in each variant's ``section`` ("model" or "train") of campaign group ``group``]."""
+    return [variant[section][name] for variant in _campaign_group(group)["variants"].values()]
+
+
+def _session_groups():
+    """The numbers of results/README.md's sentence that lists the groups pairs_bpe_grid_lower ... long_grid."""
+    (width,) = _variant_settings("pairs_bpe_width", "model", "token_dim")
+    from beexnp.config import ModelConfig
+    return (_grid("pairs_bpe_grid_lower") + [width + ModelConfig(vocab_size=1).position_dim,
+                                             _max_len("pairs_bpe_pretrain_len128")]
+            + _variant_settings("depth_cola", "model", "blocks") + _variant_settings("bpe_vocab", "train", "max_vocab")
+            + [_config().max_vocab, _campaign_group("long_grid")["train"]["epochs"]] + _grid("long_grid"))
+
+
 def _targets():
     """{task: (dev-picked row's dev numbers, its shortfall, held-out's pick's dev numbers, its shortfall, held-out's
     pick's row name)} from the rendered targets table of results/README.md (``test_readme`` keeps it a fresh render
@@ -331,9 +366,19 @@ LEN128_GRID = ("BEExformer, siamese pairs, BPE subword tokens, inputs up to 128 
 WIDTH_SST2 = "BEExformer, width 256 on SST-2 (token 240 + position 16, at the BEExformer's point)"
 COS_LEN128 = ("BEExformer, siamese pairs + their cosine, BPE subword tokens, inputs up to 128 tokens, not 64 (at the "
               "siamese point)")
-LONGER = (LEN128, LEN128_GRID, COS_LEN128)                      # the rows with inputs up to 128 tokens
+PRETRAINED_LEN128 = ("BEExformer, siamese pairs, BPE subword tokens, inputs up to 128 tokens, self-pretrained (at the "
+                     "siamese point)")
+LONGER = (LEN128, LEN128_GRID, COS_LEN128, PRETRAINED_LEN128)   # the rows with inputs up to 128 tokens
 BPE_GRID = "BEExformer, siamese pairs, BPE subword tokens, over a grid of their own (STS-B, RTE)"
-PAIR_FEATURES = (SIAMESE_BPE, SIAMESE_COS, SIAMESE_BPE_COS, LEN128, BPE_GRID, COS_LEN128, LEN128_GRID)
+GRID_LOWER = "BEExformer, siamese pairs, BPE subword tokens, over a grid of lower lr and dropout (STS-B)"
+BPE_WIDTH = "BEExformer, siamese pairs, BPE subword tokens, width 256 (STS-B, at its own grid's point)"
+DEPTH2 = "BEExformer, 2 blocks (CoLA, at the BEExformer's point; it has 6)"
+DEPTH4 = "BEExformer, 4 blocks (CoLA, at the BEExformer's point; it has 6)"
+LONG_GRID = "BEExformer, up to 10 epochs, over a grid of its own (SST-2)"
+VOCAB1000 = "BEExformer, BPE subword tokens, vocabulary of 1,000 (CoLA, at the BEExformer's point)"
+VOCAB2000 = "BEExformer, BPE subword tokens, vocabulary of 2,000 (CoLA, at the BEExformer's point)"
+PAIR_FEATURES = (SIAMESE_BPE, SIAMESE_COS, SIAMESE_BPE_COS, LEN128, BPE_GRID, COS_LEN128, LEN128_GRID, PRETRAINED_LEN128,
+                 GRID_LOWER, BPE_WIDTH)
 
 
 def spaced(pattern):
@@ -408,6 +453,17 @@ def _records(name):
 def _dev_f1s(name):
     """Seed 0, 1, 2's dev F1 at full depth (× 100) in the records of run ``name``."""
     return [100 * r["dev_full_depth"]["f1"] for r in _records(name)]
+
+
+def _best_epochs(name):
+    """Seed 0, 1, 2's best held-out epoch in the records of run ``name``."""
+    return [r["selection"]["best_epoch"] for r in _records(name)]
+
+
+def _vocab_size(name):
+    """The one vocabulary size of the records of run ``name`` (None when the seeds' differ)."""
+    sizes = {r["model_config"]["vocab_size"] for r in _records(name)}
+    return sizes.pop() if len(sizes) == 1 else None
 
 
 def _honest(task, model):
@@ -511,15 +567,15 @@ DOC_CLAIMS = [
      lambda: [script("experiments", "tables").PUBLISHED[0][2]["stsb"]]),
     ("results/README.md", r"On SST-2 the chosen point \(lr ([\de.-]+)\) had its best held-out epoch",
      lambda: _point("sst2", "BEExformer")[:1]),
-    ("results/README.md", spaced(r"SST-2 ([\d.]+) \(short by ([\d.]+), the longer budget\), CoLA ([\d.]+) \(short by "
+    ("results/README.md", spaced(r"SST-2 ([\d.]+) \(short by ([\d.]+), the longer budget over its own grid\), CoLA ([\d.]+) \(short by "
                                  r"([\d.]+), BPE self-pretrained\), MRPC ([\d.]+) / ([\d.]+) \(F1 short by ([\d.]+), siamese with "
-                                 r"BPE and (\d+) tokens\), STS-B ([\d.]+) \(short by ([\d.]+), siamese with BPE over its own "
-                                 r"grid\) and RTE ([\d.]+) \(met, siamese with BPE, the cosine and (\d+) tokens\)\."),
+                                 r"BPE and (\d+) tokens\), STS-B ([\d.]+) \(short by ([\d.]+), siamese with BPE at width "
+                                 r"256\) and RTE ([\d.]+) \(met, siamese with BPE, the cosine and (\d+) tokens\)\."),
      lambda: [x for task in ("sst2", "cola", "mrpc", "stsb", "rte")
               for x in ([*_targets()[task][2][::-1], _targets()[task][3], _len128()[0]] if task == "mrpc" else
                         [_targets()[task][2][0], _len128()[0]] if task == "rte" else
                         [_targets()[task][2][0], _targets()[task][3]])]
-     if [_targets()[t][4] for t in ("sst2", "cola", "mrpc", "stsb", "rte")] == [LONG, BPE_PRETRAINED, LEN128, BPE_GRID,
+     if [_targets()[t][4] for t in ("sst2", "cola", "mrpc", "stsb", "rte")] == [LONG_GRID, BPE_PRETRAINED, LEN128, BPE_WIDTH,
                                                                               COS_LEN128]
      and _targets()["mrpc"][2][0] >= 68.4 and _targets()["rte"][3] == 0 else None),
     ("results/README.md", spaced(r"and also by the siamese encoding with BPE tokens \(F1 ([\d.]+), accuracy ([\d.]+); above\), "
@@ -529,8 +585,8 @@ DOC_CLAIMS = [
      and _best_heldout("mrpc") == LEN128 and _best_heldout("mrpc", leave_out=LONGER) == SIAMESE_BPE else None),
     ("results/README.md", spaced(r"STS-B's best row on dev is that same row, short by ([\d.]+) \(Pearson ([\d.]+) ± ([\d.]+) "
                                  r"against 70\)"),
-     lambda: [_targets()["stsb"][1]] + _honest("stsb", BPE_GRID)[2:4]
-     if _targets()["stsb"][0] == _honest("stsb", BPE_GRID)[2:3] and _targets()["stsb"][4] == BPE_GRID else None),
+     lambda: [_targets()["stsb"][1]] + _honest("stsb", BPE_WIDTH)[2:4]
+     if _targets()["stsb"][0] == _honest("stsb", BPE_WIDTH)[2:3] and _targets()["stsb"][4] == BPE_WIDTH else None),
     ("results/README.md", spaced(r"on MRPC BPE tokens self-pretrained have the best held-out score of the rows before the "
                                  r"pair features \(([\d.]+) ± ([\d.]+); below\) and dev F1 ([\d.]+) ± ([\d.]+), accuracy "
                                  r"([\d.]+) ± ([\d.]+), against ([\d.]+) ± ([\d.]+) / ([\d.]+) ± ([\d.]+) for BPE alone"),
@@ -555,7 +611,7 @@ DOC_CLAIMS = [
      lambda: _honest("stsb", SIAMESE_COS)[2:4] + _honest("mrpc", SIAMESE_COS)[2:] + _honest("rte", SIAMESE_COS)[2:4]
      + _honest("stsb", SIAMESE_BPE_COS)[2:4] + _honest("stsb", SIAMESE_BPE_COS)[:2] + _honest("mrpc", SIAMESE_BPE_COS)[2:]
      + _honest("rte", SIAMESE_BPE_COS)[2:4] + _honest("rte", SIAMESE_BPE_COS)[:2] + _honest("rte", SIAMESE)[:2]
-     if _best_heldout("stsb", leave_out=(BPE_GRID,)) == SIAMESE_BPE_COS
+     if _best_heldout("stsb", leave_out=(BPE_GRID, GRID_LOWER, BPE_WIDTH)) == SIAMESE_BPE_COS
      and _best_heldout("rte", leave_out=(LEN128, BPE_GRID, COS_LEN128)) == SIAMESE
      and _honest("rte", SIAMESE_BPE_COS)[2] >= 52.7 and _honest("stsb", SIAMESE_COS)[2] < _honest("stsb", SIAMESE_BPE)[2]
      and all(_honest(t, SIAMESE_COS)[2] < _honest(t, SIAMESE_BPE)[2] for t in ("mrpc", "stsb")) else None),
@@ -570,11 +626,12 @@ DOC_CLAIMS = [
                                  r"seeds each\)"),
      lambda: _seed_counts(BPE_GRID, LEN128, COS_LEN128)),
     ("results/README.md", spaced(r"held-out chooses for the siamese encoding with BPE tokens lr ([\d.]+) with dropout ([\d.]+) on "
-                                 r"STS-B: Pearson ([\d.]+) ± ([\d.]+) \(held-out ([\d.]+) ± ([\d.]+), the best of STS-B's rows, so "
-                                 r"the honest pick\) against ([\d.]+) ± ([\d.]+) at the siamese point, within the seeds' spread\."),
+                                 r"STS-B: Pearson ([\d.]+) ± ([\d.]+) \(held-out ([\d.]+) ± ([\d.]+), the best of STS-B's rows at "
+                                 r"width 128\) against ([\d.]+) ± ([\d.]+) at the siamese point, within the seeds' spread\."),
      lambda: _point("stsb", BPE_GRID) + _honest("stsb", BPE_GRID)[2:4] + _honest("stsb", BPE_GRID)[:2]
      + _honest("stsb", SIAMESE_BPE)[2:4]
-     if _best_heldout("stsb") == BPE_GRID and _within_spread("stsb", BPE_GRID, SIAMESE_BPE) else None),
+     if _best_heldout("stsb", leave_out=(BPE_WIDTH,)) == BPE_GRID and _within_spread("stsb", BPE_GRID, SIAMESE_BPE)
+     else None),
     ("results/README.md", spaced(r"On RTE it chooses the siamese point itself \(lr ([\d.]+), dropout ([\d.]+)\), and its runs "
                                  r"repeat those of `pairs_bpe` to the last digit \(([\d.]+) ± ([\d.]+)\)"),
      lambda: _point("rte", BPE_GRID) + _honest("rte", BPE_GRID)[2:4]
@@ -623,7 +680,8 @@ DOC_CLAIMS = [
                                  r"the seeds' spread; held-out ranks it below the longer budget \(([\d.]+) ± ([\d.]+), below\)"),
      lambda: [_width_group()[0]] + _honest("sst2", WIDTH_SST2)[2:4] + _honest("sst2", WIDTH_SST2)[:2]
      + _honest("sst2", "BEExformer")[2:4] + _honest("sst2", "BEExformer")[:2] + _honest("sst2", LONG)[:2]
-     if _within_spread("sst2", WIDTH_SST2, "BEExformer") and _best_heldout("sst2") == LONG else None),
+     if _within_spread("sst2", WIDTH_SST2, "BEExformer") and _honest("sst2", WIDTH_SST2)[0] < _honest("sst2", LONG)[0]
+     else None),
     ("results/README.md", spaced(r"and SST-2 by ([\d.]+) \(([\d.]+) ± ([\d.]+) against 83\.0, width (\d+); the grid's model "
                                  r"([\d.]+) ± ([\d.]+); up to (\d+) epochs ([\d.]+) ± ([\d.]+);"),
      lambda: [_targets()["sst2"][1]] + _honest("sst2", WIDTH_SST2)[2:4] + [_width_group()[0]]
@@ -649,6 +707,69 @@ DOC_CLAIMS = [
      lambda: [*_campaign_group("pairs_bpe_grid")["grid"]["train.lr"], *_campaign_group("pairs_bpe_grid")["grid"][
          "model.dropout"], *_len128()]
      if _max_len("pairs_bpe_cos_len128") == _len128()[0] else None),
+    ("results/README.md", spaced(r"`pairs_bpe_grid_lower` \(STS-B's siamese encoding with BPE tokens over lr \{([\de.-]+), "
+                                 r"([\de.-]+)\} × dropout \{([\d.]+), ([\d.]+)\}\), `pairs_bpe_width` \(the same at width "
+                                 r"(\d+), at the point `pairs_bpe_grid` chose\), `pairs_bpe_pretrain_len128` \(MRPC's siamese "
+                                 r"encoding with BPE tokens and (\d+) tokens, self-pretrained\), `depth_cola` \(CoLA with (\d+) "
+                                 r"and (\d+) blocks\), `bpe_vocab` \(CoLA with BPE vocabularies of ([\d,]+) and ([\d,]+) "
+                                 r"entries instead of up to ([\d,]+)\) and `long_grid` \(SST-2 up to (\d+) epochs over lr "
+                                 r"\{([\de.-]+), ([\de.-]+)\} × dropout \{([\d.]+), ([\d.]+)\}\)"),
+     lambda: _session_groups() if _campaign_group("pairs_bpe_width")["from_best"]["group"] == "pairs_bpe_grid"
+     and all(g["train"].get("tokenizer") == "bpe" for g in _campaign_group("bpe_vocab")["variants"].values()) else None),
+    ("results/README.md", spaced(r"lower lr and dropout than `pairs_bpe_grid`'s choose that grid's point again \(lr ([\d.]+), "
+                                 r"dropout ([\d.]+)\); run again in a later session, the same point scores dev "
+                                 r"([\d.]+) ± ([\d.]+) \(held-out ([\d.]+) ± ([\d.]+)\) against ([\d.]+) ± ([\d.]+) \(([\d.]+) ± "
+                                 r"([\d.]+)\), and seed (\d)'s best held-out epoch is (\d+) against (\d+)"),
+     lambda: _point("stsb", GRID_LOWER) + _honest("stsb", GRID_LOWER)[2:4] + _honest("stsb", GRID_LOWER)[:2]
+     + _honest("stsb", BPE_GRID)[2:4] + _honest("stsb", BPE_GRID)[:2]
+     + [0, _best_epochs("stsb-siamese_bpe_grid_lower-lr0.002_dropout0.05")[0],
+        _best_epochs("stsb-siamese_bpe_grid-lr0.002_dropout0.05")[0]]
+     if _point("stsb", GRID_LOWER) == _point("stsb", BPE_GRID) == [0.002, 0.05]
+     and all(max(low) <= min(high) for low, high in zip(*[[grid[k] for k in ("train.lr", "model.dropout")] for grid in (
+         _campaign_group(g)["grid"] for g in ("pairs_bpe_grid_lower", "pairs_bpe_grid"))])) else None),
+    ("results/README.md", spaced(r"At width (\d+), at that point, STS-B scores dev ([\d.]+) ± ([\d.]+) \(held-out ([\d.]+) ± "
+                                 r"([\d.]+), the best of STS-B's rows, so the honest pick\) against ([\d.]+) ± ([\d.]+) "
+                                 r"\(([\d.]+) ± ([\d.]+)\) at width (\d+), beyond the seeds' spread, and ([\d.]+) ± ([\d.]+) with "
+                                 r"early exit\."),
+     lambda: [_session_groups()[4]] + _honest("stsb", BPE_WIDTH)[2:4] + _honest("stsb", BPE_WIDTH)[:2]
+     + _honest("stsb", BPE_GRID)[2:4] + _honest("stsb", BPE_GRID)[:2] + [_default_width()]
+     + [float(v) for v in re.findall(r"\d+\.\d+", _honest_row("stsb", BPE_WIDTH)[5])[:2]]
+     if _best_heldout("stsb") == BPE_WIDTH and _beyond_spread("stsb", BPE_WIDTH, BPE_GRID)
+     and _point("stsb", BPE_WIDTH) == _point("stsb", BPE_GRID) else None),
+    ("results/README.md", spaced(r"self-pretraining the siamese encoding with BPE tokens and (\d+) tokens scores dev F1 ([\d.]+) ± "
+                                 r"([\d.]+) with accuracy ([\d.]+) ± ([\d.]+), over both of MRPC's targets, but its held-out "
+                                 r"score, ([\d.]+) ± ([\d.]+), ranks it just below the same without pretraining \(([\d.]+) ± "
+                                 r"([\d.]+)\)"),
+     lambda: [_max_len("pairs_bpe_pretrain_len128")] + _honest("mrpc", PRETRAINED_LEN128)[2:]
+     + _honest("mrpc", PRETRAINED_LEN128)[:2] + _honest("mrpc", LEN128)[:2]
+     if _honest("mrpc", PRETRAINED_LEN128)[2] >= 81.2 and _honest("mrpc", PRETRAINED_LEN128)[4] >= 68.4
+     and _best_heldout("mrpc") == LEN128 and _best_heldout("mrpc", leave_out=(LEN128,)) == PRETRAINED_LEN128 else None),
+    ("results/README.md", spaced(r"On CoLA fewer blocks do not help: (\d+) blocks score dev ([\d.]+) ± ([\d.]+) \(held-out "
+                                 r"([\d.]+) ± ([\d.]+)\), within the spread of (\d+) blocks' ([\d.]+) ± ([\d.]+) \(([\d.]+) ± "
+                                 r"([\d.]+)\), and (\d+) blocks ([\d.]+) ± ([\d.]+) \(([\d.]+) ± ([\d.]+)\), below it\."),
+     lambda: [x for blocks, row in zip(_depth_cola_blocks(), (DEPTH2, "BEExformer", DEPTH4))
+              for x in [blocks] + _honest("cola", row)[2:4] + _honest("cola", row)[:2]]
+     if _within_spread("cola", DEPTH2, "BEExformer")
+     and _beyond_spread("cola", "BEExformer", DEPTH4) else None),
+    ("results/README.md", spaced(r"Nor do smaller BPE vocabularies recover the word tokens' score: ([\d,]+) entries score "
+                                 r"([\d.]+) ± ([\d.]+) and ([\d,]+) entries ([\d.]+) ± ([\d.]+), against ([\d.]+) ± ([\d.]+) "
+                                 r"with BPE's usual limit of ([\d,]+), which CoLA's vocabulary does not reach\."),
+     lambda: [x for size, row in zip(_variant_settings("bpe_vocab", "train", "max_vocab"), (VOCAB1000, VOCAB2000))
+              for x in [size] + _honest("cola", row)[2:4]] + _honest("cola", BPE)[2:4]
+     + [_config().max_vocab]
+     if _vocab_size("cola-bpe") < _config().max_vocab and all(_honest("cola", row)[2] < _honest("cola", "BEExformer")[2] for row in (VOCAB1000, VOCAB2000, BPE))
+     else None),
+    ("results/README.md", spaced(r"On SST-2 the longer budget over a grid of its own chooses the grid's point again \(lr "
+                                 r"([\d.]+), dropout ([\d.]+)\): dev ([\d.]+) ± ([\d.]+) \(held-out ([\d.]+) ± ([\d.]+), the best "
+                                 r"of SST-2's rows, so the honest pick\) against ([\d.]+) ± ([\d.]+) \(([\d.]+) ± ([\d.]+)\) for "
+                                 r"`long` at the same point, within the seeds' spread; its seed (\d)'s best held-out epoch is (\d+) "
+                                 r"against (\d+)"),
+     lambda: _point("sst2", LONG_GRID) + _honest("sst2", LONG_GRID)[2:4] + _honest("sst2", LONG_GRID)[:2]
+     + _honest("sst2", LONG)[2:4] + _honest("sst2", LONG)[:2]
+     + [0, _best_epochs("sst2-epochs10_grid-lr0.0003_dropout0.3")[0], _best_epochs("sst2-epochs10")[0]]
+     if _point("sst2", LONG_GRID) == _point("sst2", LONG) == [0.0003, 0.3] and _best_heldout("sst2") == LONG_GRID
+     and _within_spread("sst2", LONG_GRID, LONG)
+     and _campaign_group("long_grid")["train"] == _campaign_group("long")["train"] else None),
     ("results/README.md", r"had its best held-out epoch\s+at the last allowed one \((\d+)\) on all three seeds",
      lambda: (_sst2_chosen_best_epochs()[0] if len(set(_sst2_chosen_best_epochs())) == 1 else None,)),
 ]
