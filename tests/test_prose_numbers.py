@@ -225,18 +225,21 @@ def _config():
     return TrainConfig()
 
 
-def _default_width():
-    """The default model width d = token + position (the grid's models have it)."""
+def _model_defaults():
+    """ModelConfig's defaults: the grid's models have them."""
     from beexnp.config import ModelConfig
-    config = ModelConfig(vocab_size=1)
-    return config.token_dim + config.position_dim
+    return ModelConfig(vocab_size=1)
+
+
+def _default_width():
+    """The default model width d = token + position."""
+    return _model_defaults().token_dim + _model_defaults().position_dim
 
 
 def _depth_cola_blocks():
     """(depth_cola's first variant's blocks, the default the grid's models have, its second variant's blocks)."""
-    from beexnp.config import ModelConfig
     fewer, more = _variant_settings("depth_cola", "model", "blocks")
-    return fewer, ModelConfig(vocab_size=1).blocks, more
+    return fewer, _model_defaults().blocks, more
 
 
 def _bench_defaults():
@@ -327,8 +330,7 @@ def _variant_settings(group, section, name):
 def _session_groups():
     """The numbers of results/README.md's sentence that lists the groups pairs_bpe_grid_lower ... long_grid."""
     (width,) = _variant_settings("pairs_bpe_width", "model", "token_dim")
-    from beexnp.config import ModelConfig
-    return (_grid("pairs_bpe_grid_lower") + [width + ModelConfig(vocab_size=1).position_dim,
+    return (_grid("pairs_bpe_grid_lower") + [width + _model_defaults().position_dim,
                                              _max_len("pairs_bpe_pretrain_len128")]
             + _variant_settings("depth_cola", "model", "blocks") + _variant_settings("bpe_vocab", "train", "max_vocab")
             + [_config().max_vocab, _campaign_group("long_grid")["train"]["epochs"]] + _grid("long_grid"))
